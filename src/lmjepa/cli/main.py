@@ -1,0 +1,142 @@
+"""``lmjepa`` command line.
+
+    lmjepa train CONFIG.yaml [--variant NAME ...] [--set section.key=value ...] [--output-dir DIR] [--force]
+    lmjepa evaluate RUN_DIR [--set ...] [--out DIR]          # a trained run's model/
+    lmjepa evaluate CONFIG.yaml --out DIR [--set ...]        # the config's model as is (zero-shot)
+    lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..config import RunConfig, load_config, parse_override
+from ..data.jsonl import DataError
+from ..io import atomic_write_json, atomic_write_text
+
+
+NONDEG = "n_nondegenerate"
+
+
+def comparison_table(results: dict[str, dict]) -> str:
+    """Markdown table, one row per run: λ, k, exact / semantic match (%), undecided, n, wall times."""
+    header = ("| run | λ | k | exact match % | semantic match % | semantic, non-degenerate targets % "
+              "| undecided | n | train s | eval s |")
+    lines = [header, "|" + "---|" * 10]
+    for name, m in results.items():
+        semantic = m.get("semantic_match")
+        nondeg = m.get("semantic_match_nondegenerate")
+        lines.append(
+            f"| {name} | {m.get('lbd', '')} | {m.get('predictors', '')} | {m['exact_match']:.2f} | "
+            f"{'' if semantic is None else f'{semantic:.2f}'} | "
+            f"{'' if nondeg is None else f'{nondeg:.2f} (n={m.get(NONDEG)})'} | "
+            f"{m.get('undecided', '')} | {m['n']} | {m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _overrides(args) -> dict:
+    return dict(parse_override(text) for text in args.set or [])
+
+
+def cmd_train(args) -> int:
+    from ..training.run import run_variants
+
+    config = load_config(args.config, _overrides(args))
+    if args.output_dir:
+        config = config.with_overrides({"output_dir": args.output_dir})
+    results = run_variants(config, args.variant, force=args.force)
+    table = comparison_table(results)
+    if len(results) > 1:
+        atomic_write_text(Path(config.output_dir) / "comparison.md", table)
+    print(table)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..evaluation.evaluate import evaluate_examples
+    from ..models.loading import load_model, load_tokenizer
+    from ..training.run import _file, build_model_and_tokenizer
+    from ..data.jsonl import read_examples
+
+    target = Path(args.target)
+    if target.is_dir():
+        config = load_config(target / "config.yaml", _overrides(args))
+        tokenizer = load_tokenizer(str(target / "model"))
+        model = load_model(str(target / "model"), tokenizer)
+        out = Path(args.out or target)
+    else:
+        config = load_config(target, _overrides(args))
+        if not args.out:
+            raise SystemExit("lmjepa evaluate CONFIG needs --out DIR")
+        model, tokenizer, _ = build_model_and_tokenizer(config)
+        out = Path(args.out)
+    examples = read_examples(_file(config, "test"), config.data.max_eval_examples)
+    metrics = evaluate_examples(model, tokenizer, examples, config.eval, out)
+    metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
+    if target.is_dir() and out == target and (target / "metrics.json").exists():
+        previous = json.loads((target / "metrics.json").read_text())
+        metrics = {**previous, **metrics}
+    atomic_write_json(out / "metrics.json", metrics)
+    print(comparison_table({config.name: metrics}))
+    return 0
+
+
+def cmd_table(args) -> int:
+    results = {}
+    for run in args.runs:
+        path = Path(run) / "metrics.json"
+        if not path.is_file():
+            raise SystemExit(f"{path}: not found (is {run} a finished run?)")
+        results[run] = json.loads(path.read_text())
+    table = comparison_table(results)
+    if args.out:
+        atomic_write_text(args.out, table)
+    print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmjepa", description="LLM-JEPA training and honest evaluation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train and evaluate the config's run (or each of its variants)")
+    train.add_argument("config")
+    train.add_argument("--variant", action="append", help="variant to run (repeatable; default: all)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. jepa.lbd=0.5")
+    train.add_argument("--output-dir")
+    train.add_argument("--force", action="store_true", help="recompute a finished run")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a trained run folder, or a config's model as is")
+    evaluate.add_argument("target", help="run folder or config file")
+    evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    table = sub.add_parser("table", help="side-by-side metrics of finished runs")
+    table.add_argument("runs", nargs="+")
+    table.add_argument("--out")
+    table.set_defaults(func=cmd_table)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, KeyError, FileNotFoundError, ValueError) as err:
+        print(f"lmjepa: error: {err}", file=sys.stderr)
+        return 2
+    except FloatingPointError as err:
+        print(f"lmjepa: training stopped: {err}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Run configuration: dataclasses, loadable from YAML, with ``section.key=value`` overrides.
+
+A YAML file mirrors ``RunConfig``::
+
+    name: nlrx-synth-smollm2
+    model: {name: smollm2-135m-instruct, lora: null}
+    data: {dataset: synth, data_dir: ../shared/data, max_train_examples: 1600}
+    jepa: {lbd: 1.0, gamma: 1.0, predictors: 1, distance: cosine}
+    train: {seed: 82, learning_rate: 5.0e-5, num_train_epochs: 1, batch_size: 8}
+    eval: {max_new_tokens: 64, batch_size: 32}
+    variants: {ntp: {jepa.lbd: 0.0}, llm-jepa: {}}
+
+``variants`` names runs that differ from the base by a few overrides; ``lmjepa train`` runs each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """Built-in name, local Hugging Face folder, or hub id."""
+    from_scratch: bool = False
+    """Randomly initialise the architecture of ``name`` (same tokenizer): the pretraining setting."""
+    config_overrides: dict = field(default_factory=dict)
+    """Architecture overrides for ``from_scratch`` (e.g. ``num_hidden_layers: 4``)."""
+    lora: dict | None = None
+    """None = full fine-tuning; else LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
+    attn_implementation: str | None = None
+    """``sdpa`` (default of transformers) or ``eager``."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str | None = "synth"
+    """Dataset name, resolved as ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl``."""
+    data_dir: str | None = None
+    """Data folder; falls back to ``$LMJEPA_DATA_DIR``."""
+    train_file: str | None = None
+    """Explicit training JSONL (overrides ``dataset``)."""
+    eval_file: str | None = None
+    """Explicit evaluation JSONL (overrides ``dataset``)."""
+    max_train_examples: int | None = None
+    """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
+    max_eval_examples: int | None = 200
+    max_length: int = 512
+    """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
+
+
+@dataclass
+class JEPAConfig:
+    lbd: float = 1.0
+    """λ, weight of the JEPA term; 0 is exactly the NTP baseline."""
+    gamma: float = 1.0
+    """γ, weight of the NTP term (LLM-JEPA eq. 3)."""
+    predictors: int = 1
+    """k, number of predictor tokens appended to the Text view."""
+    distance: str = "cosine"
+    """cosine (1 − cos), l2, mse or infonce."""
+    temperature: float = 0.07
+    """τ for infonce."""
+    monitor: bool = True
+    """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 82
+    """Controls initialisation (from-scratch weights, LoRA) and data order."""
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    """Linear warm-up, as a fraction of the total steps."""
+    lr_scheduler_type: str = "linear"
+    logging_steps: int = 10
+    save_steps: int = 100
+    save_total_limit: int | None = 2
+    extra: dict = field(default_factory=dict)
+    """Any other ``transformers.TrainingArguments`` field, passed through unchanged."""
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int = 64
+    batch_size: int = 32
+    metric: str = "regex"
+    """``regex`` (exact + semantic match) or ``exact``."""
+    regex_timeout_s: float = 5.0
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    output_dir: str = "runs/run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    jepa: JEPAConfig = field(default_factory=JEPAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    variants: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise KeyError(f"unknown config key {key!r}")
+                node = node[part]
+            if leaf not in node and not _is_free_dict(parents):
+                raise KeyError(f"unknown config key {key!r}")
+            node[leaf] = value
+        return from_dict(data)
+
+
+def _is_free_dict(parents: list[str]) -> bool:
+    """Keys under these dicts are not fixed by a dataclass (e.g. ``train.extra.<any>``)."""
+    return len(parents) >= 2 or (parents and parents[-1] in {"variants"})
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "jepa": JEPAConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise KeyError(f"unknown config key(s) in {where or 'top level'}: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = known[name].type
+        if cls is RunConfig and name in _SECTIONS:
+            value = _build(_SECTIONS[name], value or {}, name)
+        elif isinstance(value, int) and not isinstance(value, bool) and "float" in str(kind):
+            value = float(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_dict(values: dict) -> RunConfig:
+    return _build(RunConfig, values, "")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML config and apply dotted overrides. Raises FileNotFoundError / KeyError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    config = from_dict(yaml.safe_load(path.read_text()) or {})
+    return config.with_overrides(overrides or {})
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"jepa.lbd=0.5"`` → ``("jepa.lbd", 0.5)`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+

@@ -1,0 +1,141 @@
+"""Reading two-view examples from JSONL, with errors that name the file and the line.
+
+Two formats are accepted, one JSON object per line (blank lines are skipped):
+
+* LLM-JEPA ``messages`` form: ``{"messages": [{"role": "system", ...}, {"role": "user", ...},
+  {"role": "assistant", ...}]}`` — the system turn is optional; exactly one user and one
+  assistant turn are required.
+* Explicit two-view form: ``{"text": ..., "code": ..., "system": ...}`` (``system`` optional).
+
+The user turn / ``text`` is the Text view, the assistant turn / ``code`` is the Code view
+(LLM-JEPA §2). When a line has both forms, ``messages`` wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad or missing data. The message names the file (and line, when there is one)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example with its two views.
+
+    Attributes:
+        text: the Text view (the user turn: NL description, question, …).
+        code: the Code view (the assistant turn: regex, SQL, answer, …); also the NTP target.
+        system: optional system prompt, used in the chat-templated full sequence only.
+        source: ``"path:line"`` where the example was read, for error messages.
+    """
+
+    text: str
+    code: str
+    system: str | None = None
+    source: str = ""
+
+    def messages(self, with_answer: bool = True) -> list[dict[str, str]]:
+        turns = [{"role": "system", "content": self.system}] if self.system is not None else []
+        turns.append({"role": "user", "content": self.text})
+        if with_answer:
+            turns.append({"role": "assistant", "content": self.code})
+        return turns
+
+
+def parse_record(record: object, where: str) -> Example:
+    """Turn one decoded JSON value into an Example. Raises DataError naming ``where``."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if "messages" in record:
+        messages = record["messages"]
+        if not isinstance(messages, list):
+            raise DataError(f"{where}: 'messages' must be a list of {{role, content}} objects")
+        turns: dict[str, str] = {}
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                raise DataError(f"{where}: messages[{i}] needs 'role' and 'content'")
+            role = message["role"]
+            if role not in ("system", "user", "assistant"):
+                raise DataError(f"{where}: messages[{i}] has unknown role {role!r}")
+            if role in turns:
+                raise DataError(f"{where}: more than one {role!r} message (multi-turn is not supported)")
+            if not isinstance(message["content"], str):
+                raise DataError(f"{where}: messages[{i}] content must be a string")
+            turns[role] = message["content"]
+        for role in ("user", "assistant"):
+            if role not in turns:
+                raise DataError(f"{where}: missing role {role!r} in 'messages'")
+        text, code, system = turns["user"], turns["assistant"], turns.get("system")
+        names = ("user", "assistant")
+    elif "text" in record or "code" in record:
+        for key in ("text", "code"):
+            if not isinstance(record.get(key), str):
+                raise DataError(f"{where}: missing or non-string field {key!r}")
+        text, code, system = record["text"], record["code"], record.get("system")
+        if system is not None and not isinstance(system, str):
+            raise DataError(f"{where}: 'system' must be a string")
+        names = ("text", "code")
+    else:
+        raise DataError(f"{where}: expected 'messages' or 'text'/'code' fields, got {sorted(record)}")
+    if not text.strip():
+        raise DataError(f"{where}: empty Text view ({names[0]!r} content is empty)")
+    if not code.strip():
+        raise DataError(f"{where}: empty Code view ({names[1]!r} content is empty)")
+    return Example(text=text, code=code, system=system, source=where)
+
+
+def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
+    """Read up to ``limit`` examples (in file order) from a JSONL file.
+
+    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
+    or a view is empty — always naming ``path:line``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    examples: list[Example] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if limit is not None and len(examples) >= limit:
+                break
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno})") from None
+            examples.append(parse_record(record, where))
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return examples
+
+
+def data_dir(setting: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``setting`` if given, else ``$LMJEPA_DATA_DIR``.
+
+    Raises DataError if neither is set or the folder does not exist.
+    """
+    value = setting or os.environ.get("LMJEPA_DATA_DIR")
+    if not value:
+        raise DataError("no data folder: set data.data_dir in the config or the LMJEPA_DATA_DIR variable")
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data folder not found (data.data_dir / LMJEPA_DATA_DIR)")
+    return folder
+
+
+def resolve_dataset_file(dataset: str, split: str, folder: str | os.PathLike | None = None) -> Path:
+    """Path of ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl`` (e.g. ``synth``, ``train``).
+
+    Raises DataError naming the expected path if it does not exist.
+    """
+    path = data_dir(folder) / "llm-jepa" / f"{dataset}_{split}.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no {split!r} file for dataset {dataset!r}")
+    return path

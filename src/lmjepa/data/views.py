@@ -1,0 +1,152 @@
+"""From an Example to token ids: the full sequence with NTP labels, and the two JEPA views.
+
+The chat template is applied once per example, to the whole conversation. Every other piece
+is a token span of that one tokenisation, located by character offsets — no per-model offsets:
+
+* full sequence: ``template(system, user, assistant)``; NTP labels are -100 on everything up to
+  the assistant content, and train the assistant content plus the end-of-turn token that follows
+  it (the model must learn to stop). Tokens after that (ChatML's trailing newline) are -100.
+* Text view: the user content tokens followed by the k predictor tokens.
+  Enc(Text) is read at the last predictor token (k > 0) or the last user content token (k = 0).
+* Code view: the assistant content tokens. Enc(Code) is read at its last token.
+
+Truncation policy (``max_length``): the full sequence is cut on the right to ``max_length``
+tokens; the Text view keeps its first ``max_length - k`` content tokens then the predictor
+tokens; the Code view keeps its first ``max_length`` tokens. Every truncated example is counted.
+An example whose cut leaves no trained label is dropped and counted (never silently).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .jsonl import DataError, Example
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class EncodedExample:
+    input_ids: list[int]  # full templated sequence
+    labels: list[int]  # NTP labels, -100 where not trained
+    text_ids: list[int]  # Text view + predictor tokens
+    code_ids: list[int]  # Code view
+    truncated: bool = False
+
+
+def _token_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """Indices [first, last) of the tokens overlapping characters [start, end)."""
+    inside = [i for i, (a, b) in enumerate(offsets) if a < end and b > start and b > a]
+    if not inside:
+        raise DataError(f"no token covers characters {start}..{end}")
+    return inside[0], inside[-1] + 1
+
+
+def _find_after(haystack: str, needle: str, start: int, where: str) -> int:
+    at = haystack.find(needle, start)
+    if at < 0:
+        raise DataError(f"{where}: chat template output does not contain the turn content verbatim")
+    return at
+
+
+def encode_example(
+    example: Example,
+    tokenizer: PreTrainedTokenizerBase,
+    predictor_ids: list[int],
+    max_length: int = 512,
+) -> EncodedExample:
+    """Tokenise ``example`` once through the chat template and cut out its views.
+
+    Raises DataError if the template output does not contain the turns verbatim
+    (the spans could not be located) — naming the example's source.
+    """
+    rendered = tokenizer.apply_chat_template(example.messages(), tokenize=False)
+    encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+
+    cursor = 0
+    if example.system is not None:
+        cursor = _find_after(rendered, example.system, 0, example.source) + len(example.system)
+    user_at = _find_after(rendered, example.text, cursor, example.source)
+    answer_at = _find_after(rendered, example.code, user_at + len(example.text), example.source)
+    user = _token_span(offsets, user_at, user_at + len(example.text))
+    answer = _token_span(offsets, answer_at, answer_at + len(example.code))
+
+    # Train the answer and the end-of-turn token right after it; mask the prompt and the rest.
+    trained_end = min(answer[1] + 1, len(ids))
+    labels = [IGNORE_INDEX] * answer[0] + ids[answer[0] : trained_end] + [IGNORE_INDEX] * (len(ids) - trained_end)
+
+    k = len(predictor_ids)
+    text_ids = ids[user[0] : user[1]]
+    code_ids = ids[answer[0] : answer[1]]
+    truncated = len(ids) > max_length or len(text_ids) + k > max_length or len(code_ids) > max_length
+    return EncodedExample(
+        input_ids=ids[:max_length],
+        labels=labels[:max_length],
+        text_ids=text_ids[: max_length - k] + list(predictor_ids),
+        code_ids=code_ids[:max_length],
+        truncated=truncated,
+    )
+
+
+def encode_dataset(
+    examples: list[Example],
+    tokenizer: PreTrainedTokenizerBase,
+    predictor_ids: list[int],
+    max_length: int = 512,
+) -> tuple[list[dict], Counter]:
+    """Encode every example; return the feature dicts and counts (``examples``, ``truncated``, ``dropped``)."""
+    features, counts = [], Counter(examples=len(examples), truncated=0, dropped=0)
+    for example in examples:
+        encoded = encode_example(example, tokenizer, predictor_ids, max_length)
+        counts["truncated"] += encoded.truncated
+        if all(label == IGNORE_INDEX for label in encoded.labels[1:]):
+            counts["dropped"] += 1  # the cut left nothing to train on
+            continue
+        features.append(
+            {
+                "input_ids": encoded.input_ids,
+                "labels": encoded.labels,
+                "text_ids": encoded.text_ids,
+                "code_ids": encoded.code_ids,
+            }
+        )
+    return features, counts
+
+
+def _pad(rows: list[list[int]], value: int, multiple: int | None) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    if multiple:
+        width = -(-width // multiple) * multiple
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+@dataclass
+class JEPACollator:
+    """Dynamic right padding to the longest row of the batch (no fixed 512-token padding).
+
+    Returns (B = batch size, L = longest full sequence, V = longest view):
+        input_ids, attention_mask, labels: (B, L) long
+        view_input_ids, view_attention_mask: (2B, V) long — rows [Text_1..Text_B, Code_1..Code_B]
+        view_enc_index: (2B,) long — position of the Enc token in each view row
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        full = [f["input_ids"] for f in features]
+        views = [f["text_ids"] for f in features] + [f["code_ids"] for f in features]
+        m = self.pad_to_multiple_of
+        return {
+            "input_ids": _pad(full, self.pad_token_id, m),
+            "attention_mask": _pad([[1] * len(r) for r in full], 0, m),
+            "labels": _pad([f["labels"] for f in features], IGNORE_INDEX, m),
+            "view_input_ids": _pad(views, self.pad_token_id, m),
+            "view_attention_mask": _pad([[1] * len(r) for r in views], 0, m),
+            "view_enc_index": torch.tensor([len(r) - 1 for r in views], dtype=torch.long),
+        }

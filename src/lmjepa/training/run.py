@@ -1,0 +1,202 @@
+"""One run, end to end: data → model → JEPATrainer → final model → evaluation → run folder.
+
+The run folder (``output_dir``) holds::
+
+    config.yaml         the resolved configuration
+    run.log             data counts (truncated / dropped examples), timings, errors
+    checkpoint-N/       Trainer checkpoints while training (a killed run resumes from the last)
+    model/              the final model + tokenizer (LoRA runs: adapters merged)
+    runs/               TensorBoard logs
+    predictions.jsonl   one row per evaluation example
+    metrics.json        evaluation metrics, training summary, data counts, wall times
+
+A run whose ``metrics.json`` exists is complete and is not recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..config import RunConfig, save_config
+from ..data.jsonl import read_examples, resolve_dataset_file
+from ..data.views import JEPACollator, encode_dataset
+from ..evaluation.evaluate import evaluate_examples
+from ..io import atomic_write_json
+from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
+from .trainer import JEPATrainer, NonFiniteLossError
+
+log = logging.getLogger("lmjepa")
+
+
+def _file(config: RunConfig, split: str) -> Path:
+    explicit = config.data.train_file if split == "train" else config.data.eval_file
+    if explicit:
+        return Path(explicit)
+    if not config.data.dataset:
+        raise ValueError(f"set data.dataset or data.{split}_file")
+    return resolve_dataset_file(config.data.dataset, split, config.data.data_dir)
+
+
+def build_model_and_tokenizer(config: RunConfig):
+    """Tokenizer with the k predictor tokens, and the (optionally LoRA-wrapped) model."""
+    path = resolve_model_path(config.model.name)
+    tokenizer = load_tokenizer(path)
+    predictor_ids = add_predictor_tokens(tokenizer, config.jepa.predictors)
+    model = load_model(
+        path,
+        tokenizer,
+        from_scratch=config.model.from_scratch,
+        config_overrides=config.model.config_overrides,
+        seed=config.train.seed,
+        attn_implementation=config.model.attn_implementation,
+    )
+    if config.model.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = dict(config.model.lora)
+        torch.manual_seed(config.train.seed)
+        peft_config = LoraConfig(
+            r=lora.pop("r", 16),
+            lora_alpha=lora.pop("alpha", 32),
+            lora_dropout=lora.pop("dropout", 0.0),
+            target_modules=lora.pop("target_modules", "all-linear"),
+            task_type="CAUSAL_LM",
+            # the new predictor-token rows must train under LoRA (the reference leaves them frozen)
+            trainable_token_indices={"embed_tokens": predictor_ids} if predictor_ids else None,
+            **lora,
+        )
+        model = get_peft_model(model, peft_config)
+    return model, tokenizer, predictor_ids
+
+
+def training_arguments(config: RunConfig, out: Path) -> TrainingArguments:
+    t = config.train
+    return TrainingArguments(
+        output_dir=str(out),  # checkpoints: out/checkpoint-N; TensorBoard: out/runs/
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=t.lr_scheduler_type,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to=["tensorboard"],
+        remove_unused_columns=False,  # keep the view columns
+        dataloader_num_workers=0,
+        **t.extra,
+    )
+
+
+def _add_file_log(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
+    """Train one run and evaluate it; return its metrics (also in ``metrics.json``).
+
+    Resumes from the last checkpoint in ``output_dir``; returns the stored metrics
+    of a finished run unless ``force``. Raises NonFiniteLossError if the loss turns NaN/inf
+    (the last good checkpoint is kept and the error is written to ``run.log``).
+    """
+    out = Path(config.output_dir)
+    if (out / "metrics.json").exists() and not force:
+        log.info("%s is complete; not recomputed (use --force)", out)
+        return json.loads((out / "metrics.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _add_file_log(out)
+    try:
+        save_config(config, out / "config.yaml")
+        model, tokenizer, predictor_ids = build_model_and_tokenizer(config)
+        train_file = _file(config, "train")
+        examples = read_examples(train_file, config.data.max_train_examples)
+        features, counts = encode_dataset(examples, tokenizer, predictor_ids, config.data.max_length)
+        log.info("train data %s: %s (max_length=%d)", train_file, dict(counts), config.data.max_length)
+        if not features:
+            raise ValueError(f"{train_file}: no trainable example left after truncation")
+
+        trainer = JEPATrainer(
+            model=model,
+            args=training_arguments(config, out),
+            train_dataset=features,
+            data_collator=JEPACollator(tokenizer.pad_token_id),
+            processing_class=tokenizer,
+            jepa=config.jepa,
+        )
+        resume = get_last_checkpoint(str(out))
+        if resume:
+            log.info("resuming from %s", resume)
+        start = time.perf_counter()
+        try:
+            result = trainer.train(resume_from_checkpoint=resume)
+        except NonFiniteLossError as err:
+            log.error("%s", err)
+            raise
+        train_s = time.perf_counter() - start
+
+        model = trainer.model
+        if config.model.lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        for checkpoint in out.glob("checkpoint-*"):  # the final model supersedes them
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
+        eval_examples = read_examples(_file(config, "test"), config.data.max_eval_examples)
+        metrics = evaluate_examples(model, tokenizer, eval_examples, config.eval, out)
+        metrics.update(
+            name=config.name,
+            lbd=config.jepa.lbd,
+            gamma=config.jepa.gamma,
+            predictors=config.jepa.predictors,
+            distance=config.jepa.distance,
+            seed=config.train.seed,
+            train_seconds=round(train_s, 1),
+            train_steps=result.global_step,
+            train_loss=result.training_loss,
+            train_data=dict(counts),
+            log_history=trainer.state.log_history,
+        )
+        atomic_write_json(out / "metrics.json", metrics)
+        log.info("metrics: exact_match=%.2f%% semantic_match=%s n=%d", metrics["exact_match"],
+                 metrics.get("semantic_match"), metrics["n"])
+        return metrics
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def run_variants(config: RunConfig, names: list[str] | None = None, force: bool = False) -> dict[str, dict]:
+    """Run each named variant of ``config`` (all of them by default) into ``output_dir/<variant>``.
+
+    A config without variants is one run into ``output_dir``. Raises KeyError on an unknown name.
+    """
+    if not config.variants:
+        return {config.name: train_and_evaluate(config, force)}
+    results = {}
+    for name in names or list(config.variants):
+        if name not in config.variants:
+            raise KeyError(f"unknown variant {name!r}; the config has {list(config.variants)}")
+        variant = config.with_overrides(config.variants[name] or {})
+        variant = variant.with_overrides({"name": f"{config.name}/{name}", "output_dir": str(Path(config.output_dir) / name)})
+        variant.variants = {}
+        results[name] = train_and_evaluate(variant, force)
+    return results
