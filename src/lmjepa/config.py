@@ -136,6 +136,14 @@ def _is_free_dict(parents: list[str]) -> bool:
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "jepa": JEPAConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
+def _as_float(value, key: str) -> float:
+    """YAML 1.1 reads ``2e-5`` as a string; accept it (and ints) where a float is expected."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"config key {key!r} expects a number, got {value!r}") from None
+
+
 def _build(cls, values: dict, where: str):
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
@@ -146,8 +154,8 @@ def _build(cls, values: dict, where: str):
         kind = known[name].type
         if cls is RunConfig and name in _SECTIONS:
             value = _build(_SECTIONS[name], value or {}, name)
-        elif isinstance(value, int) and not isinstance(value, bool) and "float" in str(kind):
-            value = float(value)
+        elif "float" in str(kind) and not isinstance(value, bool) and isinstance(value, (int, str)):
+            value = _as_float(value, f"{where}.{name}" if where else name)
         kwargs[name] = value
     return cls(**kwargs)
 

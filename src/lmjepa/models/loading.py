@@ -119,11 +119,13 @@ def load_model(
 
     With ``from_scratch`` the architecture of ``path`` (with ``config_overrides`` such as
     ``num_hidden_layers``) is initialised randomly from ``seed``: the paper's pretraining setting.
+    New embedding rows (predictor tokens) are drawn from ``seed`` too, so loads are reproducible.
+    Raises ValueError if ``config_overrides`` are given without ``from_scratch``.
     """
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    torch.manual_seed(seed)  # from-scratch weights and the new (predictor) embedding rows
     if from_scratch:
         config = AutoConfig.from_pretrained(path, **(config_overrides or {}))
-        torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
     else:
         if config_overrides:

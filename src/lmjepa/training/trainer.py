@@ -71,7 +71,8 @@ class JEPATrainer(Trainer):
         labels = inputs["labels"]
         outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
         ntp = outputs.loss
-        accumulation = self.current_gradient_accumulation_steps if model.training else 1
+        # micro-batches in this optimizer step (the Trainer sets it per step; the last window may be shorter)
+        accumulation = getattr(self, "current_gradient_accumulation_steps", 1) if model.training else 1
         local_items = labels[:, 1:].ne(-100).sum()
         if num_items_in_batch is not None:
             ntp_mean = ntp.detach() * num_items_in_batch / local_items.clamp(min=1)  # this micro-batch's mean

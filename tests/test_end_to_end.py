@@ -1,0 +1,133 @@
+"""End to end with a tiny model built in code on real NL-RX rows: CLI train + evaluate, resume after a
+NaN stop, LoRA with trainable predictor rows, from-scratch models, config overrides."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from lmjepa.cli.main import main
+from lmjepa.config import RunConfig, load_config, parse_override
+from lmjepa.models.loading import load_model, load_tokenizer
+from lmjepa.training import run as run_module
+from lmjepa.training.run import build_model_and_tokenizer, train_and_evaluate
+from lmjepa.training.trainer import JEPATrainer, NonFiniteLossError
+
+
+def _config(tmp_path, tiny_model_dir, data_dir, **sections) -> dict:
+    config = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "run"),
+        "model": {"name": str(tiny_model_dir)},
+        "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 6},
+        "jepa": {"lbd": 1.0, "predictors": 1},
+        "train": {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 2,
+                  "extra": {"disable_tqdm": True}},
+        "eval": {"max_new_tokens": 6, "batch_size": 4},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    return config
+
+
+def _write(tmp_path, config) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir, capsys):
+    config = _config(tmp_path, tiny_model_dir, data_dir, variants={"ntp": {"jepa.lbd": 0.0}, "llm-jepa": {}})
+    assert main(["train", _write(tmp_path, config)]) == 0
+    table = capsys.readouterr().out
+    assert "| ntp | 0.0 | 1 |" in table and "| llm-jepa | 1.0 | 1 |" in table
+    for variant, lbd in (("ntp", 0.0), ("llm-jepa", 1.0)):
+        folder = tmp_path / "run" / variant
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["n"] == 6 and metrics["lbd"] == lbd and metrics["train_steps"] == 4
+        for key in ("exact_match", "semantic_match", "undecided", "semantic_match_nondegenerate"):
+            assert key in metrics
+        logged = {k for row in metrics["log_history"] for k in row}
+        assert {"lm_loss", "jepa_loss", "jepa_cosine"} <= logged  # λ = 0 still monitors the JEPA distance
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == 6 and all("prediction" in r and "reference" in r for r in rows)
+        assert load_config(folder / "config.yaml").jepa.lbd == lbd
+        assert (folder / "model" / "config.json").exists() and not list(folder.glob("checkpoint-*"))
+        assert list((folder / "runs").rglob("events.out.tfevents.*"))  # TensorBoard logs
+    assert (tmp_path / "run" / "comparison.md").exists()
+
+    # Standalone evaluation of a finished run folder reproduces the greedy predictions.
+    before = (tmp_path / "run" / "ntp" / "predictions.jsonl").read_text()
+    assert main(["evaluate", str(tmp_path / "run" / "ntp"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "predictions.jsonl").read_text() == before
+
+
+def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, data_dir, monkeypatch):
+    raw = _config(tmp_path, tiny_model_dir, data_dir)
+    config = load_config(_write(tmp_path, raw))
+
+    class PoisonedTrainer(JEPATrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if self.state.global_step == 3:
+                with torch.no_grad():
+                    next(model.parameters()).fill_(float("nan"))
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "JEPATrainer", PoisonedTrainer)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 3"):
+        train_and_evaluate(config)
+    out = tmp_path / "run"
+    assert (out / "checkpoint-2").is_dir() and not (out / "metrics.json").exists()
+    assert "non-finite loss" in (out / "run.log").read_text()
+
+    monkeypatch.setattr(run_module, "JEPATrainer", JEPATrainer)
+    metrics = train_and_evaluate(config)
+    assert "resuming from" in (out / "run.log").read_text() and metrics["train_steps"] == 4
+    assert all(torch.isfinite(torch.tensor(row["loss"])) for row in metrics["log_history"] if "loss" in row)
+
+    class MustNotRun(JEPATrainer):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(run_module, "JEPATrainer", MustNotRun)
+    assert train_and_evaluate(config) == metrics
+
+
+def test_lora_trains_predictor_rows_and_merges(tmp_path, tiny_model_dir, data_dir):
+    raw = _config(tmp_path, tiny_model_dir, data_dir, model={"lora": {"r": 4, "alpha": 8}},
+                  data={"max_train_examples": 8, "max_eval_examples": 2})
+    config = load_config(_write(tmp_path, raw))
+    _, tokenizer, predictor_ids = build_model_and_tokenizer(config)
+    initial = load_model(str(tiny_model_dir), tokenizer, seed=config.train.seed).get_input_embeddings().weight.detach().clone()
+    train_and_evaluate(config)
+    trained = load_model(str(tmp_path / "run" / "model"), load_tokenizer(str(tmp_path / "run" / "model")))
+    rows = trained.get_input_embeddings().weight.detach()
+    assert rows.shape[0] == initial.shape[0]
+    predictor = predictor_ids[0]
+    assert not torch.allclose(rows[predictor], initial[predictor])  # predictor row trained under LoRA
+    assert torch.equal(rows[:predictor], initial[:predictor])  # other embedding rows frozen
+
+
+def test_from_scratch_builds_random_model_of_given_shape(tiny_model_dir, tokenizer):
+    a = load_model(str(tiny_model_dir), tokenizer, from_scratch=True, config_overrides={"num_hidden_layers": 1}, seed=3)
+    b = load_model(str(tiny_model_dir), tokenizer, from_scratch=True, config_overrides={"num_hidden_layers": 1}, seed=3)
+    pretrained = load_model(str(tiny_model_dir), tokenizer)
+    assert a.config.num_hidden_layers == 1 and len(a.model.layers) == 1
+    assert torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)  # seeded
+    assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, pretrained.model.layers[0].mlp.up_proj.weight)
+    with pytest.raises(ValueError, match="only apply with from_scratch"):
+        load_model(str(tiny_model_dir), tokenizer, config_overrides={"num_hidden_layers": 1})
+
+
+def test_config_overrides_and_errors(tmp_path, capsys):
+    config = RunConfig().with_overrides({"jepa.lbd": 0.5, "train.extra.fp16": False})
+    assert config.jepa.lbd == 0.5 and config.train.extra == {"fp16": False}
+    assert parse_override("jepa.distance=infonce") == ("jepa.distance", "infonce")
+    assert RunConfig().with_overrides(dict([parse_override("train.learning_rate=2e-5")])).train.learning_rate == 2e-5
+    with pytest.raises(KeyError, match="unknown config key 'jepa.lambda'"):
+        RunConfig().with_overrides({"jepa.lambda": 1.0})
+    path = tmp_path / "bad.yaml"
+    path.write_text("jepa: {lbd: 1.0, typo: 2}\n")
+    assert main(["train", str(path)]) == 2
+    assert "unknown config key(s) in jepa: ['typo']" in capsys.readouterr().err

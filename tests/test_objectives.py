@@ -1,0 +1,72 @@
+"""The LLM-JEPA loss module against independent numpy computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmjepa.objectives.jepa import LLMJEPALoss, gather_enc, jepa_distance
+
+
+@pytest.fixture()
+def pair():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 16, generator=g, dtype=torch.float64), torch.randn(6, 16, generator=g, dtype=torch.float64)
+
+
+def _np_cos(p, t):
+    return (p * t).sum(1) / (np.linalg.norm(p, axis=1) * np.linalg.norm(t, axis=1))
+
+
+def test_distances_match_numpy(pair):
+    p, t = pair
+    pn, tn = p.numpy(), t.numpy()
+    assert jepa_distance(p, t, "cosine").item() == pytest.approx(np.mean(1 - _np_cos(pn, tn)), rel=1e-12)
+    assert jepa_distance(p, t, "l2").item() == pytest.approx(np.mean(np.linalg.norm(pn - tn, axis=1)), rel=1e-12)
+    assert jepa_distance(p, t, "mse").item() == pytest.approx(np.mean((pn - tn) ** 2), rel=1e-12)
+    tau = 0.5
+    sims = (pn / np.linalg.norm(pn, axis=1, keepdims=True)) @ (tn / np.linalg.norm(tn, axis=1, keepdims=True)).T / tau
+    log_softmax = sims - np.log(np.exp(sims).sum(1, keepdims=True))
+    assert jepa_distance(p, t, "infonce", tau).item() == pytest.approx(-np.mean(np.diag(log_softmax)), rel=1e-10)
+
+
+def test_cosine_distance_is_zero_for_parallel_and_two_for_opposite(pair):
+    p, _ = pair
+    assert jepa_distance(p, 3 * p, "cosine").item() == pytest.approx(0.0, abs=1e-12)
+    assert jepa_distance(p, -p, "cosine").item() == pytest.approx(2.0, abs=1e-12)
+
+
+def test_combined_loss_is_gamma_ntp_plus_lambda_d(pair):
+    p, t = pair
+    ntp = torch.tensor(2.5, dtype=torch.float64)
+    out = LLMJEPALoss(lbd=0.7, gamma=0.3, distance="cosine")(ntp, p, t)
+    expected = 0.3 * 2.5 + 0.7 * np.mean(1 - _np_cos(p.numpy(), t.numpy()))
+    assert out.loss.item() == pytest.approx(expected, rel=1e-12)
+    assert out.cosine.item() == pytest.approx(np.mean(_np_cos(p.numpy(), t.numpy())), rel=1e-12)
+
+
+def test_lambda_zero_is_exactly_ntp_and_gives_no_gradient_to_views(pair):
+    p, t = (x.clone().requires_grad_(True) for x in pair)
+    ntp = torch.tensor(1.2345, dtype=torch.float64, requires_grad=True)
+    out = LLMJEPALoss(lbd=0.0)(ntp, p, t)
+    assert out.loss.item() == 1.2345
+    out.loss.backward()
+    assert p.grad is None and t.grad is None
+    assert ntp.grad.item() == 1.0
+
+
+def test_bad_arguments_raise(pair):
+    p, t = pair
+    with pytest.raises(ValueError, match="unknown JEPA distance"):
+        jepa_distance(p, t, "manhattan")
+    with pytest.raises(ValueError, match="must both be"):
+        jepa_distance(p, t[:3], "cosine")
+    with pytest.raises(ValueError, match="temperature"):
+        jepa_distance(p, t, "infonce", 0.0)
+    with pytest.raises(ValueError):
+        LLMJEPALoss(lbd=-1.0)
+
+
+def test_gather_enc_picks_one_row_each():
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    picked = gather_enc(hidden, torch.tensor([1, 3]))
+    assert torch.equal(picked, torch.stack([hidden[0, 1], hidden[1, 3]]))

@@ -1,0 +1,74 @@
+"""NL-RX regex equivalence (dk.brics dialect) on hand-checked pairs, and the scoring rules."""
+
+import pytest
+
+from lmjepa.evaluation.evaluate import score
+from lmjepa.evaluation.regex import RegexSyntaxError, compile_regex, degenerate, equivalent
+
+# (a, b, equivalent?) — each checked by hand against the dk.brics semantics
+PAIRS = [
+    ("a|b", "[ab]", True),
+    ("[a-c]", "a|b|c", True),
+    ("(dog)+", "dog(dog)*", True),
+    ("a{3,}", "aaaa*", True),
+    ("a{2}", "aa", True),
+    ("a{1,3}", "a|aa|aaa", True),
+    ("a+", "a*", False),  # the empty string
+    ("[0-9]&[5-9]", "[5-9]", True),  # & is intersection
+    ("[a-z]&[A-Z]", "~(.*)", True),  # disjoint classes: the empty language
+    (".*dog.*&.*truck.*", "(.*dog.*truck.*)|(.*truck.*dog.*)", True),
+    ("~a*", "(~a)*", True),  # prefix ~ binds tighter than *
+    ("~(a*)", "(~a)*", False),
+    ("~a", "[^a]", False),  # ~ complements against all strings, not one character
+    ("~(~(dog))", "dog", True),
+    (".*X&Y.*", "(.*X)&(Y.*)", True),  # & is looser than concatenation
+    ("a|b&c", "a|(b&c)", True),  # | is looser than &
+    ("\\b", "b", True),  # dk.brics reads \b as the letter b
+    ("\\.", ".", False),  # an escaped dot is a literal dot
+    ("ab", "ba", False),
+]
+
+
+@pytest.mark.parametrize("a, b, expected", PAIRS)
+def test_hand_checked_pairs(a, b, expected):
+    assert equivalent(a, b) is expected
+    assert equivalent(b, a) is expected
+
+
+def test_membership_of_compiled_dialect():
+    fsm = compile_regex("(.*[0-9].*)&(~(.*dog.*))")
+    assert fsm.accepts("a1") and not fsm.accepts("dog1") and not fsm.accepts("abc")
+    assert compile_regex("[^a-c]").accepts("d") and not compile_regex("[^a-c]").accepts("b")
+
+
+def test_unparsable_is_never_equivalent():
+    with pytest.raises(RegexSyntaxError):
+        compile_regex("(a|b")
+    assert equivalent("(a|b", "a|b") is False
+    assert equivalent("a{3", "aaa") is False
+
+
+def test_degenerate_targets():
+    assert degenerate("\\b([A-Z])&([AEIOUaeiou])\\b") == "empty"  # a real NL-RX target under the \b=b reading
+    assert degenerate(".*(.*)(([AEIOUaeiou])*).*") == "all"
+    assert degenerate("dog.*") is None
+
+
+def test_timeout_is_undecided_never_correct():
+    heavy = "((dog)|(truck.*[0-9].*)){7,}&~(.*[A-Z].*{5,})"
+    assert equivalent(heavy, heavy + "|x", timeout_s=0.01) is None
+    metrics, rows = score(["x"], ["y"], "regex", timeout_s=5.0, progress=False)
+    assert metrics["semantic_match"] == 0.0 and rows[0]["semantic_match"] is False
+
+
+def test_score_counts():
+    predictions = ["a|b", "[ab]", "c", "(oops"]
+    references = ["a|b", "a|b", "d", "x"]
+    metrics, rows = score(predictions, references, "regex", progress=False)
+    assert metrics["n"] == 4
+    assert metrics["exact_match"] == pytest.approx(25.0)
+    assert metrics["semantic_match"] == pytest.approx(50.0)
+    assert metrics["undecided"] == 0
+    assert [r["semantic_match"] for r in rows] == [True, True, False, False]
+    with pytest.raises(ValueError, match="predictions for"):
+        score(["a"], [], "regex")
