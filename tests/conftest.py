@@ -36,11 +36,12 @@ def tokenizer(base_tokenizer_path):
     return tok
 
 
-def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2) -> LlamaForCausalLM:
+def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2, attn: str = "sdpa") -> LlamaForCausalLM:
     """A deterministic 2-layer Llama (hidden 32), tied embeddings like SmolLM2."""
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=512,
+        attn_implementation=attn,
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from lmjepa.data.jsonl import DataError, Example, data_dir, read_examples, resolve_dataset_file
-from lmjepa.data.views import IGNORE_INDEX, JEPACollator, encode_dataset, encode_example
+from lmjepa.data.packing import JEPACollator
+from lmjepa.data.views import IGNORE_INDEX, encode_dataset, encode_example
 from lmjepa.evaluation.generate import prompt_ids
 from lmjepa.models.loading import add_predictor_tokens, load_tokenizer
 

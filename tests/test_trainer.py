@@ -7,7 +7,8 @@ from transformers import TrainingArguments
 
 from lmjepa.config import JEPAConfig
 from lmjepa.data.jsonl import read_examples
-from lmjepa.data.views import JEPACollator, encode_dataset
+from lmjepa.data.packing import JEPACollator
+from lmjepa.data.views import encode_dataset
 from lmjepa.models.loading import add_predictor_tokens
 from lmjepa.training.trainer import JEPATrainer
 

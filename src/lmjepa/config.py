@@ -67,6 +67,12 @@ class JEPAConfig:
     """τ for infonce."""
     monitor: bool = True
     """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
+    views: str = "separate"
+    """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
+    dropout: float = 0.0
+    """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
+    dropout_compensate: bool = False
+    """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
 
 
 @dataclass

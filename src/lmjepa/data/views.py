@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 from .jsonl import DataError, Example
@@ -35,6 +34,7 @@ class EncodedExample:
     labels: list[int]  # NTP labels, -100 where not trained
     text_ids: list[int]  # Text view + predictor tokens
     code_ids: list[int]  # Code view
+    prompt_len: int  # tokens before the answer (system + user + template): the shared_prefix Text view
     truncated: bool = False
 
 
@@ -89,6 +89,7 @@ def encode_example(
         labels=labels[:max_length],
         text_ids=text_ids[: max_length - k] + list(predictor_ids),
         code_ids=code_ids[:max_length],
+        prompt_len=min(answer[0], max_length),
         truncated=truncated,
     )
 
@@ -113,40 +114,7 @@ def encode_dataset(
                 "labels": encoded.labels,
                 "text_ids": encoded.text_ids,
                 "code_ids": encoded.code_ids,
+                "prompt_len": encoded.prompt_len,
             }
         )
     return features, counts
-
-
-def _pad(rows: list[list[int]], value: int, multiple: int | None) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    if multiple:
-        width = -(-width // multiple) * multiple
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
-
-
-@dataclass
-class JEPACollator:
-    """Dynamic right padding to the longest row of the batch (no fixed 512-token padding).
-
-    Returns (B = batch size, L = longest full sequence, V = longest view):
-        input_ids, attention_mask, labels: (B, L) long
-        view_input_ids, view_attention_mask: (2B, V) long — rows [Text_1..Text_B, Code_1..Code_B]
-        view_enc_index: (2B,) long — position of the Enc token in each view row
-    """
-
-    pad_token_id: int
-    pad_to_multiple_of: int | None = None
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        full = [f["input_ids"] for f in features]
-        views = [f["text_ids"] for f in features] + [f["code_ids"] for f in features]
-        m = self.pad_to_multiple_of
-        return {
-            "input_ids": _pad(full, self.pad_token_id, m),
-            "attention_mask": _pad([[1] * len(r) for r in full], 0, m),
-            "labels": _pad([f["labels"] for f in features], IGNORE_INDEX, m),
-            "view_input_ids": _pad(views, self.pad_token_id, m),
-            "view_attention_mask": _pad([[1] * len(r) for r in views], 0, m),
-            "view_enc_index": torch.tensor([len(r) - 1 for r in views], dtype=torch.long),
-        }

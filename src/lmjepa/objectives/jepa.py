@@ -92,3 +92,18 @@ class LLMJEPALoss(torch.nn.Module):
         cosine = F.cosine_similarity(pred.detach(), target.detach(), dim=-1).mean()
         loss = self.gamma * ntp + self.lbd * jepa if self.lbd > 0 else self.gamma * ntp
         return LLMJEPALossOutput(loss=loss, ntp=ntp, jepa=jepa, cosine=cosine)
+
+
+def jepa_dropped(seed: int, step: int, rate: float) -> bool:
+    """Whether optimizer step ``step`` skips the JEPA term (loss dropout, LLM-JEPA §5.2).
+
+    Drawn from a generator seeded by (seed, step) alone, so every process (and every micro-batch of
+    an accumulated step) takes the same decision without communicating. ``rate`` is α in [0, 1).
+    Raises ValueError if α is outside [0, 1).
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"JEPA loss dropout α must be in [0, 1), got {rate}")
+    if rate == 0.0:
+        return False
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+    return torch.rand((), generator=generator).item() < rate

@@ -27,7 +27,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..config import RunConfig, save_config
 from ..data.jsonl import read_examples, resolve_dataset_file
-from ..data.views import JEPACollator, encode_dataset
+from ..data.packing import JEPACollator
+from ..data.views import encode_dataset
 from ..evaluation.evaluate import evaluate_examples
 from ..io import atomic_write_json
 from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
@@ -137,7 +138,7 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
             model=model,
             args=training_arguments(config, out),
             train_dataset=features,
-            data_collator=JEPACollator(tokenizer.pad_token_id),
+            data_collator=JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors),
             processing_class=tokenizer,
             jepa=config.jepa,
         )

@@ -8,6 +8,9 @@ Gradient accumulation and many processes (TRL-style, no process-group code here)
 * The JEPA term is a per-micro-batch mean over pairs, so it is divided by the accumulation steps
   (DDP's averaging takes care of processes). The gradient at batch B therefore equals the one at
   B/2 with 2 accumulation steps (tests/test_trainer.py checks it).
+
+Every forward goes through the (possibly DDP/peft-wrapped) model itself, never a submodule, so
+gradient synchronisation stays with Accelerate.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from collections import defaultdict
 from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 from transformers import Trainer
 
 from ..config import JEPAConfig
-from ..objectives.jepa import LLMJEPALoss, gather_enc
+from ..objectives.jepa import LLMJEPALoss, gather_enc, jepa_dropped
+from ..objectives.masks import PAD_BLOCK, block_causal, to_float_mask
 
-VIEW_KEYS = ("view_input_ids", "view_attention_mask", "view_enc_index")
+VIEW_PREFIXES = ("view_", "pack_", "shared_")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -29,7 +34,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def encode_views(model, view_input_ids, view_attention_mask, view_enc_index) -> torch.Tensor:
-    """Enc of each view row: last-layer hidden state at its Enc token.
+    """Enc of each view row (``separate`` mode): last-layer hidden state at its Enc token.
 
     view_input_ids, view_attention_mask: (N, V) long; view_enc_index: (N,) long.
     Returns (N, D) float. One forward over all rows (Text and Code rows do not attend to each other).
@@ -43,13 +48,62 @@ def encode_views(model, view_input_ids, view_attention_mask, view_enc_index) -> 
     return gather_enc(outputs.hidden_states[-1], view_enc_index)
 
 
+def _pair(hidden: torch.Tensor, enc_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden (B, S, D), enc_index (B, 2) → (Pred(Enc(Text)), Enc(Code)), each (B, D)."""
+    return gather_enc(hidden, enc_index[:, 0]), gather_enc(hidden, enc_index[:, 1])
+
+
+def joint_forward(model, inputs: dict, views: dict, mode: str, num_items_in_batch=None):
+    """NTP outputs and the two embeddings for a batch, in view mode ``mode``.
+
+    ``inputs`` holds input_ids, attention_mask, labels (B, L); ``views`` the mode's extra tensors
+    (``lmjepa.data.packing``). Returns (outputs with ``.loss`` = L_NTP, pred (B, D), target (B, D)).
+    """
+    dtype = next(model.parameters()).dtype
+    if mode == "separate":
+        outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
+        pred, target = encode_views(model, **views).chunk(2)
+        return outputs, pred, target
+    if mode == "packed":
+        ids, labels = inputs["input_ids"], inputs["labels"]
+        batch, width = ids.shape[0], max(ids.shape[1], views["pack_input_ids"].shape[1])
+        blocks = torch.cat([
+            F.pad(torch.where(inputs["attention_mask"].bool(), 0, PAD_BLOCK), (0, width - ids.shape[1]), value=PAD_BLOCK),
+            F.pad(views["pack_blocks"], (0, width - views["pack_blocks"].shape[1]), value=PAD_BLOCK),
+        ])  # (2B, W): full rows are one causal block each; packed rows two blocks
+        rows = torch.cat([F.pad(ids, (0, width - ids.shape[1])),  # padded ids are never attended to
+                          F.pad(views["pack_input_ids"], (0, width - views["pack_input_ids"].shape[1]))])
+        positions = torch.cat([
+            torch.arange(width, device=ids.device).expand(batch, width),
+            F.pad(views["pack_position_ids"], (0, width - views["pack_position_ids"].shape[1])),
+        ])
+        all_labels = torch.cat([F.pad(labels, (0, width - labels.shape[1]), value=-100), torch.full_like(rows[:batch], -100)])
+        outputs = model(input_ids=rows, attention_mask=to_float_mask(block_causal(blocks), dtype), position_ids=positions,
+                        labels=all_labels, num_items_in_batch=num_items_in_batch, output_hidden_states=True)
+        return (outputs, *_pair(outputs.hidden_states[-1][batch:], views["pack_enc_index"]))
+    if mode == "shared_prefix":
+        outputs = model(
+            input_ids=views["shared_input_ids"],
+            attention_mask=to_float_mask(views["shared_allowed"], dtype),
+            position_ids=views["shared_position_ids"],
+            labels=inputs["labels"],
+            num_items_in_batch=num_items_in_batch,
+            logits_to_keep=inputs["input_ids"].shape[1],  # the full sequence is the row's last L tokens
+            output_hidden_states=True,
+        )
+        return (outputs, *_pair(outputs.hidden_states[-1], views["shared_enc_index"]))
+    raise ValueError(f"unknown view mode {mode!r}")
+
+
 class JEPATrainer(Trainer):
     """Trainer for ``L = γ·L_NTP + λ·d(Pred(Enc(Text)), Enc(Code))``.
 
-    Inputs come from ``lmjepa.data.views.JEPACollator``. Logged separately: ``lm_loss``,
-    ``jepa_loss`` and ``jepa_cosine`` (mean cos of Pred(Enc(Text)) and Enc(Code)). With λ = 0 the
-    loss is exactly the NTP loss; if ``jepa.monitor`` the JEPA distance is still computed without
-    gradient on the last step before each log (paper §3.3).
+    Inputs come from ``lmjepa.data.packing.JEPACollator`` (views computed as ``jepa.views`` says).
+    Logged separately: ``lm_loss``, ``jepa_loss``, ``jepa_cosine`` (mean cos of Pred(Enc(Text)) and
+    Enc(Code)) and ``jepa_dropped`` (share of steps whose JEPA term was dropped). With λ = 0 the loss
+    is exactly the NTP loss; if ``jepa.monitor`` the JEPA distance is still computed without gradient
+    on the last step before each log (paper §3.3). A dropped step (loss dropout α, §5.2) computes no
+    view tokens at all.
     """
 
     loss_is_scaled_for_ga = True  # compute_loss below handles accumulation itself
@@ -58,6 +112,7 @@ class JEPATrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.jepa = jepa
         self.objective = LLMJEPALoss(jepa.lbd, jepa.gamma, jepa.distance, jepa.temperature)
+        jepa_dropped(0, 0, jepa.dropout)  # validates α early
         # Make the Trainer count labels over the accumulated batch and pass num_items_in_batch.
         self.model_accepts_loss_kwargs = True
         self._metrics: dict[str, list[float]] = defaultdict(list)
@@ -67,9 +122,19 @@ class JEPATrainer(Trainer):
         return model.training and self.jepa.monitor and step % max(1, int(self.args.logging_steps)) == 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        views = {key: inputs.pop(key) for key in VIEW_KEYS if key in inputs}
+        views = {key: inputs.pop(key) for key in list(inputs) if key.startswith(VIEW_PREFIXES)}
         labels = inputs["labels"]
-        outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
+        dropped = model.training and jepa_dropped(self.args.seed, self.state.global_step, self.jepa.dropout)
+        use_jepa = self.objective.lbd > 0 and bool(views) and not dropped
+        pred = target = None
+        if use_jepa:
+            outputs, pred, target = joint_forward(model, inputs, views, self.jepa.views, num_items_in_batch)
+        else:
+            outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
+            if views and self.objective.lbd == 0 and self._monitor_now(model):
+                with torch.no_grad():
+                    _, pred, target = joint_forward(model, inputs, views, self.jepa.views)
+
         ntp = outputs.loss
         # micro-batches in this optimizer step (the Trainer sets it per step; the last window may be shorter)
         accumulation = getattr(self, "current_gradient_accumulation_steps", 1) if model.training else 1
@@ -82,16 +147,17 @@ class JEPATrainer(Trainer):
             ntp_mean = ntp.detach()
             ntp = ntp / accumulation
 
-        use_jepa = self.objective.lbd > 0
         loss = self.objective.gamma * ntp
-        if views and (use_jepa or self._monitor_now(model)):
+        if pred is not None:
             with nullcontext() if use_jepa else torch.no_grad():
-                pred, target = encode_views(model, **views).chunk(2)  # (B, D) each: Text rows, Code rows
                 parts = self.objective(ntp, pred, target)
             if use_jepa:
-                loss = loss + self.objective.lbd * parts.jepa / accumulation
+                weight = self.objective.lbd / (1 - self.jepa.dropout) if self.jepa.dropout_compensate else self.objective.lbd
+                loss = loss + weight * parts.jepa / accumulation
             self._record(jepa_loss=parts.jepa.item(), jepa_cosine=parts.cosine.item())
         self._record(lm_loss=ntp_mean.item())
+        if model.training and self.jepa.dropout > 0:
+            self._record(jepa_dropped=float(dropped))
 
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
