@@ -3,7 +3,9 @@
 import pytest
 
 from lmjepa.evaluation.evaluate import score
-from lmjepa.evaluation.regex import RegexSyntaxError, compile_regex, degenerate, equivalent
+from concurrent.futures import ThreadPoolExecutor
+
+from lmjepa.evaluation.regex import RegexSyntaxError, compile_regex, degenerate, equivalent, target_language
 
 # (a, b, equivalent?) — each checked by hand against the dk.brics semantics
 PAIRS = [
@@ -52,6 +54,22 @@ def test_degenerate_targets():
     assert degenerate("\\b([A-Z])&([AEIOUaeiou])\\b") == "empty"  # a real NL-RX target under the \b=b reading
     assert degenerate(".*(.*)(([AEIOUaeiou])*).*") == "all"
     assert degenerate("dog.*") is None
+
+
+def test_target_language():
+    assert target_language("[a-z]&[A-Z]") == "empty"
+    assert target_language("~(dog)|dog") == "all"
+    assert target_language("dog.*") == "regular"
+    assert target_language("(dog") == "invalid"
+    assert target_language("((dog)|(truck.*[0-9].*)){9,}&~(.*[A-Z].*){6,}", timeout_s=0.01) == "undecided"
+
+
+def test_time_limit_also_works_off_the_main_thread():
+    heavy = "((dog)|(truck.*[0-9].*)){8,}&~(.*[A-Z].*)"
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(equivalent, heavy, heavy + "|y", 0.05).result() is None
+        assert pool.submit(equivalent, "[0-9]&[5-9]", "[5-9]", 5.0).result() is True
+        assert pool.submit(equivalent, "a+", "a*", 5.0).result() is False
 
 
 def test_timeout_is_undecided_never_correct():

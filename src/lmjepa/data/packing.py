@@ -7,11 +7,12 @@ longest row (no fixed 512 padding). Depending on the mode it adds:
     ``view_input_ids, view_attention_mask`` (2B, V) — rows [Text_1..Text_B, Code_1..Code_B] — and
     ``view_enc_index`` (2B,). The trainer runs the full rows and the view rows as separate forwards.
 
-``packed`` (the paper's two-block form): one extra row per example, ``[Text + predictors | Code]``,
-    with a block-causal mask (no attention across the two blocks) and position ids restarting at 0
-    in each block, so each block sees exactly what it would see alone. ``pack_input_ids``,
-    ``pack_position_ids``, ``pack_blocks`` (B, P) and ``pack_enc_index`` (B, 2) [Enc(Text), Enc(Code)].
-    The trainer runs full rows and packed rows in one forward pass.
+``packed`` (the paper's two-block form): Text + predictors and Code as two blocks with a block-causal
+    mask (no attention across blocks) and position ids restarting at 0 in each block, so each block
+    sees exactly what it would see alone. The full sequence rides in the same row as a third block:
+    ``[Text + predictors | Code | full sequence]``, full sequence last so that only its logits are
+    computed. That is exactly the paper's "full-sequence row beside the [Text | Code] row", in one
+    forward pass, without LM-head work on view tokens.
 
 ``shared_prefix``: ONE row per example, ``[Code | predictors | full sequence]``, laid out so the full
     sequence is last (its logits are the row's last L positions). The full sequence is causal as in
@@ -19,8 +20,11 @@ longest row (no fixed 512 padding). Depending on the mode it adds:
     before the answer) and to themselves, at positions continuing the prompt; the Code block attends
     only to itself, from position 0. So its Text view is the whole templated prompt — including the
     system prompt and template tokens — unlike ``separate``/``packed`` (user content only). With
-    k = 0, Enc(Text) is the last prompt token of the full sequence. ``shared_input_ids``,
-    ``shared_position_ids``, ``shared_allowed`` (B, S, S) bool and ``shared_enc_index`` (B, 2).
+    k = 0, Enc(Text) is the last prompt token of the full sequence.
+
+Both one-row modes give ``pack_input_ids``, ``pack_position_ids`` (B, S) long, ``pack_allowed``
+(B, S, S) bool (query may attend to key) and ``pack_enc_index`` (B, 2) [Enc(Text), Enc(Code)]; the
+full sequence always fills the row's last L positions (L = the width of ``input_ids``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..objectives.masks import PAD_BLOCK, positions_in_blocks
+from ..objectives.masks import PAD_BLOCK, block_causal, positions_in_blocks
 from .views import IGNORE_INDEX
 
 VIEW_MODES = ("separate", "packed", "shared_prefix")
@@ -50,14 +54,23 @@ def _separate(features: list[dict], pad: int) -> dict[str, torch.Tensor]:
 
 
 def _packed(features: list[dict], pad: int) -> dict[str, torch.Tensor]:
-    rows = [f["text_ids"] + f["code_ids"] for f in features]
-    blocks = [[0] * len(f["text_ids"]) + [1] * len(f["code_ids"]) for f in features]
-    block_ids = _pad(blocks, PAD_BLOCK)
-    enc = [[len(f["text_ids"]) - 1, len(f["text_ids"]) + len(f["code_ids"]) - 1] for f in features]
+    """One row per example: [Text + predictors | Code | full sequence], each block padded to the batch max."""
+    widths = [max(len(f[key]) for f in features) for key in ("text_ids", "code_ids", "input_ids")]
+    rows, blocks, enc = [], [], []
+    for f in features:
+        row, block = [], []
+        for block_id, (key, width) in enumerate(zip(("text_ids", "code_ids", "input_ids"), widths)):
+            ids = f[key]
+            row += ids + [pad] * (width - len(ids))
+            block += [block_id] * len(ids) + [PAD_BLOCK] * (width - len(ids))
+        rows.append(row)
+        blocks.append(block)
+        enc.append([len(f["text_ids"]) - 1, widths[0] + len(f["code_ids"]) - 1])
+    block_ids = torch.tensor(blocks, dtype=torch.long)
     return {
-        "pack_input_ids": _pad(rows, pad),
+        "pack_input_ids": torch.tensor(rows, dtype=torch.long),
         "pack_position_ids": positions_in_blocks(block_ids),
-        "pack_blocks": block_ids,
+        "pack_allowed": block_causal(block_ids),
         "pack_enc_index": torch.tensor(enc, dtype=torch.long),
     }
 
@@ -88,10 +101,10 @@ def _shared_prefix(features: list[dict], pad: int, k: int) -> dict[str, torch.Te
         text_enc = full_start - 1 if k else full_start + p - 1
         enc.append([text_enc, c - 1])
     return {
-        "shared_input_ids": ids,
-        "shared_position_ids": positions,
-        "shared_allowed": allowed,
-        "shared_enc_index": torch.tensor(enc, dtype=torch.long),
+        "pack_input_ids": ids,
+        "pack_position_ids": positions,
+        "pack_allowed": allowed,
+        "pack_enc_index": torch.tensor(enc, dtype=torch.long),
     }
 
 

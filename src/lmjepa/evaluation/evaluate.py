@@ -26,15 +26,6 @@ def _percent(count: int, total: int) -> float:
     return 100.0 * count / total if total else 0.0
 
 
-def _classify_target(reference: str, timeout_s: float) -> str | None:
-    """``empty`` / ``all`` / None, or ``"unknown"`` if the target did not parse or compile in time."""
-    try:
-        with regex._alarm(timeout_s):
-            return regex.degenerate(reference)
-    except (regex._Timeout, regex.RegexSyntaxError):
-        return "unknown"
-
-
 def score(
     predictions: list[str], references: list[str], metric: str = "regex", timeout_s: float = 5.0, progress: bool = True
 ) -> tuple[dict, list[dict]]:
@@ -48,7 +39,7 @@ def score(
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     rows, counts = [], {"exact": 0, "semantic": 0, "undecided": 0, "semantic_nondeg": 0, "nondeg": 0}
-    degenerate_counts = {"empty": 0, "all": 0, "unknown": 0}
+    languages = {"empty": 0, "all": 0, "invalid": 0, "undecided": 0}
     pairs = zip(predictions, references)
     for prediction, reference in tqdm(pairs, total=len(references), desc="score", disable=not progress):
         exact = prediction.strip() == reference.strip()
@@ -56,15 +47,15 @@ def score(
         counts["exact"] += exact
         if metric == "regex":
             verdict = regex.equivalent(prediction, reference, timeout_s=timeout_s)
-            kind = _classify_target(reference, timeout_s)
-            row.update(semantic_match=verdict, target_language=kind or "regular")
+            language = regex.target_language(reference, timeout_s)
+            row.update(semantic_match=verdict, target_language=language)
             counts["semantic"] += verdict is True
             counts["undecided"] += verdict is None
-            if kind is None:
+            if language == "regular":
                 counts["nondeg"] += 1
                 counts["semantic_nondeg"] += verdict is True
             else:
-                degenerate_counts[kind] += 1
+                languages[language] += 1
         rows.append(row)
     n = len(references)
     metrics = {"n": n, "exact_match": _percent(counts["exact"], n)}
@@ -72,8 +63,8 @@ def score(
         metrics.update(
             semantic_match=_percent(counts["semantic"], n),
             undecided=counts["undecided"],
-            degenerate_targets={"empty_language": degenerate_counts["empty"], "all_strings": degenerate_counts["all"],
-                                "unparsed_or_timed_out": degenerate_counts["unknown"]},
+            degenerate_targets={"empty_language": languages["empty"], "all_strings": languages["all"],
+                                "unparsable": languages["invalid"], "undecided": languages["undecided"]},
             n_nondegenerate=counts["nondeg"],
             semantic_match_nondegenerate=_percent(counts["semantic_nondeg"], counts["nondeg"]),
         )

@@ -203,15 +203,39 @@ def _alarm(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _call_into(fn, args, queue) -> None:
+    queue.put(fn(*args))
+
+
+def _with_time_limit(fn, args: tuple, timeout_s: float):
+    """``fn(*args)``, or raise TimeoutError after ``timeout_s`` seconds.
+
+    In the main thread the limit is a SIGALRM (no process start-up); elsewhere ``fn`` runs in a
+    forked process that is killed at the limit.
+    """
+    if threading.current_thread() is threading.main_thread():
+        try:
+            with _alarm(timeout_s):
+                return fn(*args)
+        except _Timeout:
+            raise TimeoutError(f"no answer within {timeout_s} s") from None
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    worker = context.Process(target=_call_into, args=(fn, args, queue), daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+        raise TimeoutError(f"no answer within {timeout_s} s")
+    return queue.get()
+
+
 def _decide(a: str, b: str) -> bool:
     try:
         return compile_regex(a).equivalent(compile_regex(b))
     except RegexSyntaxError:
         return False
-
-
-def _decide_into(a: str, b: str, queue) -> None:
-    queue.put(_decide(a, b))
 
 
 def equivalent(a: str, b: str, timeout_s: float = 5.0) -> bool | None:
@@ -220,23 +244,25 @@ def equivalent(a: str, b: str, timeout_s: float = 5.0) -> bool | None:
     Returns True / False, or None ("undecided") if deciding took longer than ``timeout_s``
     seconds — callers must never count None as correct. A string that does not parse is
     not equivalent to anything (False). Identical strings are equivalent without compiling.
-    In the main thread the limit uses SIGALRM; elsewhere the check runs in a forked process.
     """
     if a.strip() == b.strip():
         return True
-    if threading.current_thread() is threading.main_thread():
-        try:
-            with _alarm(timeout_s):
-                return _decide(a, b)
-        except _Timeout:
-            return None
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    worker = context.Process(target=_decide_into, args=(a, b, queue), daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        worker.kill()
-        worker.join()
+    try:
+        return _with_time_limit(_decide, (a, b), timeout_s)
+    except TimeoutError:
         return None
-    return queue.get() if not queue.empty() else None
+
+
+def _language(text: str) -> str:
+    try:
+        return degenerate(text) or "regular"
+    except RegexSyntaxError:
+        return "invalid"
+
+
+def target_language(text: str, timeout_s: float = 5.0) -> str:
+    """``empty`` / ``all`` (degenerate), ``regular``, ``invalid`` (does not parse) or ``undecided`` (timed out)."""
+    try:
+        return _with_time_limit(_language, (text,), timeout_s)
+    except TimeoutError:
+        return "undecided"

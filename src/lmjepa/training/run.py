@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -125,7 +126,8 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     handler = _add_file_log(out)
     try:
-        save_config(config, out / "config.yaml")
+        if os.environ.get("RANK", "0") == "0":
+            save_config(config, out / "config.yaml")
         model, tokenizer, predictor_ids = build_model_and_tokenizer(config)
         train_file = _file(config, "train")
         examples = read_examples(train_file, config.data.max_train_examples)
@@ -153,7 +155,11 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
             raise
         train_s = time.perf_counter() - start
 
-        model = trainer.model
+        # Under `accelerate launch`, only the main process saves, evaluates and writes results.
+        trainer.accelerator.wait_for_everyone()
+        if not trainer.is_world_process_zero():
+            return {}
+        model = trainer.accelerator.unwrap_model(trainer.model)
         if config.model.lora:
             model = model.merge_and_unload()
         model.save_pretrained(out / "model")

@@ -19,14 +19,13 @@ from collections import defaultdict
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 from transformers import Trainer
 
 from ..config import JEPAConfig
 from ..objectives.jepa import LLMJEPALoss, gather_enc, jepa_dropped
-from ..objectives.masks import PAD_BLOCK, block_causal, to_float_mask
+from ..objectives.masks import to_float_mask
 
-VIEW_PREFIXES = ("view_", "pack_", "shared_")
+VIEW_PREFIXES = ("view_", "pack_")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -64,34 +63,17 @@ def joint_forward(model, inputs: dict, views: dict, mode: str, num_items_in_batc
         outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
         pred, target = encode_views(model, **views).chunk(2)
         return outputs, pred, target
-    if mode == "packed":
-        ids, labels = inputs["input_ids"], inputs["labels"]
-        batch, width = ids.shape[0], max(ids.shape[1], views["pack_input_ids"].shape[1])
-        blocks = torch.cat([
-            F.pad(torch.where(inputs["attention_mask"].bool(), 0, PAD_BLOCK), (0, width - ids.shape[1]), value=PAD_BLOCK),
-            F.pad(views["pack_blocks"], (0, width - views["pack_blocks"].shape[1]), value=PAD_BLOCK),
-        ])  # (2B, W): full rows are one causal block each; packed rows two blocks
-        rows = torch.cat([F.pad(ids, (0, width - ids.shape[1])),  # padded ids are never attended to
-                          F.pad(views["pack_input_ids"], (0, width - views["pack_input_ids"].shape[1]))])
-        positions = torch.cat([
-            torch.arange(width, device=ids.device).expand(batch, width),
-            F.pad(views["pack_position_ids"], (0, width - views["pack_position_ids"].shape[1])),
-        ])
-        all_labels = torch.cat([F.pad(labels, (0, width - labels.shape[1]), value=-100), torch.full_like(rows[:batch], -100)])
-        outputs = model(input_ids=rows, attention_mask=to_float_mask(block_causal(blocks), dtype), position_ids=positions,
-                        labels=all_labels, num_items_in_batch=num_items_in_batch, output_hidden_states=True)
-        return (outputs, *_pair(outputs.hidden_states[-1][batch:], views["pack_enc_index"]))
-    if mode == "shared_prefix":
+    if mode in ("packed", "shared_prefix"):  # one row per example; the full sequence is its last L tokens
         outputs = model(
-            input_ids=views["shared_input_ids"],
-            attention_mask=to_float_mask(views["shared_allowed"], dtype),
-            position_ids=views["shared_position_ids"],
+            input_ids=views["pack_input_ids"],
+            attention_mask=to_float_mask(views["pack_allowed"], dtype),
+            position_ids=views["pack_position_ids"],
             labels=inputs["labels"],
             num_items_in_batch=num_items_in_batch,
-            logits_to_keep=inputs["input_ids"].shape[1],  # the full sequence is the row's last L tokens
+            logits_to_keep=inputs["input_ids"].shape[1],  # LM-head logits for the full sequence only
             output_hidden_states=True,
         )
-        return (outputs, *_pair(outputs.hidden_states[-1], views["shared_enc_index"]))
+        return (outputs, *_pair(outputs.hidden_states[-1], views["pack_enc_index"]))
     raise ValueError(f"unknown view mode {mode!r}")
 
 

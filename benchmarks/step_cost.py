@@ -1,0 +1,170 @@
+"""Step cost of LLM-JEPA view modes relative to plain NTP fine-tuning (forward + backward).
+
+SmolLM2-135M-Instruct on real NL-RX-SYNTH batches (batch 8). Configurations run interleaved, round
+by round, so each ratio compares times measured under the same machine conditions; the ratio
+reported is the median over rounds of (config mean step time) / (NTP mean step time in that round).
+Loss dropout follows the real schedule (``jepa_dropped(seed, step, α)``) over the same step indices
+for every configuration; the realised drop share is printed beside it. Peak memory is measured per
+configuration in a fresh subprocess (CPU: peak RSS growth over one step; CUDA: max allocated).
+
+    python benchmarks/step_cost.py [--rounds 3] [--steps 4] [--data-dir ../shared/data] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+
+from lmjepa.config import JEPAConfig
+from lmjepa.data.jsonl import read_examples
+from lmjepa.data.packing import JEPACollator
+from lmjepa.data.views import encode_dataset
+from lmjepa.models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
+from lmjepa.objectives.jepa import jepa_dropped
+from lmjepa.training.trainer import JEPATrainer
+
+BATCH, SEED = 8, 82
+CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", "packed", "shared_prefix") for k in (0, 1) for a in (0.0, 0.5, 0.75)]
+
+
+def name(config) -> str:
+    mode, k, alpha = config
+    return "NTP only" if mode == "ntp" else f"{mode} k={k} α={alpha}"
+
+
+def setup(data_dir: str, n_batches: int):
+    path = resolve_model_path("smollm2-135m-instruct")
+    tokenizer = load_tokenizer(path)
+    predictor_ids = add_predictor_tokens(tokenizer, 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(path, tokenizer).to(device)
+    examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * n_batches)
+    features = {k: encode_dataset(examples, tokenizer, predictor_ids[:k])[0] for k in (0, 1)}
+    batches = {}
+    for config in CONFIGS:
+        mode, k, _ = config
+        collate = JEPACollator(tokenizer.pad_token_id, "separate" if mode == "ntp" else mode, k)
+        batches[config] = [collate(features[k][i : i + BATCH]) for i in range(0, len(features[k]), BATCH)]
+    return model, tokenizer, batches, device
+
+
+def make_trainer(model, config, tmp: str) -> JEPATrainer:
+    mode, k, alpha = config
+    jepa = JEPAConfig(lbd=0.0 if mode == "ntp" else 1.0, views="separate" if mode == "ntp" else mode,
+                      predictors=k, dropout=alpha, monitor=False)
+    args = TrainingArguments(output_dir=tmp, report_to=[], remove_unused_columns=False, seed=SEED, disable_tqdm=True)
+    trainer = JEPATrainer(model=model, args=args, jepa=jepa)
+    model.train()
+    return trainer
+
+
+def step(trainer, model, batch, global_step: int, device: str) -> None:
+    trainer.state.global_step = global_step
+    inputs = {key: value.to(device) for key, value in batch.items()}
+    loss = trainer.compute_loss(model, inputs)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def padding_efficiency(batches: list[dict], mode: str) -> tuple[float, float]:
+    """(tokens computed / real tokens, the same with every row padded to 512 as the reference does:
+    3 rows of 512 per example for separate views, 2 for its block-mask path, 1 for NTP)."""
+    computed = real = fixed = 0
+    for b in batches:
+        real_full = int(b["attention_mask"].sum())
+        if mode == "ntp":
+            computed += b["input_ids"].numel(); real += real_full; fixed += 512 * b["input_ids"].shape[0]
+        elif mode == "separate":
+            computed += b["input_ids"].numel() + b["view_input_ids"].numel()
+            real += real_full + int(b["view_attention_mask"].sum()); fixed += 512 * 3 * b["input_ids"].shape[0]
+        else:  # packed and shared_prefix: one row per example; real positions attend to something
+            computed += b["pack_input_ids"].numel()
+            real += int(b["pack_allowed"].any(-1).sum()); fixed += 512 * 2 * b["input_ids"].shape[0]
+    return computed / real, fixed / real
+
+
+def measure_memory(config, data_dir: str) -> float:
+    """Peak memory (MiB) of one step of ``config`` over the model already loaded (this process)."""
+    model, _, batches, device = setup(data_dir, 1)
+    trainer = make_trainer(model, config, "/tmp/lmjepa-bench")
+    never_dropped = next(s for s in range(1000) if not jepa_dropped(SEED, s, config[2]))
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(trainer, model, batches[config][0], never_dropped, device)
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(trainer, model, batches[config][0], never_dropped, device)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4, help="steps per configuration per round")
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--out", help="also write the Markdown table here")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_of:
+        mode, k, alpha = json.loads(args.memory_of)
+        print(json.dumps(measure_memory((mode, k, alpha), args.data_dir)))
+        return
+
+    torch.manual_seed(0)
+    model, tokenizer, batches, device = setup(args.data_dir, args.steps)
+    trainers = {config: make_trainer(model, config, "/tmp/lmjepa-bench") for config in CONFIGS}
+    for config in CONFIGS:  # warm-up
+        step(trainers[config], model, batches[config][0], 10**6 + 1, device)
+    times = {config: [] for config in CONFIGS}
+    for round_index in range(args.rounds):
+        for config in CONFIGS:
+            steps = [round_index * args.steps + i for i in range(args.steps)]
+            sync(device)
+            start = time.perf_counter()
+            for i, global_step in enumerate(steps):
+                step(trainers[config], model, batches[config][i % len(batches[config])], global_step, device)
+            sync(device)
+            times[config].append((time.perf_counter() - start) / len(steps))
+            print(f"round {round_index + 1}/{args.rounds} {name(config):28s} {times[config][-1]:.3f} s/step", flush=True)
+
+    memory = {}
+    for config in CONFIGS:
+        result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir],
+                                capture_output=True, text=True, check=True)
+        memory[config] = json.loads(result.stdout.strip().splitlines()[-1])
+
+    ntp = CONFIGS[0]
+    all_steps = range(args.rounds * args.steps)
+    lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, "
+             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct fp32, NL-RX-SYNTH",
+             "", "| configuration | s/step | × NTP (median of rounds) | dropped share | peak mem MiB | × NTP mem "
+             "| tokens computed / real | same, 512-padded |", "|---|---|---|---|---|---|---|---|"]
+    for config in CONFIGS:
+        ratio = statistics.median(t / n for t, n in zip(times[config], times[ntp]))
+        dropped = sum(jepa_dropped(SEED, s, config[2]) for s in all_steps) / len(all_steps)
+        ours, fixed = padding_efficiency(batches[config], config[0])
+        lines.append(f"| {name(config)} | {statistics.median(times[config]):.2f} | {ratio:.2f} | {dropped:.2f} | "
+                     f"{memory[config]:.0f} | {memory[config] / memory[ntp]:.2f} | {ours:.2f} | {fixed:.2f} |")
+    table = "\n".join(lines) + "\n"
+    print("\n" + table)
+    if args.out:
+        Path(args.out).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
