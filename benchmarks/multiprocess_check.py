@@ -5,7 +5,10 @@ Trains a tiny Llama (built in code) with LLM-JEPA on real NL-RX rows and writes 
 the distributed run comes entirely from ``accelerate launch``.
 
     python benchmarks/multiprocess_check.py --global-batch 8 --out one.json
-    accelerate launch --num_processes 2 --cpu benchmarks/multiprocess_check.py --global-batch 8 --out two.json
+    accelerate launch --multi_gpu --num_processes 2 benchmarks/multiprocess_check.py --global-batch 8 --out two.json
+
+On a machine without GPUs the ``--multi_gpu`` launcher (torchrun) starts CPU processes with the gloo
+backend; ``accelerate launch --cpu`` would start a single process unless MPI is set up.
     python benchmarks/multiprocess_check.py --compare one.json two.json
 """
 

@@ -13,8 +13,8 @@ configuration in a fresh subprocess (CPU: peak RSS growth over one step; CUDA: m
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -97,19 +97,52 @@ def padding_efficiency(batches: list[dict], mode: str) -> tuple[float, float]:
     return computed / real, fixed / real
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def measure_memory(config, data_dir: str) -> float:
-    """Peak memory (MiB) of one step of ``config`` over the model already loaded (this process)."""
+    """Peak memory (MiB) that one step of ``config`` adds on top of the loaded model (this process).
+
+    CPU: after a warm-up step, the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``)
+    and read back (VmHWM) after the measured step. CUDA: ``max_memory_allocated`` over the step.
+    """
     model, _, batches, device = setup(data_dir, 1)
     trainer = make_trainer(model, config, "/tmp/lmjepa-bench")
     never_dropped = next(s for s in range(1000) if not jepa_dropped(SEED, s, config[2]))
+    step(trainer, model, batches[config][0], never_dropped, device)  # warm-up
+    gc.collect()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         step(trainer, model, batches[config][0], never_dropped, device)
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
+    base = _status_kib("VmRSS")
     step(trainer, model, batches[config][0], never_dropped, device)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def time_configs(model, batches, device: str, rounds: int, steps: int) -> dict:
+    """Mean step time of every configuration in each round, configurations interleaved per round."""
+    trainers = {config: make_trainer(model, config, "/tmp/lmjepa-bench") for config in CONFIGS}
+    for config in CONFIGS:  # warm-up
+        step(trainers[config], model, batches[config][0], 10**6 + 1, device)
+    times = {config: [] for config in CONFIGS}
+    for round_index in range(rounds):
+        for config in CONFIGS:
+            indices = [round_index * steps + i for i in range(steps)]
+            sync(device)
+            start = time.perf_counter()
+            for i, global_step in enumerate(indices):
+                step(trainers[config], model, batches[config][i % len(batches[config])], global_step, device)
+            sync(device)
+            times[config].append((time.perf_counter() - start) / steps)
+            print(f"round {round_index + 1}/{rounds} {name(config):28s} {times[config][-1]:.3f} s/step", flush=True)
+    return times
 
 
 def main() -> None:
@@ -118,6 +151,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps per configuration per round")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--out", help="also write the Markdown table here")
+    parser.add_argument("--times", help="JSON of per-round step times: reused if it exists, else written")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
@@ -127,21 +161,14 @@ def main() -> None:
 
     torch.manual_seed(0)
     model, tokenizer, batches, device = setup(args.data_dir, args.steps)
-    trainers = {config: make_trainer(model, config, "/tmp/lmjepa-bench") for config in CONFIGS}
-    for config in CONFIGS:  # warm-up
-        step(trainers[config], model, batches[config][0], 10**6 + 1, device)
-    times = {config: [] for config in CONFIGS}
-    for round_index in range(args.rounds):
-        for config in CONFIGS:
-            steps = [round_index * args.steps + i for i in range(args.steps)]
-            sync(device)
-            start = time.perf_counter()
-            for i, global_step in enumerate(steps):
-                step(trainers[config], model, batches[config][i % len(batches[config])], global_step, device)
-            sync(device)
-            times[config].append((time.perf_counter() - start) / len(steps))
-            print(f"round {round_index + 1}/{args.rounds} {name(config):28s} {times[config][-1]:.3f} s/step", flush=True)
-
+    times_file = Path(args.times or "/tmp/lmjepa-step-cost-times.json")
+    if args.times and times_file.exists():  # reuse a finished timing phase (e.g. after a crash below)
+        saved = json.loads(times_file.read_text())
+        times = {config: saved[name(config)] for config in CONFIGS}
+        args.rounds = len(times[CONFIGS[0]])
+    else:
+        times = time_configs(model, batches, device, args.rounds, args.steps)
+    times_file.write_text(json.dumps({name(config): times[config] for config in CONFIGS}))
     memory = {}
     for config in CONFIGS:
         result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir],

@@ -50,6 +50,8 @@ def cmd_train(args) -> int:
     if args.output_dir:
         config = config.with_overrides({"output_dir": args.output_dir})
     results = run_variants(config, args.variant, force=args.force)
+    if not all(results.values()):  # a non-main process under `accelerate launch`: nothing to report
+        return 0
     table = comparison_table(results)
     if len(results) > 1:
         atomic_write_text(Path(config.output_dir) / "comparison.md", table)

@@ -81,6 +81,11 @@ def build_model_and_tokenizer(config: RunConfig):
 
 def training_arguments(config: RunConfig, out: Path) -> TrainingArguments:
     t = config.train
+    extra = dict(t.extra)
+    # Under `accelerate launch` without GPUs, the Trainer sets up multi-CPU DDP (gloo) only with use_cpu.
+    extra.setdefault("use_cpu", int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available())
+    # Every trainable parameter takes part in every step (a dropped JEPA term still runs the full model).
+    extra.setdefault("ddp_find_unused_parameters", False)
     return TrainingArguments(
         output_dir=str(out),  # checkpoints: out/checkpoint-N; TensorBoard: out/runs/
         per_device_train_batch_size=t.batch_size,
@@ -100,7 +105,7 @@ def training_arguments(config: RunConfig, out: Path) -> TrainingArguments:
         report_to=["tensorboard"],
         remove_unused_columns=False,  # keep the view columns
         dataloader_num_workers=0,
-        **t.extra,
+        **extra,
     )
 
 
