@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..config import RunConfig, load_config, parse_override
+from ..config import load_config, parse_override
 from ..data.jsonl import DataError
 from ..io import atomic_write_json, atomic_write_text
 
@@ -62,7 +62,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..evaluation.evaluate import evaluate_examples
     from ..models.loading import load_model, load_tokenizer
-    from ..training.run import _file, build_model_and_tokenizer
+    from ..training.run import build_model_and_tokenizer, data_file
     from ..data.jsonl import read_examples
 
     target = Path(args.target)
@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("lmjepa evaluate CONFIG needs --out DIR")
         model, tokenizer, _ = build_model_and_tokenizer(config)
         out = Path(args.out)
-    examples = read_examples(_file(config, "test"), config.data.max_eval_examples)
+    examples = read_examples(data_file(config, "test"), config.data.max_eval_examples)
     metrics = evaluate_examples(model, tokenizer, examples, config.eval, out)
     metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
     if target.is_dir() and out == target and (target / "metrics.json").exists():

@@ -1,4 +1,4 @@
-"""Score generations and write ``predictions.jsonl`` and ``metrics.json`` (atomically).
+"""Score generations; write ``predictions.jsonl`` (atomically). ``metrics.json`` is written by the caller.
 
 Metrics (percentages are in percent of ``n``):
 * ``exact_match``: prediction == reference after stripping whitespace (the LLM-JEPA metric).
@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..data.jsonl import Example
-from ..io import atomic_write_json, atomic_write_jsonl
+from ..io import atomic_write_jsonl
 from . import regex
 
 METRICS = ("regex", "exact")
@@ -72,9 +72,10 @@ def score(
 
 
 def evaluate_examples(model, tokenizer, examples: list[Example], eval_config, out_dir: str | Path) -> dict:
-    """Generate for ``examples``, score, and write predictions.jsonl + metrics.json into ``out_dir``.
+    """Generate for ``examples``, score, and write ``predictions.jsonl`` (atomically) into ``out_dir``.
 
-    Returns the metrics dict (also written). ``eval_config`` is an ``EvalConfig``.
+    Returns the metrics dict; the caller adds run details and writes ``metrics.json``.
+    ``eval_config`` is an ``EvalConfig``.
     """
     from .generate import generate
 

@@ -38,7 +38,8 @@ from .trainer import JEPATrainer, NonFiniteLossError
 log = logging.getLogger("lmjepa")
 
 
-def _file(config: RunConfig, split: str) -> Path:
+def data_file(config: RunConfig, split: str) -> Path:
+    """The JSONL file for ``split`` (``train``/``test``): explicit path, else resolved by dataset name."""
     explicit = config.data.train_file if split == "train" else config.data.eval_file
     if explicit:
         return Path(explicit)
@@ -134,7 +135,7 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
         if os.environ.get("RANK", "0") == "0":
             save_config(config, out / "config.yaml")
         model, tokenizer, predictor_ids = build_model_and_tokenizer(config)
-        train_file = _file(config, "train")
+        train_file = data_file(config, "train")
         examples = read_examples(train_file, config.data.max_train_examples)
         features, counts = encode_dataset(examples, tokenizer, predictor_ids, config.data.max_length)
         log.info("train data %s: %s (max_length=%d)", train_file, dict(counts), config.data.max_length)
@@ -172,7 +173,7 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
         for checkpoint in out.glob("checkpoint-*"):  # the final model supersedes them
             shutil.rmtree(checkpoint, ignore_errors=True)
 
-        eval_examples = read_examples(_file(config, "test"), config.data.max_eval_examples)
+        eval_examples = read_examples(data_file(config, "test"), config.data.max_eval_examples)
         metrics = evaluate_examples(model, tokenizer, eval_examples, config.eval, out)
         metrics.update(
             name=config.name,
