@@ -1,0 +1,127 @@
+"""Paired statistics for seed-matched runs (the audit's protocol), built on scipy and statsmodels.
+
+A *cell* (a configuration) is compared with a *baseline* cell on one benchmark metric, pairing runs
+by seed (same data order and initialisation). Differences are d_i = cell_i − baseline_i.
+
+* paired t-test (scipy ``ttest_rel``), one-sided (H1: cell > baseline, as LLM-JEPA reports) and
+  two-sided;
+* exact Wilcoxon signed-rank test (scipy, ``method="exact"``), with the smallest p-value it can
+  reach at this n — for n = 5 that is 0.0625 two-sided / 0.03125 one-sided, so at n = 5 it can never
+  reject at α = 0.05 two-sided, and the result says so;
+* paired bootstrap 95% CI of mean(d) (percentile method, seeded);
+* Cohen's d_z = mean(d) / sd(d) (sd with n − 1);
+* family-wise correction over all (cell, benchmark) tests: Bonferroni, Holm (default) or
+  Benjamini–Hochberg (statsmodels ``multipletests``); the family size is reported;
+* McNemar's exact test on per-example correctness of two runs (statsmodels ``mcnemar``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar as _mcnemar
+from statsmodels.stats.multitest import multipletests
+
+CORRECTIONS = {"bonferroni": "bonferroni", "holm": "holm", "bh": "fdr_bh"}
+
+
+@dataclass
+class PairedResult:
+    """One cell vs the baseline on one metric. Differences and means are in the metric's unit."""
+
+    n: int
+    baseline_mean: float
+    baseline_sd: float
+    cell_mean: float
+    cell_sd: float
+    delta: float  # mean(cell − baseline)
+    t: float
+    p_t_one_sided: float  # H1: cell > baseline
+    p_t_two_sided: float
+    p_wilcoxon_two_sided: float
+    wilcoxon_min_p_two_sided: float  # the smallest p the exact test can give at this n
+    wilcoxon_can_reject: bool  # min attainable p ≤ α
+    ci_low: float  # paired bootstrap CI of delta
+    ci_high: float
+    cohens_dz: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def wilcoxon_min_p(n: int, two_sided: bool = True) -> float:
+    """Smallest p-value of the exact Wilcoxon signed-rank test with n non-zero pairs: 2^-n (one-sided)."""
+    return min(1.0, (2.0 if two_sided else 1.0) / 2**n)
+
+
+def bootstrap_ci(d: np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of mean(d), resampling pairs with replacement (seeded, reproducible)."""
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def paired_comparison(baseline, cell, alpha: float = 0.05, seed: int = 0) -> PairedResult:
+    """Compare seed-paired values (equal-length sequences, same seed order).
+
+    Raises ValueError if lengths differ or n < 2. With all differences equal the t statistic is
+    undefined: t and its p-values are NaN (never a made-up "significant").
+    """
+    a, b = np.asarray(baseline, dtype=float), np.asarray(cell, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two equal-length 1-D sequences, got {a.shape} and {b.shape}")
+    if len(a) < 2:
+        raise ValueError("a paired comparison needs at least 2 seeds")
+    d = b - a
+    sd = d.std(ddof=1)
+    if sd > 0:
+        t_two = stats.ttest_rel(b, a)
+        t_one = stats.ttest_rel(b, a, alternative="greater")
+        t, p_one, p_two = float(t_two.statistic), float(t_one.pvalue), float(t_two.pvalue)
+    else:
+        t = p_one = p_two = math.nan
+    nonzero = int(np.count_nonzero(d))
+    p_w = float(stats.wilcoxon(b, a, method="exact").pvalue) if nonzero else 1.0
+    low, high = bootstrap_ci(d, seed=seed)
+    return PairedResult(
+        n=len(d), baseline_mean=float(a.mean()), baseline_sd=float(a.std(ddof=1)),
+        cell_mean=float(b.mean()), cell_sd=float(b.std(ddof=1)), delta=float(d.mean()),
+        t=t, p_t_one_sided=p_one, p_t_two_sided=p_two,
+        p_wilcoxon_two_sided=p_w, wilcoxon_min_p_two_sided=wilcoxon_min_p(nonzero),
+        wilcoxon_can_reject=wilcoxon_min_p(nonzero) <= alpha,
+        ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan,
+    )
+
+
+def correct(p_values: list[float], method: str = "holm", alpha: float = 0.05) -> tuple[list[bool], list[float]]:
+    """Family-wise corrected decisions and adjusted p-values over the whole family.
+
+    ``method``: ``bonferroni``, ``holm`` or ``bh`` (Benjamini–Hochberg, controls FDR instead).
+    NaN p-values (undefined tests) count in the family size and are never rejected.
+    Raises ValueError on an unknown method.
+    """
+    if method not in CORRECTIONS:
+        raise ValueError(f"unknown correction {method!r}; choose one of {sorted(CORRECTIONS)}")
+    p = np.asarray(p_values, dtype=float)
+    filled = np.where(np.isnan(p), 1.0, p)
+    reject, adjusted, _, _ = multipletests(filled, alpha=alpha, method=CORRECTIONS[method])
+    adjusted = np.where(np.isnan(p), np.nan, adjusted)
+    return [bool(r) and not math.isnan(x) for r, x in zip(reject, p)], [float(x) for x in adjusted]
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's exact test on per-example correctness of two runs over the same examples.
+
+    Returns ``{"b": a right & b wrong, "c": a wrong & b right, "p": exact two-sided p}``.
+    Raises ValueError if the runs cover different numbers of examples.
+    """
+    x, y = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if x.shape != y.shape:
+        raise ValueError(f"runs cover {x.size} and {y.size} examples")
+    table = [[int(np.sum(x & y)), int(np.sum(x & ~y))], [int(np.sum(~x & y)), int(np.sum(~x & ~y))]]
+    result = _mcnemar(table, exact=True)
+    return {"b": table[0][1], "c": table[1][0], "p": float(result.pvalue)}

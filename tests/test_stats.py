@@ -1,0 +1,84 @@
+"""Paired statistics against independent closed-form computations (not against the same library call)."""
+
+import math
+from itertools import product
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lmjepa.stats.paired import bootstrap_ci, correct, mcnemar, paired_comparison, wilcoxon_min_p
+
+BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
+CELL = [60.0, 58.0, 61.5, 50.5, 62.0]
+
+
+def test_t_test_and_effect_size_match_closed_form():
+    d = np.array(CELL) - np.array(BASE)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    r = paired_comparison(BASE, CELL)
+    assert r.delta == pytest.approx(d.mean())
+    assert r.t == pytest.approx(t)
+    assert r.p_t_one_sided == pytest.approx(stats.t.sf(t, df=4))  # Student t tail, H1: cell > baseline
+    assert r.p_t_two_sided == pytest.approx(2 * stats.t.sf(abs(t), df=4))
+    assert r.cohens_dz == pytest.approx(d.mean() / d.std(ddof=1))
+    assert r.baseline_sd == pytest.approx(np.std(BASE, ddof=1))
+
+
+def test_exact_wilcoxon_by_enumerating_all_sign_flips():
+    d = np.array(CELL) - np.array(BASE)
+    ranks = stats.rankdata(np.abs(d))
+    observed = ranks[d > 0].sum()
+    flips = [sum(r for r, s in zip(ranks, signs) if s) for signs in product([0, 1], repeat=len(d))]
+    mean = ranks.sum() / 2
+    p_two = np.mean([abs(w - mean) >= abs(observed - mean) - 1e-12 for w in flips])
+    r = paired_comparison(BASE, CELL)
+    assert r.p_wilcoxon_two_sided == pytest.approx(p_two)
+    assert r.wilcoxon_min_p_two_sided == 0.0625 and not r.wilcoxon_can_reject  # n = 5 can never reach 0.05
+    assert wilcoxon_min_p(6) == pytest.approx(0.03125) and wilcoxon_min_p(5, two_sided=False) == 0.03125
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+    d = np.array(CELL) - np.array(BASE)
+    low, high = bootstrap_ci(d, seed=1)
+    assert (low, high) == bootstrap_ci(d, seed=1)
+    assert d.min() <= low < d.mean() < high <= d.max()
+    assert bootstrap_ci(np.full(5, 2.0)) == (2.0, 2.0)
+
+
+def test_constant_difference_gives_undefined_t_not_significance():
+    r = paired_comparison([1, 2, 3], [2, 3, 4])
+    assert math.isnan(r.t) and math.isnan(r.p_t_one_sided) and math.isnan(r.cohens_dz)
+    with pytest.raises(ValueError):
+        paired_comparison([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError):
+        paired_comparison([1], [2])
+
+
+def test_holm_bonferroni_and_bh_by_hand():
+    p = [0.010, 0.040, 0.030, 0.005]
+    m = len(p)
+    reject, adjusted = correct(p, "bonferroni")
+    assert adjusted == pytest.approx([min(1, x * m) for x in p]) and reject == [True, False, False, True]
+    # Holm: sorted 0.005, 0.010, 0.030, 0.040 → ×4, ×3, ×2, ×1 with running max → 0.02, 0.03, 0.06, 0.06
+    reject, adjusted = correct(p, "holm")
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02]) and reject == [True, False, False, True]
+    # BH: sorted × m/rank → 0.02, 0.02, 0.04, 0.04 (running min from the top)
+    reject, adjusted = correct(p, "bh")
+    assert adjusted == pytest.approx([0.02, 0.04, 0.04, 0.02]) and reject == [True, True, True, True]
+    reject, adjusted = correct([0.001, float("nan")], "holm")
+    assert reject == [True, False] and math.isnan(adjusted[1]) and adjusted[0] == pytest.approx(0.002)
+    with pytest.raises(ValueError):
+        correct(p, "sidak-ish")
+
+
+def test_mcnemar_exact_is_a_binomial_test_on_discordant_pairs():
+    a = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1]
+    b = [1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1]
+    result = mcnemar(a, b)
+    assert (result["b"], result["c"]) == (5, 1)
+    n, k = 6, 1
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    assert result["p"] == pytest.approx(p)
+    with pytest.raises(ValueError):
+        mcnemar([1, 0], [1])
