@@ -1,5 +1,6 @@
 """Paired statistics against independent closed-form computations (not against the same library call)."""
 
+import json
 import math
 from itertools import product
 
@@ -7,6 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lmjepa.cli.main import main
+from lmjepa.data.jsonl import DataError
+from lmjepa.stats.compare import compare, load_results
 from lmjepa.stats.paired import bootstrap_ci, correct, mcnemar, paired_comparison, wilcoxon_min_p
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
@@ -35,6 +39,7 @@ def test_exact_wilcoxon_by_enumerating_all_sign_flips():
     r = paired_comparison(BASE, CELL)
     assert r.p_wilcoxon_two_sided == pytest.approx(p_two)
     assert r.wilcoxon_min_p_two_sided == 0.0625 and not r.wilcoxon_can_reject  # n = 5 can never reach 0.05
+    assert paired_comparison([1, 2, 3, 4], [1, 2, 4, 6]).wilcoxon_nonzero == 2  # ties at zero are dropped
     assert wilcoxon_min_p(6) == pytest.approx(0.03125) and wilcoxon_min_p(5, two_sided=False) == 0.03125
 
 
@@ -82,3 +87,54 @@ def test_mcnemar_exact_is_a_binomial_test_on_discordant_pairs():
     assert result["p"] == pytest.approx(p)
     with pytest.raises(ValueError):
         mcnemar([1, 0], [1])
+
+
+# ---- lmjepa compare on a results store -----------------------------------------------------------
+
+def _results(tmp_path):
+    rows = []
+    for seed, base, cell in zip([82, 23, 37, 84, 4], BASE, CELL):
+        rows.append({"cell": "ntp", "seed": seed, "metrics": {"exact_match": base, "semantic_match": base + 5}})
+        rows.append({"cell": "llm-jepa", "seed": seed, "metrics": {"exact_match": cell, "semantic_match": base + 5.5}})
+    rows.append({"cell": "llm-jepa", "seed": 99, "metrics": {"exact_match": 99.0, "semantic_match": 99.0}})  # unpaired
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_compare_pairs_by_seed_and_corrects_over_the_family(tmp_path, capsys):
+    path = _results(tmp_path)
+    result = compare(load_results(path), "ntp", ["exact_match", "semantic_match"], "holm")
+    assert result["family_size"] == 2
+    exact = next(t for t in result["tests"] if t["metric"] == "exact_match")
+    direct = paired_comparison(BASE, CELL)
+    assert exact["seeds"] == [4, 23, 37, 82, 84] and exact["unpaired_seeds"] == [99]
+    assert exact["delta"] == pytest.approx(direct.delta) and exact["p_t_one_sided"] == pytest.approx(direct.p_t_one_sided)
+    semantic = next(t for t in result["tests"] if t["metric"] == "semantic_match")
+    assert math.isnan(semantic["p_t_one_sided"]) and not semantic["reject_one_sided"]  # constant Δ: undefined
+    assert exact["p_t_one_sided_corrected"] == pytest.approx(min(1.0, 2 * direct.p_t_one_sided))  # Holm, m = 2
+
+    assert main(["compare", str(path), "--baseline", "ntp", "--metric", "exact_match", "--metric", "semantic_match",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "Family: 2 tests" in report and "holm correction" in report and "can never reject" in report
+    assert "seeds [99]" in report
+    assert json.loads((tmp_path / "cmp" / "stats.json").read_text())["family_size"] == 2
+    assert (tmp_path / "cmp" / "deltas.png").stat().st_size > 1000
+
+
+def test_compare_errors(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"cell": "a", "seed": 1, "metrics": {}}\n{"cell": "a", "seed": 2}\n')
+    with pytest.raises(DataError, match=rf"{path}:2: missing 'metrics'"):
+        load_results(path)
+    with pytest.raises(ValueError, match="baseline cell 'zzz' not in results"):
+        compare(load_results(_results(tmp_path)), "zzz", ["exact_match"])
+
+
+def test_mcnemar_cli(tmp_path, capsys):
+    for name, verdicts in (("a", [1, 1, 1, 0, 1, 1]), ("b", [0, 0, 1, 0, 0, 1])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.jsonl").write_text("".join(json.dumps({"exact_match": bool(v)}) + "\n" for v in verdicts))
+    assert main(["compare", "--mcnemar", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "3 examples right only in" in capsys.readouterr().out

@@ -4,6 +4,8 @@
     lmjepa evaluate RUN_DIR [--set ...] [--out DIR]          # a trained run's model/
     lmjepa evaluate CONFIG.yaml --out DIR [--set ...]        # the config's model as is (zero-shot)
     lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
+    lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
+    lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
 """
 
 from __future__ import annotations
@@ -102,6 +104,26 @@ def cmd_table(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from ..stats.compare import compare, load_results, write_report
+    from ..stats.paired import mcnemar
+
+    if args.mcnemar:
+        rows = [[json.loads(line)["exact_match"] for line in (Path(run) / "predictions.jsonl").read_text().splitlines()]
+                for run in args.mcnemar]
+        result = mcnemar(*rows)
+        print(f"McNemar exact test on exact-match correctness: {result['b']} examples right only in {args.mcnemar[0]}, "
+              f"{result['c']} right only in {args.mcnemar[1]}; p = {result['p']:.4g}")
+        return 0
+    if not args.results or not args.baseline:
+        raise SystemExit("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
+    result = compare(load_results(args.results), args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
+    report = write_report(result, args.out or Path(args.results).parent / "compare")
+    print(report.read_text())
+    print(f"written: {report}, stats.json, deltas.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmjepa", description="LLM-JEPA training and honest evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("runs", nargs="+")
     table.add_argument("--out")
     table.set_defaults(func=cmd_table)
+    comp = sub.add_parser("compare", help="seed-paired statistics vs a baseline cell, family-wise corrected")
+    comp.add_argument("results", nargs="?", help="results JSONL (one run per line: cell, seed, metrics)")
+    comp.add_argument("--baseline", help="the cell every other cell is compared with")
+    comp.add_argument("--metric", action="append", help="metric key (repeatable; default exact_match)")
+    comp.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "bh"])
+    comp.add_argument("--alpha", type=float, default=0.05)
+    comp.add_argument("--out", help="folder for report.md, stats.json, deltas.png")
+    comp.add_argument("--mcnemar", nargs=2, metavar=("RUN_A", "RUN_B"), help="McNemar test of two run folders")
+    comp.set_defaults(func=cmd_compare)
     return parser
 
 

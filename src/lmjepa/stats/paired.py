@@ -42,6 +42,7 @@ class PairedResult:
     p_t_one_sided: float  # H1: cell > baseline
     p_t_two_sided: float
     p_wilcoxon_two_sided: float
+    wilcoxon_nonzero: int  # pairs with a non-zero difference (the exact test's n)
     wilcoxon_min_p_two_sided: float  # the smallest p the exact test can give at this n
     wilcoxon_can_reject: bool  # min attainable p ≤ α
     ci_low: float  # paired bootstrap CI of delta
@@ -91,7 +92,7 @@ def paired_comparison(baseline, cell, alpha: float = 0.05, seed: int = 0) -> Pai
         n=len(d), baseline_mean=float(a.mean()), baseline_sd=float(a.std(ddof=1)),
         cell_mean=float(b.mean()), cell_sd=float(b.std(ddof=1)), delta=float(d.mean()),
         t=t, p_t_one_sided=p_one, p_t_two_sided=p_two,
-        p_wilcoxon_two_sided=p_w, wilcoxon_min_p_two_sided=wilcoxon_min_p(nonzero),
+        p_wilcoxon_two_sided=p_w, wilcoxon_nonzero=nonzero, wilcoxon_min_p_two_sided=wilcoxon_min_p(nonzero),
         wilcoxon_can_reject=wilcoxon_min_p(nonzero) <= alpha,
         ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan,
     )

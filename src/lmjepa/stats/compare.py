@@ -1,0 +1,138 @@
+"""``lmjepa compare``: seed-paired comparison of every cell with a baseline cell, corrected over the family.
+
+Results store: JSONL, one finished run per line, at least
+``{"cell": str, "seed": int, "metrics": {"exact_match": float, ...}}`` (a sweep adds the resolved
+config, its hash, the code version and wall time). The family is every (cell, metric) test
+against the baseline; its size is stated in the report. Decisions use the one-sided paired t-test
+(H1: cell > baseline, the LLM-JEPA protocol) after the chosen correction; two-sided p-values are
+corrected and reported too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from ..data.jsonl import DataError
+from ..io import atomic_write_json, atomic_write_text
+from .paired import correct, paired_comparison
+
+
+def load_results(path: str | Path) -> list[dict]:
+    """Read a results store. Raises DataError naming ``path:line`` on a malformed or incomplete row."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: results file not found")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+        for key in ("cell", "seed", "metrics"):
+            if key not in row:
+                raise DataError(f"{path}:{number}: missing {key!r}")
+        rows.append(row)
+    return rows
+
+
+def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str = "holm", alpha: float = 0.05) -> dict:
+    """Paired statistics of each cell vs ``baseline`` for each metric, with family-wise correction.
+
+    Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
+    Raises ValueError if the baseline cell is absent or a cell shares fewer than 2 seeds with it.
+    """
+    by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        by_cell[row["cell"]][int(row["seed"])] = row["metrics"]  # a later row for the same run wins
+    if baseline not in by_cell:
+        raise ValueError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
+    tests = []
+    for cell in sorted(c for c in by_cell if c != baseline):
+        seeds = sorted(set(by_cell[cell]) & set(by_cell[baseline]))
+        unpaired = sorted(set(by_cell[cell]) ^ set(by_cell[baseline]))
+        for metric in metrics:
+            base = [by_cell[baseline][s][metric] for s in seeds]
+            values = [by_cell[cell][s][metric] for s in seeds]
+            result = paired_comparison(base, values, alpha=alpha)
+            tests.append({"cell": cell, "metric": metric, "seeds": seeds, "unpaired_seeds": unpaired, **result.to_dict()})
+    for sided in ("one_sided", "two_sided"):
+        reject, adjusted = correct([t[f"p_t_{sided}"] for t in tests], correction, alpha)
+        for test, r, p in zip(tests, reject, adjusted):
+            test[f"p_t_{sided}_corrected"] = p
+            test[f"reject_{sided}"] = r
+    return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
+            "family_size": len(tests), "tests": tests}
+
+
+def _p(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def render_markdown(result: dict) -> str:
+    """A paper-style table: mean ± sd per cell, Δ with bootstrap CI, raw and corrected p, decision."""
+    a = result["alpha"]
+    lines = [
+        f"# Paired comparison against `{result['baseline']}`",
+        "",
+        f"Family: {result['family_size']} tests (cells × metrics), {result['correction']} correction at α = {a}. "
+        "Decision: one-sided paired t-test (H1: cell > baseline) after correction.",
+        "",
+        "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 1-sided) | corrected | "
+        "p (t, 2-sided) | corrected | p (Wilcoxon exact, 2-sided) | decision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for t in result["tests"]:
+        decision = "**improves**" if t["reject_one_sided"] else "no evidence"
+        dz = "n/a" if math.isnan(t["cohens_dz"]) else f"{t['cohens_dz']:.2f}"
+        lines.append(
+            f"| {t['cell']} | {t['metric']} | {t['n']} | {t['baseline_mean']:.2f} ± {t['baseline_sd']:.2f} | "
+            f"{t['cell_mean']:.2f} ± {t['cell_sd']:.2f} | {t['delta']:+.2f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}] | "
+            f"{dz} | {_p(t['p_t_one_sided'])} | "
+            f"{_p(t['p_t_one_sided_corrected'])} | {_p(t['p_t_two_sided'])} | {_p(t['p_t_two_sided_corrected'])} | "
+            f"{_p(t['p_wilcoxon_two_sided'])} | {decision} |"
+        )
+        if not t["wilcoxon_can_reject"]:
+            notes.append(f"- {t['cell']} / {t['metric']}: with {t['wilcoxon_nonzero']} non-zero pairs the exact Wilcoxon test "
+                         f"cannot go below p = {t['wilcoxon_min_p_two_sided']:.4f}, so it can never reject at α = {a}.")
+        if t["unpaired_seeds"]:
+            notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
+    if notes:
+        lines += ["", "Notes:", *sorted(set(notes))]
+    return "\n".join(lines) + "\n"
+
+
+def plot_deltas(result: dict, path: str | Path) -> None:
+    """PNG: Δ per (cell, metric) with its bootstrap 95% CI; filled markers survive the correction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tests = result["tests"]
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(tests))))
+    for y, t in enumerate(tests):
+        ax.errorbar(t["delta"], y, xerr=[[t["delta"] - t["ci_low"]], [t["ci_high"] - t["delta"]]], fmt="o",
+                    color="black", mfc="black" if t["reject_one_sided"] else "white", capsize=3)
+    ax.axvline(0, color="grey", lw=1, ls="--")
+    ax.set_yticks(range(len(tests)), [f"{t['cell']} · {t['metric']}" for t in tests])
+    ax.set_xlabel(f"Δ vs {result['baseline']}, 95% paired bootstrap CI\nfilled: significant after {result['correction']} (α = {result['alpha']})")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(result: dict, out_dir: str | Path) -> Path:
+    """Write ``report.md``, ``stats.json`` and ``deltas.png`` into ``out_dir`` (atomic for text). Returns the report path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "stats.json", result)
+    plot_deltas(result, out / "deltas.png")
+    atomic_write_text(out / "report.md", render_markdown(result) + "\n![Δ per cell](deltas.png)\n")
+    return out / "report.md"
