@@ -6,6 +6,7 @@
     lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
+    lmjepa sweep SPEC.yaml [--concurrency N]                 # cells × seeds into a results store
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from ..training.sweep import run_sweep
+
+    store = run_sweep(args.spec, args.concurrency)
+    print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmjepa", description="LLM-JEPA training and honest evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", help="folder for report.md, stats.json, deltas.png")
     comp.add_argument("--mcnemar", nargs=2, metavar=("RUN_A", "RUN_B"), help="McNemar test of two run folders")
     comp.set_defaults(func=cmd_compare)
+
+    sweep = sub.add_parser("sweep", help="train and evaluate every (cell, seed) of a sweep spec once")
+    sweep.add_argument("spec")
+    sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 

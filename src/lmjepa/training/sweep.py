@@ -1,0 +1,158 @@
+"""``lmjepa sweep SPEC.yaml``: a grid of cells × seeds, each trained and evaluated once.
+
+Spec::
+
+    base: configs/nlrx-synth-smollm2.yaml     # a run config (path relative to the spec) ...
+    overrides: {data.max_train_examples: 800} # ... with overrides for every cell
+    output_dir: runs/sweep-nlrx
+    seeds: [82, 23, 37, 84, 4]                # default: the LLM-JEPA paper's seeds
+    cells:                                    # named cells (overrides of the base) ...
+      ntp: {jepa.lbd: 0.0}
+      llm-jepa: {jepa.lbd: 1.0}
+    grid:                                     # ... and/or a Cartesian grid of any config keys
+      jepa.lbd: [0.5, 1.0]
+      jepa.predictors: [0, 1]
+    concurrency: 1                            # runs at once; torch threads are split between them
+
+Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell>/seed-<seed>``
+(so a killed run resumes from its last checkpoint) and, when it finishes, one line is added to
+``output_dir/results.jsonl`` — rewritten atomically — with the cell, seed, resolved config and its
+hash, metrics, code version and wall time. A (cell, seed) whose config hash is already in the store
+is never recomputed; a killed sweep loses at most the runs in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..config import RunConfig, load_config, save_config
+from ..io import atomic_write_text
+
+PAPER_SEEDS = [82, 23, 37, 84, 4]
+_store_lock = threading.Lock()
+
+
+def config_hash(config: RunConfig) -> str:
+    """sha256 (16 hex digits) of the resolved config, without its name, output folder and variants."""
+    data = config.to_dict()
+    for key in ("name", "output_dir", "variants"):
+        data.pop(key)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+    """``lmjepa <version>`` plus the git commit (``+dirty`` with uncommitted changes) when in a checkout."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return f"lmjepa {__version__} {commit}{'+dirty' if dirty else ''}"
+    except (OSError, subprocess.CalledProcessError):
+        return f"lmjepa {__version__}"
+
+
+def expand_cells(spec: dict) -> dict[str, dict]:
+    """Named cells plus the grid's Cartesian product (named ``key=value,key=value``)."""
+    cells = {name: dict(overrides or {}) for name, overrides in (spec.get("cells") or {}).items()}
+    grid = spec.get("grid") or {}
+    for values in itertools.product(*grid.values()) if grid else []:
+        overrides = dict(zip(grid, values))
+        cells[",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())] = overrides
+    if not cells:
+        raise ValueError("the sweep spec needs 'cells' or 'grid'")
+    return cells
+
+
+def plan(spec_path: str | Path) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
+    """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency)."""
+    spec_path = Path(spec_path)
+    spec = yaml.safe_load(spec_path.read_text()) or {}
+    if "base" not in spec or "output_dir" not in spec:
+        raise ValueError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    base = load_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
+    base.variants = {}
+    out = Path(spec["output_dir"])
+    runs = []
+    for cell, overrides in expand_cells(spec).items():
+        for seed in spec.get("seeds") or PAPER_SEEDS:
+            config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}",
+                                          "output_dir": str(out / cell / f"seed-{seed}")})
+            runs.append((cell, seed, config))
+    return out, runs, int(spec.get("concurrency", 1))
+
+
+def finished(store: Path) -> set[tuple[str, int, str]]:
+    if not store.exists():
+        return set()
+    rows = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
+    return {(r["cell"], r["seed"], r["config_hash"]) for r in rows}
+
+
+def append_result(store: Path, row: dict) -> None:
+    """Add one line to the store by an atomic rewrite (readers never see a partial line)."""
+    with _store_lock:
+        existing = store.read_text() if store.exists() else ""
+        atomic_write_text(store, existing + json.dumps(row) + "\n")
+
+
+def _run_one(cell: str, seed: int, config: RunConfig, threads: int, store: Path, version: str) -> None:
+    folder = Path(config.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_config(config, folder / "sweep-config.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with open(folder / "stdout.log", "a") as log:
+        subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder / "sweep-config.yaml")],
+                       check=True, env=env, stdout=log, stderr=subprocess.STDOUT)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.pop("log_history", None)
+    append_result(store, {
+        "cell": cell, "seed": seed, "config_hash": config_hash(config), "config": config.to_dict(),
+        "metrics": metrics, "code_version": version, "wall_seconds": round(time.perf_counter() - start, 1),
+    })
+
+
+def run_sweep(spec_path: str | Path, concurrency: int | None = None) -> Path:
+    """Run every unfinished (cell, seed) of the spec; return the results store path.
+
+    Raises subprocess.CalledProcessError naming the failed run (its ``stdout.log`` has the details);
+    runs finished before the failure stay in the store.
+    """
+    out, runs, spec_concurrency = plan(spec_path)
+    concurrency = max(1, concurrency or spec_concurrency)
+    store = out / "results.jsonl"
+    done = finished(store)
+    todo = [(c, s, cfg) for c, s, cfg in runs if (c, s, config_hash(cfg)) not in done]
+    threads = max(1, (os.cpu_count() or 1) // concurrency)
+    version = code_version()
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already in {store}, {len(todo)} to run, "
+          f"{concurrency} at a time × {threads} threads")
+    with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run") as bar:
+        with ThreadPoolExecutor(concurrency) as pool:
+            futures = {pool.submit(_run_one, c, s, cfg, threads, store, version): (c, s) for c, s, cfg in todo}
+            for future in futures:
+                cell, seed = futures[future]
+                try:
+                    future.result()
+                except subprocess.CalledProcessError as err:
+                    pool.shutdown(wait=True, cancel_futures=True)  # finish runs in flight, start no new ones
+                    raise subprocess.CalledProcessError(err.returncode, f"{cell}/seed-{seed}: see "
+                                                        f"{out / cell / f'seed-{seed}' / 'stdout.log'}") from None
+                bar.set_postfix_str(f"{cell} seed {seed} done")
+                bar.update()
+    return store

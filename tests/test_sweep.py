@@ -1,0 +1,59 @@
+"""lmjepa sweep: every (cell, seed) once, results appended atomically, nothing recomputed; then compare."""
+
+import json
+
+import yaml
+
+from lmjepa.cli.main import main
+from lmjepa.training.sweep import config_hash, expand_cells, plan
+
+
+def _spec(tmp_path, tiny_model_dir, data_dir) -> str:
+    base = {
+        "name": "tiny", "output_dir": "unused", "model": {"name": str(tiny_model_dir)},
+        "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 8, "max_eval_examples": 3},
+        "jepa": {"predictors": 1},
+        "train": {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 100,
+                  "extra": {"disable_tqdm": True}},
+        "eval": {"max_new_tokens": 4, "batch_size": 4},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {"base": "base.yaml", "output_dir": str(tmp_path / "sweep"), "seeds": [1, 2], "concurrency": 2,
+            "cells": {"ntp": {"jepa.lbd": 0.0}, "llm-jepa": {"jepa.lbd": 1.0}}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(tmp_path / "spec.yaml")
+
+
+def test_grid_cells_and_hashes(tmp_path, tiny_model_dir, data_dir):
+    cells = expand_cells({"grid": {"jepa.lbd": [0.5, 1.0], "jepa.predictors": [0, 1]}, "cells": {"ntp": {"jepa.lbd": 0}}})
+    assert list(cells) == ["ntp", "lbd=0.5,predictors=0", "lbd=0.5,predictors=1", "lbd=1.0,predictors=0",
+                           "lbd=1.0,predictors=1"]
+    _, runs, concurrency = plan(_spec(tmp_path, tiny_model_dir, data_dir))
+    assert concurrency == 2 and [(c, s) for c, s, _ in runs] == [("ntp", 1), ("ntp", 2), ("llm-jepa", 1), ("llm-jepa", 2)]
+    hashes = {config_hash(cfg) for _, _, cfg in runs}
+    assert len(hashes) == 4  # seed and λ are part of the hash; the output folder is not
+    assert runs[0][2].train.seed == 1 and runs[2][2].jepa.lbd == 1.0
+
+
+def test_sweep_runs_once_resumes_and_feeds_compare(tmp_path, tiny_model_dir, data_dir, capsys):
+    spec = _spec(tmp_path, tiny_model_dir, data_dir)
+    assert main(["sweep", spec]) == 0
+    store = tmp_path / "sweep" / "results.jsonl"
+    rows = [json.loads(line) for line in store.read_text().splitlines()]
+    assert sorted((r["cell"], r["seed"]) for r in rows) == [("llm-jepa", 1), ("llm-jepa", 2), ("ntp", 1), ("ntp", 2)]
+    assert all(r["code_version"].startswith("lmjepa") and r["wall_seconds"] > 0 and "exact_match" in r["metrics"]
+               for r in rows)
+
+    before = store.read_text()
+    assert main(["sweep", spec]) == 0  # nothing to do: no run is recomputed
+    assert store.read_text() == before and "0 to run" in capsys.readouterr().out
+
+    # A sweep killed after a run finished but before its line was written: the run is reused, not redone.
+    store.write_text("".join(line + "\n" for line in before.splitlines()[:3]))
+    model_file = next((tmp_path / "sweep").glob("*/seed-*/model/model.safetensors"))
+    mtime = model_file.stat().st_mtime
+    assert main(["sweep", spec]) == 0
+    assert len(store.read_text().splitlines()) == 4 and model_file.stat().st_mtime == mtime
+
+    assert main(["compare", str(store), "--baseline", "ntp", "--out", str(tmp_path / "cmp")]) == 0
+    assert "Family: 1 tests" in (tmp_path / "cmp" / "report.md").read_text()
