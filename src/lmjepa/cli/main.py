@@ -6,7 +6,7 @@
     lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
-    lmjepa sweep SPEC.yaml [--concurrency N]                 # cells × seeds into a results store
+    lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     from ..training.sweep import run_sweep
 
-    store = run_sweep(args.spec, args.concurrency)
+    store = run_sweep(args.spec, args.concurrency, args.output_dir)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="train and evaluate every (cell, seed) of a sweep spec once")
     sweep.add_argument("spec")
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
+    sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.set_defaults(func=cmd_sweep)
     return parser
 

@@ -78,15 +78,18 @@ def expand_cells(spec: dict) -> dict[str, dict]:
     return cells
 
 
-def plan(spec_path: str | Path) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
-    """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency)."""
+def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
+    """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency).
+
+    ``output_dir`` replaces the spec's. Raises ValueError if the spec lacks ``base``/``output_dir``.
+    """
     spec_path = Path(spec_path)
     spec = yaml.safe_load(spec_path.read_text()) or {}
     if "base" not in spec or "output_dir" not in spec:
         raise ValueError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
     base = load_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
     base.variants = {}
-    out = Path(spec["output_dir"])
+    out = Path(output_dir or spec["output_dir"])
     runs = []
     for cell, overrides in expand_cells(spec).items():
         for seed in spec.get("seeds") or PAPER_SEEDS:
@@ -127,13 +130,13 @@ def _run_one(cell: str, seed: int, config: RunConfig, threads: int, store: Path,
     })
 
 
-def run_sweep(spec_path: str | Path, concurrency: int | None = None) -> Path:
+def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None) -> Path:
     """Run every unfinished (cell, seed) of the spec; return the results store path.
 
     Raises subprocess.CalledProcessError naming the failed run (its ``stdout.log`` has the details);
     runs finished before the failure stay in the store.
     """
-    out, runs, spec_concurrency = plan(spec_path)
+    out, runs, spec_concurrency = plan(spec_path, output_dir)
     concurrency = max(1, concurrency or spec_concurrency)
     store = out / "results.jsonl"
     done = finished(store)
