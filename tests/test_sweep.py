@@ -33,6 +33,10 @@ def test_grid_cells_and_hashes(tmp_path, tiny_model_dir, data_dir):
     hashes = {config_hash(cfg) for _, _, cfg in runs}
     assert len(hashes) == 4  # seed and λ are part of the hash; the output folder is not
     assert runs[0][2].train.seed == 1 and runs[2][2].jepa.lbd == 1.0
+    # Stating a default explicitly, or a new field arriving with its default, leaves the hash unchanged.
+    config = runs[0][2]
+    assert config_hash(config.with_overrides({"jepa.distance": "cosine"})) == config_hash(config)
+    assert config_hash(config.with_overrides({"jepa.distance": "l2"})) != config_hash(config)
 
 
 def test_sweep_runs_once_resumes_and_feeds_compare(tmp_path, tiny_model_dir, data_dir, capsys):

@@ -45,11 +45,27 @@ PAPER_SEEDS = [82, 23, 37, 84, 4]
 _store_lock = threading.Lock()
 
 
+def _non_default(values: dict, defaults: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict) and defaults[key]:
+            nested = _non_default(value, defaults[key])
+            if nested:
+                out[key] = nested
+        elif key not in defaults or value != defaults[key]:
+            out[key] = value
+    return out
+
+
 def config_hash(config: RunConfig) -> str:
-    """sha256 (16 hex digits) of the resolved config, without its name, output folder and variants."""
-    data = config.to_dict()
+    """sha256 (16 hex digits) of the config's non-default values, without name, output folder, variants.
+
+    Hashing only what differs from the defaults keeps finished runs valid when a later version adds a
+    config field with a default; a changed default is visible in each row's ``code_version``.
+    """
+    data = _non_default(config.to_dict(), RunConfig().to_dict())
     for key in ("name", "output_dir", "variants"):
-        data.pop(key)
+        data.pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
