@@ -92,6 +92,9 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
 
     monkeypatch.setattr(run_module, "JEPATrainer", MustNotRun)
     assert train_and_evaluate(config) == metrics
+    # The same folder with another config is refused, never silently reused.
+    with pytest.raises(ValueError, match="holds a run with a different config"):
+        train_and_evaluate(config.with_overrides({"jepa.lbd": 0.5}))
 
 
 def test_lora_trains_predictor_rows_and_merges(tmp_path, tiny_model_dir, data_dir):

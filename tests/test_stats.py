@@ -95,7 +95,8 @@ def _results(tmp_path):
     rows = []
     for seed, base, cell in zip([82, 23, 37, 84, 4], BASE, CELL):
         rows.append({"cell": "ntp", "seed": seed, "metrics": {"exact_match": base, "semantic_match": base + 5}})
-        rows.append({"cell": "llm-jepa", "seed": seed, "metrics": {"exact_match": cell, "semantic_match": base + 5.5}})
+        rows.append({"cell": "llm-jepa", "seed": seed, "metrics": {"exact_match": cell, "semantic_match": base + 5.5,
+                                                                    "grad_cosine_mean": seed / 100}})
     rows.append({"cell": "llm-jepa", "seed": 99, "metrics": {"exact_match": 99.0, "semantic_match": 99.0}})  # unpaired
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -119,6 +120,9 @@ def test_compare_pairs_by_seed_and_corrects_over_the_family(tmp_path, capsys):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "Family: 2 tests" in report and "holm correction" in report and "can never reject" in report
     assert "seeds [99]" in report
+    coupling = result["grad_cosine"]["llm-jepa"]
+    assert coupling["runs"] == 5 and coupling["mean"] == pytest.approx(np.mean([0.82, 0.23, 0.37, 0.84, 0.04]))
+    assert "Gradient coupling" in report and "ntp" not in result["grad_cosine"]
     assert json.loads((tmp_path / "cmp" / "stats.json").read_text())["family_size"] == 2
     assert (tmp_path / "cmp" / "deltas.png").stat().st_size > 1000
 

@@ -54,7 +54,7 @@ def test_sweep_runs_once_resumes_and_feeds_compare(tmp_path, tiny_model_dir, dat
 
     # A sweep killed after a run finished but before its line was written: the run is reused, not redone.
     store.write_text("".join(line + "\n" for line in before.splitlines()[:3]))
-    model_file = next((tmp_path / "sweep").glob("*/seed-*/model/model.safetensors"))
+    model_file = next((tmp_path / "sweep").glob("*/seed-*-*/model/model.safetensors"))
     mtime = model_file.stat().st_mtime
     assert main(["sweep", spec]) == 0
     assert len(store.read_text().splitlines()) == 4 and model_file.stat().st_mtime == mtime

@@ -94,3 +94,28 @@ def test_jepa_term_changes_the_update(tokenizer, features, tmp_path):
     ntp = _one_step_update(tokenizer, features, tmp_path / "ntp", 4, 1, 0.0)
     jepa = _one_step_update(tokenizer, features, tmp_path / "jepa", 4, 1, 1.0)
     assert max((ntp[n] - jepa[n]).abs().max().item() for n in ntp) > 1e-5
+
+
+def test_gradient_cosine_matches_separate_backward_passes(tokenizer, features, tmp_path):
+    model = tiny_llama(len(tokenizer))
+    trainer = _trainer(model, tokenizer, tmp_path, JEPAConfig(lbd=1.0, grad_cosine_every=1))
+    batch = JEPACollator(tokenizer.pad_token_id)(features)
+    model.train()
+    trainer.compute_loss(model, dict(batch))
+    logged = trainer._metrics["grad_cosine"][-1]
+
+    def flat_grad(loss):
+        model.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+    ntp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    g_ntp = flat_grad(ntp)
+    hidden = model(input_ids=batch["view_input_ids"], attention_mask=batch["view_attention_mask"],
+                   output_hidden_states=True).hidden_states[-1]
+    enc = hidden[torch.arange(hidden.shape[0]), batch["view_enc_index"]]
+    pred, target = enc.chunk(2)
+    g_jepa = flat_grad((1 - F.cosine_similarity(pred, target, dim=-1)).mean())
+    expected = (g_ntp @ g_jepa / (g_ntp.norm() * g_jepa.norm())).item()
+    assert logged == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert -1 <= logged <= 1 and abs(logged) > 1e-4

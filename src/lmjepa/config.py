@@ -73,6 +73,9 @@ class JEPAConfig:
     """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
     dropout_compensate: bool = False
     """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
+    grad_cosine_every: int = 0
+    """Every N optimizer steps, log cos(∇ JEPA term, ∇ NTP term) over trainable parameters (the audit's
+    coupling measure; costs two extra backward passes on those steps). 0 = off."""
 
 
 @dataclass

@@ -15,6 +15,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from ..data.jsonl import DataError
 from ..io import atomic_write_json, atomic_write_text
 from .paired import correct, paired_comparison
@@ -65,8 +67,14 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
         for test, r, p in zip(tests, reject, adjusted):
             test[f"p_t_{sided}_corrected"] = p
             test[f"reject_{sided}"] = r
+    coupling = {}
+    for cell, runs in sorted(by_cell.items()):
+        values = [m["grad_cosine_mean"] for m in runs.values() if m.get("grad_cosine_mean") is not None]
+        if values:
+            coupling[cell] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
+                              else math.nan, "runs": len(values)}
     return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
-            "family_size": len(tests), "tests": tests}
+            "family_size": len(tests), "tests": tests, "grad_cosine": coupling}
 
 
 def _p(value: float) -> str:
@@ -104,6 +112,12 @@ def render_markdown(result: dict) -> str:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
+    if result.get("grad_cosine"):
+        lines += ["", "Gradient coupling: cos(∇ JEPA term, ∇ NTP term) over trainable parameters, mean over the "
+                  "logged steps of each run, then mean ± sd over runs (near 0: the auxiliary pulls in an "
+                  "unrelated direction; negative: it fights the NTP loss).", "",
+                  "| cell | runs | grad cosine |", "|---|---|---|"]
+        lines += [f"| {cell} | {c['runs']} | {c['mean']:+.3f} ± {c['sd']:.3f} |" for cell, c in result["grad_cosine"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -26,7 +26,7 @@ import torch
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..config import RunConfig, save_config
+from ..config import RunConfig, load_config, save_config
 from ..data.jsonl import read_examples, resolve_dataset_file
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
@@ -122,13 +122,22 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
     """Train one run and evaluate it; return its metrics (also in ``metrics.json``).
 
     Resumes from the last checkpoint in ``output_dir``; returns the stored metrics
-    of a finished run unless ``force``. Raises NonFiniteLossError if the loss turns NaN/inf
+    of a finished run unless ``force``. Raises ValueError if ``output_dir`` holds a run of a
+    different config (never silently reuses or resumes it). Raises NonFiniteLossError if the loss turns NaN/inf
     (the last good checkpoint is kept and the error is written to ``run.log``).
     """
     out = Path(config.output_dir)
+    saved = out / "config.yaml"
+    if saved.exists() and not force and load_config(saved).to_dict() != config.to_dict():
+        raise ValueError(f"{out} holds a run with a different config ({saved}); "
+                         "use another output_dir, or --force to start it again")
     if (out / "metrics.json").exists() and not force:
         log.info("%s is complete; not recomputed (use --force)", out)
         return json.loads((out / "metrics.json").read_text())
+    if force:  # start again: no stale metrics, no checkpoint of another config to resume
+        (out / "metrics.json").unlink(missing_ok=True)
+        for checkpoint in out.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     handler = _add_file_log(out)
     try:
@@ -188,6 +197,9 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
             train_data=dict(counts),
             log_history=trainer.state.log_history,
         )
+        cosines = [row["grad_cosine"] for row in trainer.state.log_history if "grad_cosine" in row]
+        if cosines:
+            metrics["grad_cosine_mean"] = sum(cosines) / len(cosines)
         atomic_write_json(out / "metrics.json", metrics)
         log.info("metrics: exact_match=%.2f%% semantic_match=%s n=%d", metrics["exact_match"],
                  metrics.get("semantic_match"), metrics["n"])

@@ -14,7 +14,7 @@ Spec::
       jepa.predictors: [0, 1]
     concurrency: 1                            # runs at once; torch threads are split between them
 
-Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell>/seed-<seed>``
+Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell>/seed-<seed>-<config hash>``
 (so a killed run resumes from its last checkpoint) and, when it finishes, one line is added to
 ``output_dir/results.jsonl`` — rewritten atomically — with the cell, seed, resolved config and its
 hash, metrics, code version and wall time. A (cell, seed) whose config hash is already in the store
@@ -109,8 +109,9 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     runs = []
     for cell, overrides in expand_cells(spec).items():
         for seed in spec.get("seeds") or PAPER_SEEDS:
-            config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}",
-                                          "output_dir": str(out / cell / f"seed-{seed}")})
+            config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}"})
+            # The folder carries the config hash: redefining a cell gives new folders, never stale ones.
+            config.output_dir = str(out / cell / f"seed-{seed}-{config_hash(config)}")
             runs.append((cell, seed, config))
     return out, runs, int(spec.get("concurrency", 1))
 
@@ -170,8 +171,9 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
                     future.result()
                 except subprocess.CalledProcessError as err:
                     pool.shutdown(wait=True, cancel_futures=True)  # finish runs in flight, start no new ones
+                    folder = next(cfg.output_dir for c, s, cfg in todo if (c, s) == (cell, seed))
                     raise subprocess.CalledProcessError(err.returncode, f"{cell}/seed-{seed}: see "
-                                                        f"{out / cell / f'seed-{seed}' / 'stdout.log'}") from None
+                                                        f"{Path(folder) / 'stdout.log'}") from None
                 bar.set_postfix_str(f"{cell} seed {seed} done")
                 bar.update()
     return store

@@ -47,6 +47,20 @@ def encode_views(model, view_input_ids, view_attention_mask, view_enc_index) -> 
     return gather_enc(outputs.hidden_states[-1], view_enc_index)
 
 
+def gradient_cosine(model, first: torch.Tensor, second: torch.Tensor) -> float:
+    """cos(∇first, ∇second) over all trainable parameters, flattened into one vector each.
+
+    Both losses must still have their graphs (they are kept for the real backward). Parameters a
+    loss does not reach contribute zeros. Returns NaN if either gradient is zero.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True) for loss in (first, second)]
+    flat = [torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gs, params)])
+            for gs in grads]
+    norms = flat[0].norm() * flat[1].norm()
+    return float((flat[0] @ flat[1]) / norms) if norms > 0 else float("nan")
+
+
 def _pair(hidden: torch.Tensor, enc_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """hidden (B, S, D), enc_index (B, 2) → (Pred(Enc(Text)), Enc(Code)), each (B, D)."""
     return gather_enc(hidden, enc_index[:, 0]), gather_enc(hidden, enc_index[:, 1])
@@ -82,7 +96,8 @@ class JEPATrainer(Trainer):
 
     Inputs come from ``lmjepa.data.packing.JEPACollator`` (views computed as ``jepa.views`` says).
     Logged separately: ``lm_loss``, ``jepa_loss``, ``jepa_cosine`` (mean cos of Pred(Enc(Text)) and
-    Enc(Code)) and ``jepa_dropped`` (share of steps whose JEPA term was dropped). With λ = 0 the loss
+    Enc(Code)), ``jepa_dropped`` (share of steps whose JEPA term was dropped) and, every
+    ``jepa.grad_cosine_every`` steps, ``grad_cosine`` = cos(∇ JEPA term, ∇ NTP term). With λ = 0 the loss
     is exactly the NTP loss; if ``jepa.monitor`` the JEPA distance is still computed without gradient
     on the last step before each log (paper §3.3). A dropped step (loss dropout α, §5.2) computes no
     view tokens at all.
@@ -102,6 +117,10 @@ class JEPATrainer(Trainer):
     def _monitor_now(self, model) -> bool:
         step = self.state.global_step + 1  # the step being computed
         return model.training and self.jepa.monitor and step % max(1, int(self.args.logging_steps)) == 0
+
+    def _grad_cosine_now(self, model) -> bool:
+        every = self.jepa.grad_cosine_every
+        return model.training and every > 0 and self.state.global_step % every == 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         views = {key: inputs.pop(key) for key in list(inputs) if key.startswith(VIEW_PREFIXES)}
@@ -136,6 +155,8 @@ class JEPATrainer(Trainer):
             if use_jepa:
                 weight = self.objective.lbd / (1 - self.jepa.dropout) if self.jepa.dropout_compensate else self.objective.lbd
                 loss = loss + weight * parts.jepa / accumulation
+                if self._grad_cosine_now(model):
+                    self._record(grad_cosine=gradient_cosine(model, parts.jepa, ntp))
             self._record(jepa_loss=parts.jepa.item(), jepa_cosine=parts.cosine.item())
         self._record(lm_loss=ntp_mean.item())
         if model.training and self.jepa.dropout > 0:
