@@ -10,7 +10,7 @@ from scipy import stats
 
 from lmjepa.cli.main import main
 from lmjepa.data.jsonl import DataError
-from lmjepa.stats.compare import compare, load_results
+from lmjepa.stats.compare import compare, k_lambda_grid, load_results, write_report
 from lmjepa.stats.paired import bootstrap_ci, correct, mcnemar, paired_comparison, wilcoxon_min_p
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
@@ -142,3 +142,16 @@ def test_mcnemar_cli(tmp_path, capsys):
         (tmp_path / name / "predictions.jsonl").write_text("".join(json.dumps({"exact_match": bool(v)}) + "\n" for v in verdicts))
     assert main(["compare", "--mcnemar", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "3 examples right only in" in capsys.readouterr().out
+
+
+def test_k_lambda_grid_and_heatmap(tmp_path):
+    rows = [{"cell": f"k{k}-l{lbd}", "seed": seed, "config": {"jepa": {"predictors": k, "lbd": lbd}},
+             "metrics": {"exact_match": 10 * k + lbd + seed}}
+            for k in (0, 1) for lbd in (0.5, 1.0, 2.0) for seed in (1, 3)]
+    ks, lambdas, means = k_lambda_grid(rows, "exact_match")
+    assert ks == [0, 1] and lambdas == [0.5, 1.0, 2.0]
+    np.testing.assert_allclose(means, [[2.5, 3.0, 4.0], [12.5, 13.0, 14.0]])  # mean over seeds 1 and 3 adds 2
+    assert k_lambda_grid(rows[:6], "exact_match") is None  # one k only: no grid
+    result = compare(rows, "k0-l0.5", ["exact_match"])
+    write_report(result, tmp_path, rows)
+    assert (tmp_path / "k_lambda.png").stat().st_size > 1000 and "k_lambda.png" in (tmp_path / "report.md").read_text()

@@ -118,8 +118,9 @@ def cmd_compare(args) -> int:
         return 0
     if not args.results or not args.baseline:
         raise SystemExit("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
-    result = compare(load_results(args.results), args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
-    report = write_report(result, args.out or Path(args.results).parent / "compare")
+    rows = load_results(args.results)
+    result = compare(rows, args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
+    report = write_report(result, args.out or Path(args.results).parent / "compare", rows)
     print(report.read_text())
     print(f"written: {report}, stats.json, deltas.png")
     return 0

@@ -142,11 +142,60 @@ def plot_deltas(result: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_report(result: dict, out_dir: str | Path) -> Path:
-    """Write ``report.md``, ``stats.json`` and ``deltas.png`` into ``out_dir`` (atomic for text). Returns the report path."""
+def k_lambda_grid(rows: list[dict], metric: str) -> tuple[list[int], list[float], np.ndarray] | None:
+    """Mean ``metric`` over seeds for each (k, λ) in the rows' configs (LLM-JEPA Fig. 3 layout).
+
+    Returns (ks, λs, means of shape (len(ks), len(λs)), NaN where a pair was not run), or None when
+    the rows do not span at least two k and two λ values.
+    """
+    cells: dict[tuple[int, float], list[float]] = defaultdict(list)
+    for row in rows:
+        jepa = (row.get("config") or {}).get("jepa")
+        if jepa and metric in row["metrics"]:
+            cells[(int(jepa["predictors"]), float(jepa["lbd"]))].append(float(row["metrics"][metric]))
+    ks, lambdas = sorted({k for k, _ in cells}), sorted({lbd for _, lbd in cells})
+    if len(ks) < 2 or len(lambdas) < 2:
+        return None
+    means = np.full((len(ks), len(lambdas)), np.nan)
+    for (k, lbd), values in cells.items():
+        means[ks.index(k), lambdas.index(lbd)] = np.mean(values)
+    return ks, lambdas, means
+
+
+def plot_k_lambda(grid, metric: str, path: str | Path) -> None:
+    """PNG heatmap of mean ``metric`` over (k, λ), each cell annotated with its value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks, lambdas, means = grid
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(lambdas), 1.0 + 0.6 * len(ks)))
+    image = ax.imshow(means, cmap="viridis", aspect="auto")
+    for i, j in np.ndindex(means.shape):
+        if not np.isnan(means[i, j]):
+            ax.text(j, i, f"{means[i, j]:.1f}", ha="center", va="center", color="white", fontsize=9)
+    ax.set_xticks(range(len(lambdas)), [f"{x:g}" for x in lambdas])
+    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xlabel("λ")
+    ax.set_ylabel("k (predictor tokens)")
+    fig.colorbar(image, ax=ax, label=f"mean {metric} over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(result: dict, out_dir: str | Path, rows: list[dict] | None = None) -> Path:
+    """Write ``report.md``, ``stats.json``, ``deltas.png`` and, when ``rows`` span a (k, λ) grid,
+    ``k_lambda.png`` into ``out_dir`` (text written atomically). Returns the report path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "stats.json", result)
     plot_deltas(result, out / "deltas.png")
-    atomic_write_text(out / "report.md", render_markdown(result) + "\n![Δ per cell](deltas.png)\n")
+    figures = "\n![Δ per cell](deltas.png)\n"
+    grid = k_lambda_grid(rows or [], result["metrics"][0])
+    if grid is not None:
+        plot_k_lambda(grid, result["metrics"][0], out / "k_lambda.png")
+        figures += "\n![mean over seeds per (k, λ)](k_lambda.png)\n"
+    atomic_write_text(out / "report.md", render_markdown(result) + figures)
     return out / "report.md"
