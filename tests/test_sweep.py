@@ -29,10 +29,10 @@ def test_grid_cells_and_hashes(tmp_path, tiny_model_dir, data_dir):
     assert list(cells) == ["ntp", "lbd=0.5,predictors=0", "lbd=0.5,predictors=1", "lbd=1.0,predictors=0",
                            "lbd=1.0,predictors=1"]
     _, runs, concurrency = plan(_spec(tmp_path, tiny_model_dir, data_dir))
-    assert concurrency == 2 and [(c, s) for c, s, _ in runs] == [("ntp", 1), ("ntp", 2), ("llm-jepa", 1), ("llm-jepa", 2)]
+    assert concurrency == 2 and [(c, s) for c, s, _ in runs] == [("ntp", 1), ("llm-jepa", 1), ("ntp", 2), ("llm-jepa", 2)]
     hashes = {config_hash(cfg) for _, _, cfg in runs}
     assert len(hashes) == 4  # seed and λ are part of the hash; the output folder is not
-    assert runs[0][2].train.seed == 1 and runs[2][2].jepa.lbd == 1.0
+    assert runs[0][2].train.seed == 1 and runs[1][2].jepa.lbd == 1.0
     # Stating a default explicitly, or a new field arriving with its default, leaves the hash unchanged.
     config = runs[0][2]
     assert config_hash(config.with_overrides({"jepa.distance": "cosine"})) == config_hash(config)

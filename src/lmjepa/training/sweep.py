@@ -107,8 +107,10 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     base.variants = {}
     out = Path(output_dir or spec["output_dir"])
     runs = []
-    for cell, overrides in expand_cells(spec).items():
-        for seed in spec.get("seeds") or PAPER_SEEDS:
+    cells = expand_cells(spec)
+    # Seed-major order: a sweep stopped part-way already holds complete seed-paired comparisons.
+    for seed in spec.get("seeds") or PAPER_SEEDS:
+        for cell, overrides in cells.items():
             config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}"})
             # The folder carries the config hash: redefining a cell gives new folders, never stale ones.
             config.output_dir = str(out / cell / f"seed-{seed}-{config_hash(config)}")
