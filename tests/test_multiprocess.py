@@ -18,18 +18,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "multiprocess_check.py"
 
 
-@pytest.mark.parametrize("views", ["separate", "shared_prefix"])
-def test_two_processes_match_one(tmp_path, data_dir, base_tokenizer_path, views):
+def _launch_two(*command: str, env: dict) -> None:
+    """Run ``command`` under ``accelerate launch`` with 2 processes (torchrun launcher; gloo without GPUs)."""
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     if accelerate is None:
         pytest.skip("accelerate CLI not found")
+    subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", *command], check=True, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("views", ["separate", "shared_prefix"])
+def test_two_processes_match_one(tmp_path, data_dir, base_tokenizer_path, views):
     env = {**os.environ, "LMJEPA_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
     common = ["--global-batch", "8", "--steps", "4", "--views", views]
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run([sys.executable, str(SCRIPT), *common, "--out", str(one)], check=True, env=env, cwd=ROOT)
-    subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), *common, "--out", str(two)],
-                   check=True, env=env, cwd=ROOT)
+    _launch_two(str(SCRIPT), *common, "--out", str(two), env=env)
     assert json.loads(two.read_text())["processes"] == 2
     result = subprocess.run([sys.executable, str(SCRIPT), "--compare", str(one), str(two)], env=env, cwd=ROOT,
                             capture_output=True, text=True)
@@ -39,9 +43,6 @@ def test_two_processes_match_one(tmp_path, data_dir, base_tokenizer_path, views)
 
 
 def test_cli_train_under_accelerate_shards_data_and_writes_once(tmp_path, data_dir, tiny_model_dir):
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
-    if accelerate is None:
-        pytest.skip("accelerate CLI not found")
     config = {
         "name": "ddp", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_model_dir)},
         "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 4},
@@ -52,9 +53,7 @@ def test_cli_train_under_accelerate_shards_data_and_writes_once(tmp_path, data_d
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lmjepa.cli.main", "train", str(path)],
-                   check=True, env=env, cwd=ROOT)
+    _launch_two("-m", "lmjepa.cli.main", "train", str(path), env=env)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train_steps"] == 2  # 16 examples / (4 per process × 2 processes): the data was sharded
     assert len((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()) == 4
