@@ -7,6 +7,7 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
+    lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data synth] [--out DIR]  # representation geometry
 """
 
 from __future__ import annotations
@@ -134,6 +135,38 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    import dataclasses
+
+    import yaml
+
+    from ..analysis.analyze import AnalyzeConfig, run_analysis
+
+    values = {}
+    if args.spec:
+        values = yaml.safe_load(Path(args.spec).read_text()) or {}
+        unknown = set(values) - {f.name for f in dataclasses.fields(AnalyzeConfig)}
+        if unknown:
+            raise ValueError(f"{args.spec}: unknown key(s) {sorted(unknown)}")
+    for text in args.model or []:
+        label, sep, spec = text.partition("=")
+        if not sep:
+            label, spec = Path(text.rstrip("/")).name, text
+        values.setdefault("models", {})[label] = spec
+    flags = {"dataset": args.data, "split": args.split, "max_examples": args.max_examples, "output_dir": args.out,
+             "layer": args.layer, "predictors": args.predictors, "poolings": args.pooling,
+             "batch_size": args.batch_size, "data_dir": args.data_dir}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.no_probes:
+        values["probes"] = False
+    if args.no_tsne:
+        values["tsne"] = False
+    report = run_analysis(AnalyzeConfig(**values))
+    print(report.read_text())
+    print(f"written: {report.parent}/ geometry.json, report.md, *.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmjepa", description="LLM-JEPA training and honest evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.set_defaults(func=cmd_sweep)
+
+    analyze = sub.add_parser("analyze", help="representation geometry of several models on one dataset")
+    analyze.add_argument("spec", nargs="?", help="YAML with AnalyzeConfig keys (flags override it)")
+    analyze.add_argument("--model", action="append", metavar="LABEL=MODEL",
+                         help="built-in name, HF folder or run folder (repeatable; side by side)")
+    analyze.add_argument("--data", help="two-view name (synth, turk, ...), sst2, rotten-tomatoes, or a file")
+    analyze.add_argument("--split")
+    analyze.add_argument("--data-dir")
+    analyze.add_argument("--max-examples", type=int)
+    analyze.add_argument("--layer", type=int, help="hidden_states index (-1 = last layer)")
+    analyze.add_argument("--predictors", type=int, help="k predictor tokens on the Text view (default 0)")
+    analyze.add_argument("--pooling", action="append", choices=["last", "mean", "max", "attention"])
+    analyze.add_argument("--batch-size", type=int)
+    analyze.add_argument("--no-probes", action="store_true")
+    analyze.add_argument("--no-tsne", action="store_true")
+    analyze.add_argument("--out", help="output folder (default runs/analyze)")
+    analyze.set_defaults(func=cmd_analyze)
     return parser
 
 

@@ -1,0 +1,103 @@
+"""What ``lmjepa analyze`` embeds: two-view data (Text/Code) or labelled sentences.
+
+``dataset`` is one of
+* an LLM-JEPA JSONL name under ``<data_dir>/llm-jepa/`` (``synth``, ``turk``, ``gsm8k``, …) or a
+  path to such a file (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``;
+* ``sst2`` (``<data_dir>/glue/SST-2/``: split ``validation``/``dev`` → ``dev.tsv``, the split the
+  P&R paper measures; ``test`` → ``test-labeled.tsv``; ``train`` → ``train.tsv``) or ``rotten-tomatoes``
+  (``<data_dir>/llm-jepa/rotten_tomatoes_<split>.jsonl``, label = the assistant's Good/Bad);
+* a path to a ``.tsv`` with ``sentence`` and ``label`` columns, or a ``.jsonl`` with ``text``
+  and ``label`` fields → labelled sentences.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.jsonl import DataError, Example, data_dir, read_examples, resolve_dataset_file
+
+
+@dataclass
+class AnalysisData:
+    """Either ``examples`` (two views) or ``texts`` + ``labels`` (one sentence per row)."""
+
+    source: str
+    examples: list[Example] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def two_view(self) -> bool:
+        return bool(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples) or len(self.texts)
+
+
+def _read_tsv(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if not reader.fieldnames or not {"sentence", "label"} <= set(reader.fieldnames):
+            raise DataError(f"{path}:1: expected a header with 'sentence' and 'label' columns")
+        for number, row in enumerate(reader, start=2):
+            if limit is not None and len(texts) >= limit:
+                break
+            if not (row.get("sentence") or "").strip() or row.get("label") in (None, ""):
+                raise DataError(f"{path}:{number}: empty sentence or label")
+            texts.append(row["sentence"].strip())
+            labels.append(row["label"].strip())
+    return texts, labels
+
+
+def _read_labelled_jsonl(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if limit is not None and len(texts) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict) or not str(row.get("text", "")).strip() or row.get("label") is None:
+                raise DataError(f"{path}:{number}: expected non-empty 'text' and a 'label'")
+            texts.append(str(row["text"]))
+            labels.append(str(row["label"]))
+    return texts, labels
+
+
+def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 1000,
+                       folder: str | None = None) -> AnalysisData:
+    """Read up to ``limit`` rows of ``dataset`` (see the module docstring).
+
+    Raises DataError naming the file (and line) if it is absent or malformed, or if a labelled
+    set has fewer than two labels.
+    """
+    path = Path(dataset).expanduser()
+    if dataset == "sst2":
+        name = {"test": "test-labeled.tsv", "train": "train.tsv"}.get(split, "dev.tsv")
+        path = data_dir(folder) / "glue" / "SST-2" / name
+    elif dataset == "rotten-tomatoes":
+        examples = read_examples(resolve_dataset_file("rotten_tomatoes", split, folder), limit)
+        return AnalysisData(dataset, texts=[e.text for e in examples], labels=[e.code for e in examples])
+    elif not path.suffix:
+        return AnalysisData(dataset, examples=read_examples(resolve_dataset_file(dataset, split, folder), limit))
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    if path.suffix == ".tsv":
+        texts, labels = _read_tsv(path, limit)
+    else:
+        with path.open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        if '"messages"' in first:
+            return AnalysisData(str(path), examples=read_examples(path, limit))
+        texts, labels = _read_labelled_jsonl(path, limit)
+    if len(set(labels)) < 2:
+        raise DataError(f"{path}: needs at least two distinct labels, found {sorted(set(labels))}")
+    return AnalysisData(str(path), texts=texts, labels=labels)
