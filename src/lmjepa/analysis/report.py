@@ -58,7 +58,8 @@ def plot_spectra(results: dict[str, dict], poolings: list[str], path: Path) -> N
     fig, axes = plt.subplots(1, len(poolings), figsize=(3.6 * len(poolings), 3.2), squeeze=False)
     for ax, pooling in zip(axes[0], poolings):
         for label, r in results.items():
-            ax.semilogy(r["poolings"][pooling]["spectrum"], label=label)
+            spectrum = [v for v in r["poolings"][pooling]["spectrum"] if v > 1e-10]  # drop numerical zeros
+            ax.semilogy(spectrum, label=label)
         ax.set_title(f"{pooling} pooling")
         ax.set_xlabel("index i")
     axes[0][0].set_ylabel("σ_i / σ_1")
