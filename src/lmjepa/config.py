@@ -3,14 +3,18 @@
 A YAML file mirrors ``RunConfig``::
 
     name: nlrx-synth-smollm2
+    task: nlrx-synth                  # data files, prompt, generation settings, metric (evaluation/tasks.py)
     model: {name: smollm2-135m-instruct, lora: null}
-    data: {dataset: synth, data_dir: ../shared/data, max_train_examples: 1600}
+    data: {data_dir: ../shared/data, max_train_examples: 1600}
     jepa: {lbd: 1.0, gamma: 1.0, predictors: 1, distance: cosine}
     train: {seed: 82, learning_rate: 5.0e-5, num_train_epochs: 1, batch_size: 8}
     eval: {max_new_tokens: 64, batch_size: 32}
     variants: {ntp: {jepa.lbd: 0.0}, llm-jepa: {}}
 
 ``variants`` names runs that differ from the base by a few overrides; ``lmjepa train`` runs each.
+``tasks`` defines extra tasks by name (fields of ``lmjepa.evaluation.tasks.Task``).
+Configs written before the task registry (``data.dataset``, ``eval.metric``) still load: the
+dataset name is mapped to its task and the metric comes from the task.
 """
 
 from __future__ import annotations
@@ -38,14 +42,12 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str | None = "synth"
-    """Dataset name, resolved as ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl``."""
     data_dir: str | None = None
-    """Data folder; falls back to ``$LMJEPA_DATA_DIR``."""
+    """Data folder; falls back to ``$LMJEPA_DATA_DIR``. The task's files are relative to it."""
     train_file: str | None = None
-    """Explicit training JSONL (overrides ``dataset``)."""
+    """Explicit training JSONL (replaces the task's; the task still decides prompt and metric)."""
     eval_file: str | None = None
-    """Explicit evaluation JSONL (overrides ``dataset``)."""
+    """Explicit evaluation JSONL (replaces the task's)."""
     max_train_examples: int | None = None
     """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
     max_eval_examples: int | None = 200
@@ -100,17 +102,23 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = None
+    """Generation budget; None = the task's."""
     batch_size: int = 32
-    metric: str = "regex"
-    """``regex`` (exact + semantic match) or ``exact``."""
     regex_timeout_s: float = 5.0
+    """Time limit of one regex-equivalence decision (over it: undecided, counted wrong)."""
+    sql_timeout_s: float = 10.0
+    """Time limit of one SQL query (Spider execution match)."""
 
 
 @dataclass
 class RunConfig:
     name: str = "run"
     output_dir: str = "runs/run"
+    task: str = "nlrx-synth"
+    """A registered task name (``lmjepa.evaluation.tasks``) or one defined under ``tasks``."""
+    tasks: dict = field(default_factory=dict)
+    """Extra task definitions: ``{name: {test_file, metric, train_file?, max_new_tokens?, ...}}``."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     jepa: JEPAConfig = field(default_factory=JEPAConfig)
@@ -139,7 +147,7 @@ class RunConfig:
 
 def _is_free_dict(parents: list[str]) -> bool:
     """Keys under these dicts are not fixed by a dataclass (e.g. ``train.extra.<any>``)."""
-    return len(parents) >= 2 or (parents and parents[-1] in {"variants"})
+    return len(parents) >= 2 or (parents and parents[-1] in {"variants", "tasks"})
 
 
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "jepa": JEPAConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -169,8 +177,24 @@ def _build(cls, values: dict, where: str):
     return cls(**kwargs)
 
 
+LEGACY_DATASETS = {"synth": "nlrx-synth", "turk": "nlrx-turk", "gsm8k": "gsm8k", "spider": "spider",
+                   "nq_open": "nq-open", "hellaswag": "hellaswag", "rotten_tomatoes": "rotten-tomatoes", "yelp": "yelp"}
+
+
+def _upgrade(values: dict) -> dict:
+    """Map a pre-registry config (``data.dataset``, ``eval.metric``) onto ``task``."""
+    values = {**values, "data": dict(values.get("data") or {}), "eval": dict(values.get("eval") or {})}
+    dataset = values["data"].pop("dataset", None)
+    values["eval"].pop("metric", None)
+    if dataset is not None and "task" not in values:
+        if dataset not in LEGACY_DATASETS:
+            raise KeyError(f"data.dataset {dataset!r} is replaced by task:; use one of the registered tasks")
+        values["task"] = LEGACY_DATASETS[dataset]
+    return values
+
+
 def from_dict(values: dict) -> RunConfig:
-    return _build(RunConfig, values, "")
+    return _build(RunConfig, _upgrade(values), "")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

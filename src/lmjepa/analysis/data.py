@@ -1,11 +1,12 @@
 """What ``lmjepa analyze`` embeds: two-view data (Text/Code) or labelled sentences.
 
 ``dataset`` is one of
-* an LLM-JEPA JSONL name under ``<data_dir>/llm-jepa/`` (``synth``, ``turk``, ``gsm8k``, …) or a
-  path to such a file (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``;
+* a task name (``lmjepa tasks``: ``nlrx-synth``, ``gsm8k``, …) or a path to an LLM-JEPA JSONL file
+  (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``; tasks scored by
+  ``label`` (``rotten-tomatoes``, ``yelp``) are read as labelled sentences instead (the user turn,
+  labelled by the assistant turn);
 * ``sst2`` (``<data_dir>/glue/SST-2/``: split ``validation``/``dev`` → ``dev.tsv``, the split the
-  P&R paper measures; ``test`` → ``test-labeled.tsv``; ``train`` → ``train.tsv``) or ``rotten-tomatoes``
-  (``<data_dir>/llm-jepa/rotten_tomatoes_<split>.jsonl``, label = the assistant's Good/Bad);
+  P&R paper measures; ``test`` → ``test-labeled.tsv``; ``train`` → ``train.tsv``);
 * a path to a ``.tsv`` with ``sentence`` and ``label`` columns, or a ``.jsonl`` with ``text``
   and ``label`` fields → labelled sentences.
 """
@@ -17,7 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.jsonl import DataError, Example, data_dir, read_examples, resolve_dataset_file
+from ..config import LEGACY_DATASETS
+from ..data.jsonl import DataError, Example, data_dir, read_examples
 
 
 @dataclass
@@ -83,11 +85,14 @@ def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 10
     if dataset == "sst2":
         name = {"test": "test-labeled.tsv", "train": "train.tsv"}.get(split, "dev.tsv")
         path = data_dir(folder) / "glue" / "SST-2" / name
-    elif dataset == "rotten-tomatoes":
-        examples = read_examples(resolve_dataset_file("rotten_tomatoes", split, folder), limit)
-        return AnalysisData(dataset, texts=[e.text for e in examples], labels=[e.code for e in examples])
     elif not path.suffix:
-        return AnalysisData(dataset, examples=read_examples(resolve_dataset_file(dataset, split, folder), limit))
+        from ..evaluation.tasks import get_task
+
+        task = get_task(LEGACY_DATASETS.get(dataset, dataset))
+        examples = read_examples(task.file(split, folder), limit)
+        if task.metric == "label":
+            return AnalysisData(task.name, texts=[e.text for e in examples], labels=[e.code for e in examples])
+        return AnalysisData(task.name, examples=examples)
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     if path.suffix == ".tsv":

@@ -7,6 +7,8 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
+    lmjepa tasks                                             # the registered tasks
+    lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data synth] [--out DIR]  # representation geometry
 """
 
@@ -23,28 +25,37 @@ from ..data.jsonl import DataError
 from ..io import atomic_write_json, atomic_write_text
 
 
-NONDEG = "n_nondegenerate"
-
-
 def comparison_table(results: dict[str, dict]) -> str:
-    """Markdown table, one row per run: λ, k, exact / semantic match (%), undecided, n, wall times."""
-    header = ("| run | λ | k | exact match % | semantic match % | semantic, non-degenerate targets % "
-              "| undecided | n | train s | eval s |")
-    lines = [header, "|" + "---|" * 10]
+    """Markdown table, one row per run: task, λ, k, the task's metric and exact match (in %), n, wall times."""
+    from ..evaluation.tasks import METRICS
+
+    lines = ["| run | task | λ | k | metric | % | exact match % | details | n | train s | eval s |", "|" + "---|" * 11]
     for name, m in results.items():
-        semantic = m.get("semantic_match")
-        nondeg = m.get("semantic_match_nondegenerate")
+        metric = m.get("metric", "regex")
+        key = METRICS.get(metric, (f"{metric}_match",))[0]
+        value = m.get(key)
+        details = []
+        if "semantic_match_nondegenerate" in m:
+            details.append(f"non-degenerate targets {m['semantic_match_nondegenerate']:.2f}% (n={m.get('n_nondegenerate')})")
+        if m.get("undecided"):
+            details.append(f"{m['undecided']} undecided")
+        if "note" in m:
+            details.append(m["note"])
+        if "invalid" in m:
+            details.append(f"{m['invalid']} not a label")
         lines.append(
-            f"| {name} | {m.get('lbd', '')} | {m.get('predictors', '')} | {m['exact_match']:.2f} | "
-            f"{'' if semantic is None else f'{semantic:.2f}'} | "
-            f"{'' if nondeg is None else f'{nondeg:.2f} (n={m.get(NONDEG)})'} | "
-            f"{m.get('undecided', '')} | {m['n']} | {m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
+            f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
+            f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
+            f"{m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def _overrides(args) -> dict:
-    return dict(parse_override(text) for text in args.set or [])
+    overrides = dict(parse_override(text) for text in args.set or [])
+    if getattr(args, "task", None):
+        overrides["task"] = args.task
+    return overrides
 
 
 def cmd_train(args) -> int:
@@ -66,8 +77,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..evaluation.evaluate import evaluate_examples
     from ..models.loading import load_model, load_tokenizer
-    from ..training.run import build_model_and_tokenizer, data_file
-    from ..data.jsonl import read_examples
+    from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, task_of
 
     target = Path(args.target)
     if target.is_dir():
@@ -81,8 +91,8 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("lmjepa evaluate CONFIG needs --out DIR")
         model, tokenizer, _ = build_model_and_tokenizer(config)
         out = Path(args.out)
-    examples = read_examples(data_file(config, "test"), config.data.max_eval_examples)
-    metrics = evaluate_examples(model, tokenizer, examples, config.eval, out)
+    metrics = evaluate_examples(model, tokenizer, load_examples(config, "test"), task_of(config), config.eval, out,
+                                evaluation_data_dir(config))
     metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
     if target.is_dir() and out == target and (target / "metrics.json").exists():
         previous = json.loads((target / "metrics.json").read_text())
@@ -135,6 +145,27 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_tasks(args) -> int:
+    from ..evaluation.tasks import METRICS, TASKS
+
+    print("| task | metric | reported as | test file | train file | max new tokens |\n|---|---|---|---|---|---|")
+    for task in TASKS.values():
+        how = f"choice among {'/'.join(task.choices)}" if task.choices else str(task.max_new_tokens)
+        train = task.train_file or "(evaluation only)"
+        if task.build:
+            train += f" — build: `lmjepa build-data {task.build}`"
+        print(f"| {task.name} | {task.metric} | {METRICS[task.metric][0]} | {task.test_file} | {train} | {how} |")
+    return 0
+
+
+def cmd_build_data(args) -> int:
+    from ..data.build import build
+
+    path, rows = build(args.name, args.data_dir, args.out)
+    print(f"wrote {rows} rows to {path}")
+    return 0
+
+
 def cmd_analyze(args) -> int:
     import dataclasses
 
@@ -175,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config")
     train.add_argument("--variant", action="append", help="variant to run (repeatable; default: all)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. jepa.lbd=0.5")
+    train.add_argument("--task", help="task name (same as --set task=NAME); see `lmjepa tasks`")
     train.add_argument("--output-dir")
     train.add_argument("--force", action="store_true", help="recompute a finished run")
     train.set_defaults(func=cmd_train)
@@ -182,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run folder, or a config's model as is")
     evaluate.add_argument("target", help="run folder or config file")
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    evaluate.add_argument("--task", help="evaluate on this task instead of the config's")
     evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -204,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.set_defaults(func=cmd_sweep)
+
+    tasks = sub.add_parser("tasks", help="list the registered tasks")
+    tasks.set_defaults(func=cmd_tasks)
+
+    build_data = sub.add_parser("build-data", help="build an LLM-JEPA-format training file from raw data")
+    build_data.add_argument("name", help="gsm8k")
+    build_data.add_argument("--data-dir")
+    build_data.add_argument("--out", help="output JSONL (default: $LMJEPA_CACHE_DIR/data/llm-jepa/<name>_train.jsonl)")
+    build_data.set_defaults(func=cmd_build_data)
 
     analyze = sub.add_parser("analyze", help="representation geometry of several models on one dataset")
     analyze.add_argument("spec", nargs="?", help="YAML with AnalyzeConfig keys (flags override it)")

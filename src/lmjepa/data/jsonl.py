@@ -128,14 +128,3 @@ def data_dir(setting: str | os.PathLike | None = None) -> Path:
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found (data.data_dir / LMJEPA_DATA_DIR)")
     return folder
-
-
-def resolve_dataset_file(dataset: str, split: str, folder: str | os.PathLike | None = None) -> Path:
-    """Path of ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl`` (e.g. ``synth``, ``train``).
-
-    Raises DataError naming the expected path if it does not exist.
-    """
-    path = data_dir(folder) / "llm-jepa" / f"{dataset}_{split}.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: no {split!r} file for dataset {dataset!r}")
-    return path
