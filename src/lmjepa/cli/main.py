@@ -53,8 +53,9 @@ def comparison_table(results: dict[str, dict]) -> str:
 
 def _overrides(args) -> dict:
     overrides = dict(parse_override(text) for text in args.set or [])
-    if getattr(args, "task", None):
+    if getattr(args, "task", None):  # another task brings its own generation budget unless one is --set
         overrides["task"] = args.task
+        overrides.setdefault("eval.max_new_tokens", None)
     return overrides
 
 
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config")
     train.add_argument("--variant", action="append", help="variant to run (repeatable; default: all)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. jepa.lbd=0.5")
-    train.add_argument("--task", help="task name (same as --set task=NAME); see `lmjepa tasks`")
+    train.add_argument("--task", help="task name (--set task=NAME, with the task's max_new_tokens); see `lmjepa tasks`")
     train.add_argument("--output-dir")
     train.add_argument("--force", action="store_true", help="recompute a finished run")
     train.set_defaults(func=cmd_train)
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run folder, or a config's model as is")
     evaluate.add_argument("target", help="run folder or config file")
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
-    evaluate.add_argument("--task", help="evaluate on this task instead of the config's")
+    evaluate.add_argument("--task", help="evaluate on this task (and its max_new_tokens) instead of the config's")
     evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
     evaluate.set_defaults(func=cmd_evaluate)
 

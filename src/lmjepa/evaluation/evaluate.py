@@ -106,6 +106,7 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
+    budget = eval_config.max_new_tokens or task.max_new_tokens
     if task.choices:
         from .choice import choose
 
@@ -113,7 +114,6 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     else:
         from .generate import generate
 
-        budget = eval_config.max_new_tokens or task.max_new_tokens
         predictions = generate(model, tokenizer, examples, budget, eval_config.batch_size)
     generate_s = time.perf_counter() - start
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
@@ -121,6 +121,8 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     for row, example in zip(rows, examples):
         row.update(source=example.source, text=example.text)
     metrics = {"task": task.name, "metric": task.metric, **metrics}
+    if not task.choices:
+        metrics["max_new_tokens"] = budget
     metrics["generate_seconds"] = round(generate_s, 1)
     metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
