@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import yaml
+
 import pytest
 import torch
 from transformers import AutoModel
@@ -85,3 +88,40 @@ def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkey
     assert "jepa_loss" not in logged and "mlm_loss" in logged
     with pytest.raises(ValueError, match="different config"):
         pretrain(_config(tmp_path, text_file, lbd=0.9))
+
+
+def test_probe_pieces_closed_forms():
+    from lmjepa.evaluation.encoder_probes import f1_score, pair_features, sts_spearman, train_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    x = rng.normal(size=(200, 6))
+    x[:, 0] += 6.0 * y  # one informative direction (a shift of every dim would be removed by the LayerNorm)
+    assert (train_head(x, y, x, epochs=200, lr=1e-2) == y).mean() > 0.97  # LayerNorm caps it at 0.98
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    feats = pair_features(a, b)
+    assert feats.shape == (5, 12) and np.allclose(feats[:, 6:9], np.abs(a - b)) and np.allclose(feats[:, 9:], a * b)
+    assert f1_score(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == pytest.approx(0.5)
+    # scores that are an increasing function of the cosine give ρ = 1, a decreasing one too (slope < 0 is fitted)
+    u = rng.normal(size=(50, 4))
+    v = u + rng.normal(size=(50, 4)) * np.linspace(0.1, 3, 50)[:, None]
+    cos = np.sum(u * v, 1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    assert sts_spearman((u, v, cos ** 3), (u, v, cos ** 3)) == pytest.approx(1.0)
+    assert sts_spearman((u, v, -cos), (u, v, -cos)) == pytest.approx(1.0)
+
+
+def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, capsys):
+    from lmjepa.cli.main import main
+
+    config = tmp_path / "p.yaml"
+    config.write_text(yaml.safe_dump({**_config(tmp_path, text_file).to_dict(),
+                                      "variants": {"hybrid": {}, "mlm-only": {"objective.lambda_mode": "mlm_only"}}}))
+    assert main(["pretrain", str(config), "--set", "train.max_steps=2"]) == 0
+    runs = [str(tmp_path / "run" / v) for v in ("hybrid", "mlm-only")]
+    assert main(["probe", *runs, "--data-dir", str(data_dir), "--max-train", "64", "--max-eval", "48",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    table = capsys.readouterr().out
+    assert "| hybrid |" in table and "| mlm-only |" in table and "MRPC F1" in table
+    result = json.loads((tmp_path / "cmp" / "probes.json").read_text())[runs[0]]
+    assert 0 <= result["sst2_accuracy"] <= 1 and -1 <= result["stsb_spearman"] <= 1
+    assert {f"{p}/uniformity" for p in ("last", "mean", "max", "attention")} <= set(result)

@@ -7,6 +7,8 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
+    lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
+    lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data synth] [--out DIR]  # representation geometry
@@ -146,6 +148,54 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from ..config import PretrainConfig
+    from ..training.pretrain import pretrain
+    from ..training.run import run_variants
+
+    config = load_config(args.config, _overrides(args), cls=PretrainConfig)
+    if args.output_dir:
+        config = config.with_overrides({"output_dir": args.output_dir})
+    results = run_variants(config, args.variant, force=args.force, runner=pretrain)
+    for name, metrics in results.items():
+        if metrics:
+            print(f"{name}: {metrics['train_steps']} steps, final loss {metrics['train_loss']:.4f}, "
+                  f"{metrics['train_seconds']} s -> {config.output_dir}")
+    return 0
+
+
+PROBE_COLUMNS = [("sst2_accuracy", "SST-2 acc", "{:.3f}"), ("mrpc_f1", "MRPC F1", "{:.3f}"),
+                 ("stsb_spearman", "STS-B ρ", "{:.3f}"), ("mean/uniformity", "uniformity ↓", "{:.3f}"),
+                 ("mean/effective_rank", "eff. rank", "{:.1f}"), ("mean/probe_gap", "probe gap", "{:+.3f}"),
+                 ("max/uniformity", "uniformity (max) ↓", "{:.3f}"), ("max/effective_rank", "eff. rank (max)", "{:.1f}")]
+
+
+def cmd_probe(args) -> int:
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..evaluation.encoder_probes import evaluate_encoder
+
+    rows = {}
+    for run in args.runs:
+        folder = Path(run) / "model" if (Path(run) / "model").is_dir() else Path(run)
+        cache = Path(run) / "probes.json"
+        if cache.is_file() and not args.force:
+            rows[run] = json.loads(cache.read_text())
+            continue
+        model, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed)
+        atomic_write_json(cache, rows[run])
+    lines = ["| encoder | " + " | ".join(h for _, h, _ in PROBE_COLUMNS) + " |", "|---" * (len(PROBE_COLUMNS) + 1) + "|"]
+    for run, r in rows.items():
+        lines.append(f"| {Path(run).name} | " + " | ".join(f.format(r[k]) if k in r else "" for k, _, f in PROBE_COLUMNS) + " |")
+    table = "\n".join(lines) + "\n"
+    if args.out:
+        atomic_write_text(Path(args.out) / "probes.md", table)
+        atomic_write_json(Path(args.out) / "probes.json", rows)
+    print(table)
+    return 0
+
+
 def cmd_tasks(args) -> int:
     from ..evaluation.tasks import METRICS, TASKS
 
@@ -238,6 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.set_defaults(func=cmd_sweep)
+
+    pre = sub.add_parser("pretrain", help="pretrain a Predict-and-Reconstruct encoder (and its MLM-only control)")
+    pre.add_argument("config")
+    pre.add_argument("--variant", action="append")
+    pre.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pre.add_argument("--output-dir")
+    pre.add_argument("--force", action="store_true")
+    pre.set_defaults(func=cmd_pretrain)
+
+    probe = sub.add_parser("probe", help="GLUE linear probes and geometry of frozen encoders, side by side")
+    probe.add_argument("runs", nargs="+", help="pretrain run folders (or encoder folders)")
+    probe.add_argument("--data-dir")
+    probe.add_argument("--max-train", type=int, default=8000, help="training rows per probe")
+    probe.add_argument("--max-eval", type=int, help="evaluation rows per probe (default: all)")
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--force", action="store_true", help="recompute cached probes.json")
+    probe.add_argument("--out", help="folder for probes.md / probes.json")
+    probe.set_defaults(func=cmd_probe)
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=cmd_tasks)

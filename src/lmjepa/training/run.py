@@ -229,13 +229,16 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
         handler.close()
 
 
-def run_variants(config: RunConfig, names: list[str] | None = None, force: bool = False) -> dict[str, dict]:
+def run_variants(config, names: list[str] | None = None, force: bool = False, runner=None) -> dict[str, dict]:
     """Run each named variant of ``config`` (all of them by default) into ``output_dir/<variant>``.
 
-    A config without variants is one run into ``output_dir``. Raises KeyError on an unknown name.
+    ``runner(config, force)`` does one run (default ``train_and_evaluate``; ``pretrain`` for a
+    ``PretrainConfig``). A config without variants is one run into ``output_dir``. Raises KeyError
+    on an unknown name.
     """
+    runner = runner or train_and_evaluate
     if not config.variants:
-        return {config.name: train_and_evaluate(config, force)}
+        return {config.name: runner(config, force)}
     results = {}
     for name in names or list(config.variants):
         if name not in config.variants:
@@ -243,5 +246,5 @@ def run_variants(config: RunConfig, names: list[str] | None = None, force: bool 
         variant = config.with_overrides(config.variants[name] or {})
         variant = variant.with_overrides({"name": f"{config.name}/{name}", "output_dir": str(Path(config.output_dir) / name)})
         variant.variants = {}
-        results[name] = train_and_evaluate(variant, force)
+        results[name] = runner(variant, force)
     return results
