@@ -13,13 +13,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import LEGACY_DATASETS
-from ..data.jsonl import DataError, Example, data_dir, read_examples
+from ..data.jsonl import DataError, Example, data_dir, iter_jsonl, read_examples
+from ..data.text import read_table
 
 
 @dataclass
@@ -40,37 +39,27 @@ class AnalysisData:
 
 
 def _read_tsv(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
+    rows = read_table(path)
+    if rows and not {"sentence", "label"} <= set(rows[0]):
+        raise DataError(f"{path}:1: expected a header with 'sentence' and 'label' columns")
     texts, labels = [], []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if not reader.fieldnames or not {"sentence", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}:1: expected a header with 'sentence' and 'label' columns")
-        for number, row in enumerate(reader, start=2):
-            if limit is not None and len(texts) >= limit:
-                break
-            if not (row.get("sentence") or "").strip() or row.get("label") in (None, ""):
-                raise DataError(f"{path}:{number}: empty sentence or label")
-            texts.append(row["sentence"].strip())
-            labels.append(row["label"].strip())
+    for number, row in enumerate(rows[:limit], start=2):
+        if not (row.get("sentence") or "").strip() or not (row.get("label") or "").strip():
+            raise DataError(f"{path}:{number}: empty sentence or label")
+        texts.append(row["sentence"].strip())
+        labels.append(row["label"].strip())
     return texts, labels
 
 
 def _read_labelled_jsonl(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
     texts, labels = [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and len(texts) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict) or not str(row.get("text", "")).strip() or row.get("label") is None:
-                raise DataError(f"{path}:{number}: expected non-empty 'text' and a 'label'")
-            texts.append(str(row["text"]))
-            labels.append(str(row["label"]))
+    for where, row in iter_jsonl(path):
+        if limit is not None and len(texts) >= limit:
+            break
+        if not isinstance(row, dict) or not str(row.get("text", "")).strip() or row.get("label") is None:
+            raise DataError(f"{where}: expected non-empty 'text' and a 'label'")
+        texts.append(str(row["text"]))
+        labels.append(str(row["label"]))
     return texts, labels
 
 

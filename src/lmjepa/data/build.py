@@ -12,37 +12,27 @@ format of ``llm-jepa/gsm8k_test.jsonl``. The default output is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from ..io import atomic_write_jsonl
-from .jsonl import DataError, data_dir
+from .jsonl import DataError, data_dir, iter_jsonl
 
 GSM8K_SYSTEM = "Answer the math question, show steps."
 
 
 def gsm8k_rows(source: Path) -> list[dict]:
     """LLM-JEPA rows from GSM8K's ``train.jsonl``. Raises DataError naming ``file:line`` on a bad row."""
-    if not source.is_file():
-        raise DataError(f"{source}: GSM8K file not found")
     rows = []
-    with source.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{source}:{number}: malformed JSON ({err.msg} at column {err.colno})") from None
-            question, answer = record.get("question"), record.get("answer")
-            if not isinstance(question, str) or not question.strip():
-                raise DataError(f"{source}:{number}: missing or empty 'question'")
-            if not isinstance(answer, str) or "####" not in answer:
-                raise DataError(f"{source}:{number}: 'answer' must be a string ending in '#### N'")
-            rows.append({"messages": [{"role": "system", "content": GSM8K_SYSTEM},
-                                      {"role": "user", "content": question},
-                                      {"role": "assistant", "content": answer}]})
+    for where, record in iter_jsonl(source, "GSM8K file"):
+        question, answer = record.get("question"), record.get("answer")
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(f"{where}: missing or empty 'question'")
+        if not isinstance(answer, str) or "####" not in answer:
+            raise DataError(f"{where}: 'answer' must be a string ending in '#### N'")
+        rows.append({"messages": [{"role": "system", "content": GSM8K_SYSTEM},
+                                  {"role": "user", "content": question},
+                                  {"role": "assistant", "content": answer}]})
     return rows
 
 

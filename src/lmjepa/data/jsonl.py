@@ -89,20 +89,16 @@ def parse_record(record: object, where: str) -> Example:
     return Example(text=text, code=code, system=system, source=where)
 
 
-def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
-    """Read up to ``limit`` examples (in file order) from a JSONL file.
+def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
+    """Yield ``("path:line", record)`` for each non-blank line of a JSONL file.
 
-    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
-    or a view is empty — always naming ``path:line``.
+    Raises DataError if the file is absent or a line is not valid JSON, naming ``path:line``.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found")
-    examples: list[Example] = []
+        raise DataError(f"{path}: {what} not found")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if limit is not None and len(examples) >= limit:
-                break
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -110,7 +106,20 @@ def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Exa
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno})") from None
-            examples.append(parse_record(record, where))
+            yield where, record
+
+
+def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
+    """Read up to ``limit`` examples (in file order) from a JSONL file.
+
+    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
+    or a view is empty — always naming ``path:line``.
+    """
+    examples: list[Example] = []
+    for where, record in iter_jsonl(path):
+        if limit is not None and len(examples) >= limit:
+            break
+        examples.append(parse_record(record, where))
     if not examples:
         raise DataError(f"{path}: no examples")
     return examples

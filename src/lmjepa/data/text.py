@@ -14,10 +14,9 @@ Errors name the file and line.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from .jsonl import DataError, data_dir
+from .jsonl import DataError, data_dir, iter_jsonl
 
 TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "#1 String", "#2 String")
 OFFLINE_CORPUS = [
@@ -43,23 +42,16 @@ def read_table(path: Path) -> list[dict]:
 
 def _jsonl_texts(path: Path) -> list[str]:
     texts = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno})") from None
-            if isinstance(record, dict) and isinstance(record.get("text"), str):
-                texts.append(record["text"])
-            elif isinstance(record, dict) and isinstance(record.get("question"), str):
-                texts.append(record["question"])
-            elif isinstance(record, dict) and isinstance(record.get("messages"), list):
-                texts += [m["content"] for m in record["messages"]  # the user turn (assistant turns are often labels)
-                          if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)]
-            else:
-                raise DataError(f"{path}:{number}: expected a 'text', 'question' or 'messages' field")
+    for where, record in iter_jsonl(path, "text file"):
+        if isinstance(record, dict) and isinstance(record.get("text"), str):
+            texts.append(record["text"])
+        elif isinstance(record, dict) and isinstance(record.get("question"), str):
+            texts.append(record["question"])
+        elif isinstance(record, dict) and isinstance(record.get("messages"), list):
+            texts += [m["content"] for m in record["messages"]  # the user turn (assistant turns are often labels)
+                      if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str)]
+        else:
+            raise DataError(f"{where}: expected a 'text', 'question' or 'messages' field")
     return texts
 
 
