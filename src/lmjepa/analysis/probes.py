@@ -38,7 +38,7 @@ def probe_accuracy(z, labels, folds: int = 5, seed: int = 0, max_iter: int = 300
     if len(classes) < 2:
         raise ValueError(f"a probe needs two classes with >= {folds} rows each; got {len(classes)}")
     # L2-regularised (C = 1) multinomial logistic regression on standardised features; tol 1e-3 keeps a
-    # 2,000 × 576, 40-class probe near 20 s on 2 cores with accuracy within 0.01 of a tighter fit.
+    # 2,000 × 576, 42-class synthetic probe at 20 s on 2 cores (sklearn defaults: 79 s; accuracy 0.276 vs 0.273).
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, tol=tol))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # a probe stopped at max_iter is still a probe; do not flood the log
