@@ -167,6 +167,21 @@ def test_registry_lookup_extension_and_errors(tmp_path, monkeypatch):
         get_task("yelp").file("train", tmp_path)
 
 
+def test_subsets_first_and_spread(tmp_path, data_dir):
+    from lmjepa.data.jsonl import take
+    from lmjepa.training.run import load_examples
+
+    assert take(list(range(10)), 4, "first") == [0, 1, 2, 3] and take(list(range(10)), 4, "spread") == [0, 2, 5, 7]
+    assert take([1, 2], 5, "spread") == [1, 2]
+    with pytest.raises(ValueError, match="subset"):
+        take([1], 1, "random")
+    config = from_dict({"task": "rotten-tomatoes", "data": {"data_dir": str(data_dir), "max_train_examples": 100}})
+    labels = [e.code for e in load_examples(config, "train")]  # rows sorted Good…Bad: the first 100 are all Good
+    assert labels.count("Good") == labels.count("Bad") == 50
+    first = config.with_overrides({"data.subset": "first"})
+    assert {e.code for e in load_examples(first, "train")} == {"Good"}
+
+
 def test_legacy_config_keys_map_to_tasks():
     config = from_dict({"data": {"dataset": "turk"}, "eval": {"metric": "regex", "max_new_tokens": 9}})
     assert config.task == "nlrx-turk" and config.eval.max_new_tokens == 9

@@ -73,6 +73,9 @@ class DataConfig:
     max_train_examples: int | None = None
     """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
     max_eval_examples: int | None = 200
+    subset: str | None = None
+    """How the max_*_examples rows are picked: ``first``, or ``spread`` (evenly spaced over the file);
+    None = the task's choice (``spread`` for rotten-tomatoes, whose files are sorted by label)."""
     max_length: int = 512
     """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import LEGACY_DATASETS
-from ..data.jsonl import DataError, Example, data_dir, iter_jsonl, read_examples
+from ..data.jsonl import DataError, Example, data_dir, iter_jsonl, read_examples, take
 from ..data.text import read_table
 
 
@@ -78,7 +78,7 @@ def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 10
         from ..evaluation.tasks import get_task
 
         task = get_task(LEGACY_DATASETS.get(dataset, dataset))
-        examples = read_examples(task.file(split, folder), limit)
+        examples = take(read_examples(task.file(split, folder)), limit, task.subset)
         if task.metric == "label":
             return AnalysisData(task.name, texts=[e.text for e in examples], labels=[e.code for e in examples])
         return AnalysisData(task.name, examples=examples)

@@ -125,6 +125,19 @@ def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Exa
     return examples
 
 
+def take(items: list, limit: int | None, how: str = "first") -> list:
+    """Up to ``limit`` items: the ``first`` ones, or ``spread`` = evenly spaced over the list
+    (deterministic; keeps the label mix of files sorted by label, such as rotten_tomatoes).
+    Raises ValueError for another ``how``."""
+    if how not in ("first", "spread"):
+        raise ValueError(f"subset must be 'first' or 'spread', got {how!r}")
+    if limit is None or limit >= len(items):
+        return list(items)
+    if how == "first":
+        return list(items[:limit])
+    return [items[(i * len(items)) // limit] for i in range(limit)]
+
+
 def data_dir(setting: str | os.PathLike | None = None) -> Path:
     """The data folder: ``setting`` if given, else ``$LMJEPA_DATA_DIR``.
 

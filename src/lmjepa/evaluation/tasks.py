@@ -40,6 +40,8 @@ class Task:
         choices: non-empty for multiple-choice tasks: no generation, the answer is the choice
             whose (single) token has the highest next-token probability after the full prompt.
         build: a ``lmjepa build-data`` recipe that creates ``train_file`` from raw data.
+        subset: how ``max_*_examples`` picks rows: ``first`` or ``spread`` (evenly spaced; for
+            files sorted by label, whose first rows all share one label).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Task:
     max_new_tokens: int = 64
     choices: tuple[str, ...] = ()
     build: str | None = None
+    subset: str = "first"
     description: str = ""
 
     def file(self, split: str, folder: str | os.PathLike | None = None) -> Path:
@@ -146,7 +149,8 @@ for _task in [
          "Which one of A), B), C), or D) is the best ending for the context? Answer A, B, C, or D.", 1,
          choices=("A", "B", "C", "D"), description="HellaSwag: highest next-token probability among A-D"),
     Task("rotten-tomatoes", "llm-jepa/rotten_tomatoes_test.jsonl", "label", "llm-jepa/rotten_tomatoes_train.jsonl",
-         CLASSIFY, 8, description="rotten_tomatoes: label match (Good / Bad)"),
+         CLASSIFY, 8, subset="spread",  # both files list every Good row before every Bad row
+         description="rotten_tomatoes: label match (Good / Bad)"),
     Task("yelp", "llm-jepa/yelp_test.jsonl", "label", None, CLASSIFY, 8,
          description="Yelp: label match over five labels (Very Bad … Very Good)"),
 ]:

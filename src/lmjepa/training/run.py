@@ -28,7 +28,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..config import RunConfig, load_config, save_config
-from ..data.jsonl import Example, read_examples
+from ..data.jsonl import Example, read_examples, take
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
 from ..evaluation.evaluate import evaluate_examples
@@ -54,10 +54,12 @@ def data_file(config: RunConfig, split: str) -> Path:
 
 
 def load_examples(config: RunConfig, split: str) -> list[Example]:
-    """The split's examples (first ``max_*_examples``); rows without a system turn get the task's prompt."""
+    """The split's examples (``max_*_examples`` of them, picked per ``data.subset`` or the task's
+    ``subset``); rows without a system turn get the task's prompt."""
     limit = config.data.max_train_examples if split == "train" else config.data.max_eval_examples
     task = task_of(config)
-    examples = read_examples(data_file(config, split), limit)
+    how = config.data.subset or task.subset
+    examples = take(read_examples(data_file(config, split), limit if how == "first" else None), limit, how)
     if task.system_prompt is None:
         return examples
     return [e if e.system is not None else dataclasses.replace(e, system=task.system_prompt) for e in examples]
