@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from lmjepa.data.jsonl import DataError, Example, data_dir, read_examples, resolve_dataset_file
+from lmjepa.data.jsonl import DataError, Example, data_dir, read_examples
+from lmjepa.evaluation.tasks import get_task
 from lmjepa.data.packing import JEPACollator
 from lmjepa.data.views import IGNORE_INDEX, encode_dataset, encode_example
 from lmjepa.evaluation.generate import prompt_ids
@@ -68,8 +69,8 @@ def test_absent_data_folder_and_file(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="data folder not found"):
         data_dir(tmp_path / "nowhere")
     (tmp_path / "llm-jepa").mkdir()
-    with pytest.raises(DataError, match="synth_train.jsonl: no 'train' file for dataset 'synth'"):
-        resolve_dataset_file("synth", "train", tmp_path)
+    with pytest.raises(DataError, match=r"task 'nlrx-synth': train file not found \(looked for .*synth_train.jsonl"):
+        get_task("nlrx-synth").file("train", tmp_path)
     with pytest.raises(DataError, match="data file not found"):
         read_examples(tmp_path / "missing.jsonl")
 

@@ -20,7 +20,7 @@ def _config(tmp_path, tiny_model_dir, data_dir, **sections) -> dict:
         "name": "tiny",
         "output_dir": str(tmp_path / "run"),
         "model": {"name": str(tiny_model_dir)},
-        "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 6},
+        "task": "nlrx-synth", "data": {"data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 6},
         "jepa": {"lbd": 1.0, "predictors": 1},
         "train": {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 2,
                   "extra": {"disable_tqdm": True}},
@@ -41,7 +41,7 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
     config = _config(tmp_path, tiny_model_dir, data_dir, variants={"ntp": {"jepa.lbd": 0.0}, "llm-jepa": {}})
     assert main(["train", _write(tmp_path, config)]) == 0
     table = capsys.readouterr().out
-    assert "| ntp | 0.0 | 1 |" in table and "| llm-jepa | 1.0 | 1 |" in table
+    assert "| ntp | nlrx-synth | 0.0 | 1 | semantic_match |" in table and "| llm-jepa | nlrx-synth | 1.0 | 1 |" in table
     for variant, lbd in (("ntp", 0.0), ("llm-jepa", 1.0)):
         folder = tmp_path / "run" / variant
         metrics = json.loads((folder / "metrics.json").read_text())

@@ -45,7 +45,7 @@ def test_two_processes_match_one(tmp_path, data_dir, base_tokenizer_path, views)
 def test_cli_train_under_accelerate_shards_data_and_writes_once(tmp_path, data_dir, tiny_model_dir):
     config = {
         "name": "ddp", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_model_dir)},
-        "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 4},
+        "task": "nlrx-synth", "data": {"data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 4},
         "jepa": {"lbd": 1.0, "predictors": 1, "views": "packed"},
         "train": {"batch_size": 4, "logging_steps": 1, "save_steps": 1, "extra": {"disable_tqdm": True}},
         "eval": {"max_new_tokens": 4, "batch_size": 4},

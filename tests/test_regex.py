@@ -1,11 +1,18 @@
 """NL-RX regex equivalence (dk.brics dialect) on hand-checked pairs, and the scoring rules."""
 
 import pytest
-
-from lmjepa.evaluation.evaluate import score
 from concurrent.futures import ThreadPoolExecutor
 
+from lmjepa.data.jsonl import Example
+from lmjepa.evaluation.evaluate import score
 from lmjepa.evaluation.regex import RegexSyntaxError, compile_regex, degenerate, equivalent, target_language
+from lmjepa.evaluation.tasks import get_task
+
+NLRX = get_task("nlrx-synth")
+
+
+def _ex(references):
+    return [Example(text="q", code=r) for r in references]
 
 # (a, b, equivalent?) — each checked by hand against the dk.brics semantics
 PAIRS = [
@@ -75,18 +82,18 @@ def test_time_limit_also_works_off_the_main_thread():
 def test_timeout_is_undecided_never_correct():
     heavy = "((dog)|(truck.*[0-9].*)){7,}&~(.*[A-Z].*{5,})"
     assert equivalent(heavy, heavy + "|x", timeout_s=0.01) is None
-    metrics, rows = score(["x"], ["y"], "regex", timeout_s=5.0, progress=False)
+    metrics, rows = score(["x"], _ex(["y"]), NLRX, regex_timeout_s=5.0, progress=False)
     assert metrics["semantic_match"] == 0.0 and rows[0]["semantic_match"] is False
 
 
 def test_score_counts():
     predictions = ["a|b", "[ab]", "c", "(oops"]
     references = ["a|b", "a|b", "d", "x"]
-    metrics, rows = score(predictions, references, "regex", progress=False)
+    metrics, rows = score(predictions, _ex(references), NLRX, progress=False)
     assert metrics["n"] == 4
     assert metrics["exact_match"] == pytest.approx(25.0)
     assert metrics["semantic_match"] == pytest.approx(50.0)
     assert metrics["undecided"] == 0
     assert [r["semantic_match"] for r in rows] == [True, True, False, False]
     with pytest.raises(ValueError, match="predictions for"):
-        score(["a"], [], "regex")
+        score(["a"], [], NLRX)

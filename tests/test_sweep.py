@@ -11,7 +11,7 @@ from lmjepa.training.sweep import config_hash, expand_cells, plan
 def _spec(tmp_path, tiny_model_dir, data_dir) -> str:
     base = {
         "name": "tiny", "output_dir": "unused", "model": {"name": str(tiny_model_dir)},
-        "data": {"dataset": "synth", "data_dir": str(data_dir), "max_train_examples": 8, "max_eval_examples": 3},
+        "task": "nlrx-synth", "data": {"data_dir": str(data_dir), "max_train_examples": 8, "max_eval_examples": 3},
         "jepa": {"predictors": 1},
         "train": {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 100,
                   "extra": {"disable_tqdm": True}},

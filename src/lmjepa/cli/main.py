@@ -7,6 +7,10 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
+    lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
+    lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
+    lmjepa tasks                                             # the registered tasks
+    lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data synth] [--out DIR]  # representation geometry
 """
 
@@ -23,28 +27,38 @@ from ..data.jsonl import DataError
 from ..io import atomic_write_json, atomic_write_text
 
 
-NONDEG = "n_nondegenerate"
-
-
 def comparison_table(results: dict[str, dict]) -> str:
-    """Markdown table, one row per run: λ, k, exact / semantic match (%), undecided, n, wall times."""
-    header = ("| run | λ | k | exact match % | semantic match % | semantic, non-degenerate targets % "
-              "| undecided | n | train s | eval s |")
-    lines = [header, "|" + "---|" * 10]
+    """Markdown table, one row per run: task, λ, k, the task's metric and exact match (in %), n, wall times."""
+    from ..evaluation.tasks import METRICS
+
+    lines = ["| run | task | λ | k | metric | % | exact match % | details | n | train s | eval s |", "|" + "---|" * 11]
     for name, m in results.items():
-        semantic = m.get("semantic_match")
-        nondeg = m.get("semantic_match_nondegenerate")
+        metric = m.get("metric", "regex")
+        key = METRICS.get(metric, (f"{metric}_match",))[0]
+        value = m.get(key)
+        details = []
+        if "semantic_match_nondegenerate" in m:
+            details.append(f"non-degenerate targets {m['semantic_match_nondegenerate']:.2f}% (n={m.get('n_nondegenerate')})")
+        if m.get("undecided"):
+            details.append(f"{m['undecided']} undecided")
+        if "note" in m:
+            details.append(m["note"])
+        if "invalid" in m:
+            details.append(f"{m['invalid']} not a label")
         lines.append(
-            f"| {name} | {m.get('lbd', '')} | {m.get('predictors', '')} | {m['exact_match']:.2f} | "
-            f"{'' if semantic is None else f'{semantic:.2f}'} | "
-            f"{'' if nondeg is None else f'{nondeg:.2f} (n={m.get(NONDEG)})'} | "
-            f"{m.get('undecided', '')} | {m['n']} | {m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
+            f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
+            f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
+            f"{m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def _overrides(args) -> dict:
-    return dict(parse_override(text) for text in args.set or [])
+    overrides = dict(parse_override(text) for text in args.set or [])
+    if getattr(args, "task", None):  # another task brings its own generation budget unless one is --set
+        overrides["task"] = args.task
+        overrides.setdefault("eval.max_new_tokens", None)
+    return overrides
 
 
 def cmd_train(args) -> int:
@@ -66,8 +80,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..evaluation.evaluate import evaluate_examples
     from ..models.loading import load_model, load_tokenizer
-    from ..training.run import build_model_and_tokenizer, data_file
-    from ..data.jsonl import read_examples
+    from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, task_of
 
     target = Path(args.target)
     if target.is_dir():
@@ -81,8 +94,8 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("lmjepa evaluate CONFIG needs --out DIR")
         model, tokenizer, _ = build_model_and_tokenizer(config)
         out = Path(args.out)
-    examples = read_examples(data_file(config, "test"), config.data.max_eval_examples)
-    metrics = evaluate_examples(model, tokenizer, examples, config.eval, out)
+    metrics = evaluate_examples(model, tokenizer, load_examples(config, "test"), task_of(config), config.eval, out,
+                                evaluation_data_dir(config))
     metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
     if target.is_dir() and out == target and (target / "metrics.json").exists():
         previous = json.loads((target / "metrics.json").read_text())
@@ -135,6 +148,75 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from ..config import PretrainConfig
+    from ..training.pretrain import pretrain
+    from ..training.run import run_variants
+
+    config = load_config(args.config, _overrides(args), cls=PretrainConfig)
+    if args.output_dir:
+        config = config.with_overrides({"output_dir": args.output_dir})
+    results = run_variants(config, args.variant, force=args.force, runner=pretrain)
+    for name, metrics in results.items():
+        if metrics:
+            print(f"{name}: {metrics['train_steps']} steps, final loss {metrics['train_loss']:.4f}, "
+                  f"{metrics['train_seconds']} s -> {config.output_dir}")
+    return 0
+
+
+PROBE_COLUMNS = [("sst2_accuracy", "SST-2 acc", "{:.3f}"), ("mrpc_f1", "MRPC F1", "{:.3f}"),
+                 ("stsb_spearman", "STS-B ρ", "{:.3f}"), ("mean/uniformity", "uniformity ↓", "{:.3f}"),
+                 ("mean/effective_rank", "eff. rank", "{:.1f}"), ("mean/probe_gap", "probe gap", "{:+.3f}"),
+                 ("max/uniformity", "uniformity (max) ↓", "{:.3f}"), ("max/effective_rank", "eff. rank (max)", "{:.1f}")]
+
+
+def cmd_probe(args) -> int:
+    from transformers import AutoModel, AutoTokenizer
+
+    from ..evaluation.encoder_probes import evaluate_encoder
+
+    rows = {}
+    for run in args.runs:
+        folder = Path(run) / "model" if (Path(run) / "model").is_dir() else Path(run)
+        cache = Path(run) / "probes.json"
+        if cache.is_file() and not args.force:
+            rows[run] = json.loads(cache.read_text())
+            continue
+        model, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed)
+        atomic_write_json(cache, rows[run])
+    lines = ["| encoder | " + " | ".join(h for _, h, _ in PROBE_COLUMNS) + " |", "|---" * (len(PROBE_COLUMNS) + 1) + "|"]
+    for run, r in rows.items():
+        lines.append(f"| {Path(run).name} | " + " | ".join(f.format(r[k]) if k in r else "" for k, _, f in PROBE_COLUMNS) + " |")
+    table = "\n".join(lines) + "\n"
+    if args.out:
+        atomic_write_text(Path(args.out) / "probes.md", table)
+        atomic_write_json(Path(args.out) / "probes.json", rows)
+    print(table)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from ..evaluation.tasks import METRICS, TASKS
+
+    print("| task | metric | reported as | test file | train file | max new tokens |\n|---|---|---|---|---|---|")
+    for task in TASKS.values():
+        how = f"choice among {'/'.join(task.choices)}" if task.choices else str(task.max_new_tokens)
+        train = task.train_file or "(evaluation only)"
+        if task.build:
+            train += f" — build: `lmjepa build-data {task.build}`"
+        print(f"| {task.name} | {task.metric} | {METRICS[task.metric][0]} | {task.test_file} | {train} | {how} |")
+    return 0
+
+
+def cmd_build_data(args) -> int:
+    from ..data.build import build
+
+    path, rows = build(args.name, args.data_dir, args.out)
+    print(f"wrote {rows} rows to {path}")
+    return 0
+
+
 def cmd_analyze(args) -> int:
     import dataclasses
 
@@ -175,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config")
     train.add_argument("--variant", action="append", help="variant to run (repeatable; default: all)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. jepa.lbd=0.5")
+    train.add_argument("--task", help="task name (--set task=NAME, with the task's max_new_tokens); see `lmjepa tasks`")
     train.add_argument("--output-dir")
     train.add_argument("--force", action="store_true", help="recompute a finished run")
     train.set_defaults(func=cmd_train)
@@ -182,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate a trained run folder, or a config's model as is")
     evaluate.add_argument("target", help="run folder or config file")
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    evaluate.add_argument("--task", help="evaluate on this task (and its max_new_tokens) instead of the config's")
     evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -204,6 +288,33 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.set_defaults(func=cmd_sweep)
+
+    pre = sub.add_parser("pretrain", help="pretrain a Predict-and-Reconstruct encoder (and its MLM-only control)")
+    pre.add_argument("config")
+    pre.add_argument("--variant", action="append")
+    pre.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pre.add_argument("--output-dir")
+    pre.add_argument("--force", action="store_true")
+    pre.set_defaults(func=cmd_pretrain)
+
+    probe = sub.add_parser("probe", help="GLUE linear probes and geometry of frozen encoders, side by side")
+    probe.add_argument("runs", nargs="+", help="pretrain run folders (or encoder folders)")
+    probe.add_argument("--data-dir")
+    probe.add_argument("--max-train", type=int, default=8000, help="training rows per probe")
+    probe.add_argument("--max-eval", type=int, help="evaluation rows per probe (default: all)")
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--force", action="store_true", help="recompute cached probes.json")
+    probe.add_argument("--out", help="folder for probes.md / probes.json")
+    probe.set_defaults(func=cmd_probe)
+
+    tasks = sub.add_parser("tasks", help="list the registered tasks")
+    tasks.set_defaults(func=cmd_tasks)
+
+    build_data = sub.add_parser("build-data", help="build an LLM-JEPA-format training file from raw data")
+    build_data.add_argument("name", help="gsm8k")
+    build_data.add_argument("--data-dir")
+    build_data.add_argument("--out", help="output JSONL (default: $LMJEPA_CACHE_DIR/data/llm-jepa/<name>_train.jsonl)")
+    build_data.set_defaults(func=cmd_build_data)
 
     analyze = sub.add_parser("analyze", help="representation geometry of several models on one dataset")
     analyze.add_argument("spec", nargs="?", help="YAML with AnalyzeConfig keys (flags override it)")

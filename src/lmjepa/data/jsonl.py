@@ -89,20 +89,16 @@ def parse_record(record: object, where: str) -> Example:
     return Example(text=text, code=code, system=system, source=where)
 
 
-def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
-    """Read up to ``limit`` examples (in file order) from a JSONL file.
+def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
+    """Yield ``("path:line", record)`` for each non-blank line of a JSONL file.
 
-    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
-    or a view is empty — always naming ``path:line``.
+    Raises DataError if the file is absent or a line is not valid JSON, naming ``path:line``.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found")
-    examples: list[Example] = []
+        raise DataError(f"{path}: {what} not found")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if limit is not None and len(examples) >= limit:
-                break
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -110,10 +106,36 @@ def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Exa
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno})") from None
-            examples.append(parse_record(record, where))
+            yield where, record
+
+
+def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
+    """Read up to ``limit`` examples (in file order) from a JSONL file.
+
+    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
+    or a view is empty — always naming ``path:line``.
+    """
+    examples: list[Example] = []
+    for where, record in iter_jsonl(path):
+        if limit is not None and len(examples) >= limit:
+            break
+        examples.append(parse_record(record, where))
     if not examples:
         raise DataError(f"{path}: no examples")
     return examples
+
+
+def take(items: list, limit: int | None, how: str = "first") -> list:
+    """Up to ``limit`` items: the ``first`` ones, or ``spread`` = evenly spaced over the list
+    (deterministic; keeps the label mix of files sorted by label, such as rotten_tomatoes).
+    Raises ValueError for another ``how``."""
+    if how not in ("first", "spread"):
+        raise ValueError(f"subset must be 'first' or 'spread', got {how!r}")
+    if limit is None or limit >= len(items):
+        return list(items)
+    if how == "first":
+        return list(items[:limit])
+    return [items[(i * len(items)) // limit] for i in range(limit)]
 
 
 def data_dir(setting: str | os.PathLike | None = None) -> Path:
@@ -128,14 +150,3 @@ def data_dir(setting: str | os.PathLike | None = None) -> Path:
     if not folder.is_dir():
         raise DataError(f"{folder}: data folder not found (data.data_dir / LMJEPA_DATA_DIR)")
     return folder
-
-
-def resolve_dataset_file(dataset: str, split: str, folder: str | os.PathLike | None = None) -> Path:
-    """Path of ``<data_dir>/llm-jepa/<dataset>_<split>.jsonl`` (e.g. ``synth``, ``train``).
-
-    Raises DataError naming the expected path if it does not exist.
-    """
-    path = data_dir(folder) / "llm-jepa" / f"{dataset}_{split}.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: no {split!r} file for dataset {dataset!r}")
-    return path

@@ -1,11 +1,14 @@
-"""Score generations; write ``predictions.jsonl`` (atomically). ``metrics.json`` is written by the caller.
+"""Evaluate a model on a task: generate (or choose), score with the task's metric, and write
+``predictions.jsonl`` (atomically). ``metrics.json`` is written by the caller.
 
-Metrics (percentages are in percent of ``n``):
-* ``exact_match``: prediction == reference after stripping whitespace (the LLM-JEPA metric).
-* ``semantic_match`` (metric ``regex``): DFA equivalence in the NL-RX dialect
-  (``lmjepa.evaluation.regex``); pairs that exceed the time limit are ``undecided`` and count as
-  wrong. Because some NL-RX targets denote the empty language or every string, the metrics also
-  give ``degenerate_targets`` and ``semantic_match_nondegenerate`` (over the other targets).
+Every task reports ``n`` and ``exact_match`` (in percent) besides its own metric (see
+``tasks.METRICS``), so any two runs can be compared on the same footing:
+* ``regex``: ``semantic_match`` = DFA equivalence in the NL-RX dialect (``regex.py``); pairs over
+  the time limit are ``undecided`` and count as wrong. Because some NL-RX targets denote the empty
+  language or every string, it also gives ``degenerate_targets`` and ``semantic_match_nondegenerate``;
+* ``spider``: execution match / exact-SQL fallback, with the count of each (``sql.py``);
+* ``gsm8k``, ``nq-open``, ``label`` and registered checks: the percentage of examples whose check
+  passes (``metrics.py``); ``label`` also counts generations that are no known label (``invalid``).
 """
 
 from __future__ import annotations
@@ -18,74 +21,108 @@ from tqdm.auto import tqdm
 from ..data.jsonl import Example
 from ..io import atomic_write_jsonl
 from . import regex
-
-METRICS = ("regex", "exact")
+from .metrics import normalize_label
+from .tasks import METRICS, Task
 
 
 def _percent(count: int, total: int) -> float:
     return 100.0 * count / total if total else 0.0
 
 
-def score(
-    predictions: list[str], references: list[str], metric: str = "regex", timeout_s: float = 5.0, progress: bool = True
-) -> tuple[dict, list[dict]]:
-    """Score predictions against references.
-
-    Returns ``(metrics, rows)``; ``rows[i]`` holds the per-example verdicts.
-    Raises ValueError on an unknown metric or lists of different lengths.
-    """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
-    rows, counts = [], {"exact": 0, "semantic": 0, "undecided": 0, "semantic_nondeg": 0, "nondeg": 0}
+def score_regex(predictions: list[str], references: list[str], timeout_s: float = 5.0,
+                progress: bool = True) -> tuple[dict, list[dict]]:
+    """Semantic (DFA-equivalence) match of NL-RX regexes, plus degenerate-target counts."""
+    rows, counts = [], {"semantic": 0, "undecided": 0, "semantic_nondeg": 0, "nondeg": 0}
     languages = {"empty": 0, "all": 0, "invalid": 0, "undecided": 0}
     pairs = zip(predictions, references)
     for prediction, reference in tqdm(pairs, total=len(references), desc="score", disable=not progress):
-        exact = prediction.strip() == reference.strip()
-        row = {"prediction": prediction, "reference": reference, "exact_match": exact}
-        counts["exact"] += exact
-        if metric == "regex":
-            verdict = regex.equivalent(prediction, reference, timeout_s=timeout_s)
-            language = regex.target_language(reference, timeout_s)
-            row.update(semantic_match=verdict, target_language=language)
-            counts["semantic"] += verdict is True
-            counts["undecided"] += verdict is None
-            if language == "regular":
-                counts["nondeg"] += 1
-                counts["semantic_nondeg"] += verdict is True
-            else:
-                languages[language] += 1
-        rows.append(row)
-    n = len(references)
-    metrics = {"n": n, "exact_match": _percent(counts["exact"], n)}
-    if metric == "regex":
-        metrics.update(
-            semantic_match=_percent(counts["semantic"], n),
-            undecided=counts["undecided"],
-            degenerate_targets={"empty_language": languages["empty"], "all_strings": languages["all"],
-                                "unparsable": languages["invalid"], "undecided": languages["undecided"]},
-            n_nondegenerate=counts["nondeg"],
-            semantic_match_nondegenerate=_percent(counts["semantic_nondeg"], counts["nondeg"]),
-        )
+        verdict = regex.equivalent(prediction, reference, timeout_s=timeout_s)
+        language = regex.target_language(reference, timeout_s)
+        rows.append({"semantic_match": verdict, "target_language": language})
+        counts["semantic"] += verdict is True
+        counts["undecided"] += verdict is None
+        if language == "regular":
+            counts["nondeg"] += 1
+            counts["semantic_nondeg"] += verdict is True
+        else:
+            languages[language] += 1
+    metrics = {
+        "semantic_match": _percent(counts["semantic"], len(references)),
+        "undecided": counts["undecided"],
+        "degenerate_targets": {"empty_language": languages["empty"], "all_strings": languages["all"],
+                               "unparsable": languages["invalid"], "undecided": languages["undecided"]},
+        "n_nondegenerate": counts["nondeg"],
+        "semantic_match_nondegenerate": _percent(counts["semantic_nondeg"], counts["nondeg"]),
+    }
     return metrics, rows
 
 
-def evaluate_examples(model, tokenizer, examples: list[Example], eval_config, out_dir: str | Path) -> dict:
-    """Generate for ``examples``, score, and write ``predictions.jsonl`` (atomically) into ``out_dir``.
+def score(predictions: list[str], examples: list[Example], task: Task, *, data_dir: str | Path | None = None,
+          regex_timeout_s: float = 5.0, sql_timeout_s: float = 10.0, progress: bool = True) -> tuple[dict, list[dict]]:
+    """Score predictions against the examples' Code views with ``task.metric``.
 
-    Returns the metrics dict; the caller adds run details and writes ``metrics.json``.
-    ``eval_config`` is an ``EvalConfig``.
+    Returns ``(metrics, rows)``; ``rows[i]`` holds example i's verdicts. ``data_dir`` is needed for
+    Spider's databases (``<data_dir>/spider/database``). Raises ValueError on lists of different
+    lengths or an unknown metric.
     """
-    from .generate import generate
+    if len(predictions) != len(examples):
+        raise ValueError(f"{len(predictions)} predictions for {len(examples)} references")
+    if task.metric not in METRICS:
+        raise ValueError(f"unknown metric {task.metric!r}; known: {sorted(METRICS)}")
+    references = [e.code for e in examples]
+    exact = [p.strip() == r.strip() for p, r in zip(predictions, references)]
+    rows = [{"prediction": p, "reference": r, "exact_match": e} for p, r, e in zip(predictions, references, exact)]
+    metrics = {"n": len(rows), "exact_match": _percent(sum(exact), len(rows))}
+    key, check = METRICS[task.metric]
+    if task.metric == "regex":
+        extra, verdicts = score_regex(predictions, references, regex_timeout_s, progress)
+    elif task.metric == "spider":
+        from .sql import score_spider
 
+        spider_dir = Path(data_dir) / "spider" if data_dir else None
+        extra, verdicts = score_spider(predictions, references, [e.text for e in examples], spider_dir, sql_timeout_s)
+        extra["note"] = (f"execution match on {extra['n_execution']} examples (databases: "
+                         f"{', '.join(extra['databases_found']) or 'none'}); normalised exact SQL on "
+                         f"{extra['n_exact_fallback']} whose database is not available")
+    else:
+        passed = [check(p, r) for p, r in zip(predictions, references)]
+        extra, verdicts = {key: _percent(sum(passed), len(passed))}, [{key: v} for v in passed]
+        if task.metric == "label":
+            labels = {normalize_label(r) for r in references}
+            extra["invalid"] = sum(normalize_label(p) not in labels for p in predictions)
+    for row, verdict in zip(rows, verdicts):
+        row.update(verdict)
+    metrics.update(extra)
+    return metrics, rows
+
+
+def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eval_config, out_dir: str | Path,
+                      data_dir: str | Path | None = None) -> dict:
+    """Generate (or choose, for multiple-choice tasks) for ``examples``, score with ``task``'s metric,
+    and write ``predictions.jsonl`` (atomically) into ``out_dir``.
+
+    Returns the metrics dict (plus ``task``, ``metric``, wall times); the caller adds run details and
+    writes ``metrics.json``. ``eval_config`` is an ``EvalConfig``.
+    """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    predictions = generate(model, tokenizer, examples, eval_config.max_new_tokens, eval_config.batch_size)
+    budget = eval_config.max_new_tokens or task.max_new_tokens
+    if task.choices:
+        from .choice import choose
+
+        predictions = choose(model, tokenizer, examples, task.choices, eval_config.batch_size)
+    else:
+        from .generate import generate
+
+        predictions = generate(model, tokenizer, examples, budget, eval_config.batch_size)
     generate_s = time.perf_counter() - start
-    metrics, rows = score(predictions, [e.code for e in examples], eval_config.metric, eval_config.regex_timeout_s)
+    metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
+                          sql_timeout_s=eval_config.sql_timeout_s)
     for row, example in zip(rows, examples):
         row.update(source=example.source, text=example.text)
+    metrics = {"task": task.name, "metric": task.metric, **metrics}
+    if not task.choices:
+        metrics["max_new_tokens"] = budget
     metrics["generate_seconds"] = round(generate_s, 1)
     metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)

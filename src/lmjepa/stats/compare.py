@@ -17,27 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.jsonl import DataError
+from ..data.jsonl import DataError, iter_jsonl
 from ..io import atomic_write_json, atomic_write_text
 from .paired import correct, paired_comparison
 
 
 def load_results(path: str | Path) -> list[dict]:
     """Read a results store. Raises DataError naming ``path:line`` on a malformed or incomplete row."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: results file not found")
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+    for where, row in iter_jsonl(path, "results file"):
         for key in ("cell", "seed", "metrics"):
-            if key not in row:
-                raise DataError(f"{path}:{number}: missing {key!r}")
+            if not isinstance(row, dict) or key not in row:
+                raise DataError(f"{where}: missing {key!r}")
         rows.append(row)
     return rows
 

@@ -15,6 +15,7 @@ A run whose ``metrics.json`` exists is complete and is not recomputed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,10 +28,11 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..config import RunConfig, load_config, save_config
-from ..data.jsonl import read_examples, resolve_dataset_file
+from ..data.jsonl import Example, read_examples, take
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
 from ..evaluation.evaluate import evaluate_examples
+from ..evaluation.tasks import METRICS, Task, get_task
 from ..io import atomic_write_json
 from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
 from .trainer import JEPATrainer, NonFiniteLossError
@@ -38,14 +40,34 @@ from .trainer import JEPATrainer, NonFiniteLossError
 log = logging.getLogger("lmjepa")
 
 
+def task_of(config: RunConfig) -> Task:
+    """The config's task (registered, or defined under ``tasks:``). Raises KeyError if unknown."""
+    return get_task(config.task, config.tasks)
+
+
 def data_file(config: RunConfig, split: str) -> Path:
-    """The JSONL file for ``split`` (``train``/``test``): explicit path, else resolved by dataset name."""
+    """The JSONL file for ``split`` (``train``/``test``): the explicit path, else the task's file."""
     explicit = config.data.train_file if split == "train" else config.data.eval_file
     if explicit:
         return Path(explicit)
-    if not config.data.dataset:
-        raise ValueError(f"set data.dataset or data.{split}_file")
-    return resolve_dataset_file(config.data.dataset, split, config.data.data_dir)
+    return task_of(config).file(split, config.data.data_dir)
+
+
+def load_examples(config: RunConfig, split: str) -> list[Example]:
+    """The split's examples (``max_*_examples`` of them, picked per ``data.subset`` or the task's
+    ``subset``); rows without a system turn get the task's prompt."""
+    limit = config.data.max_train_examples if split == "train" else config.data.max_eval_examples
+    task = task_of(config)
+    how = config.data.subset or task.subset
+    examples = take(read_examples(data_file(config, split), limit if how == "first" else None), limit, how)
+    if task.system_prompt is None:
+        return examples
+    return [e if e.system is not None else dataclasses.replace(e, system=task.system_prompt) for e in examples]
+
+
+def evaluation_data_dir(config: RunConfig) -> str | None:
+    """The data folder for task resources beyond the JSONL (Spider databases), if one is set."""
+    return config.data.data_dir or os.environ.get("LMJEPA_DATA_DIR")
 
 
 def build_model_and_tokenizer(config: RunConfig):
@@ -145,7 +167,7 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
             save_config(config, out / "config.yaml")
         model, tokenizer, predictor_ids = build_model_and_tokenizer(config)
         train_file = data_file(config, "train")
-        examples = read_examples(train_file, config.data.max_train_examples)
+        examples = load_examples(config, "train")
         features, counts = encode_dataset(examples, tokenizer, predictor_ids, config.data.max_length)
         log.info("train data %s: %s (max_length=%d)", train_file, dict(counts), config.data.max_length)
         if not features:
@@ -182,8 +204,8 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
         for checkpoint in out.glob("checkpoint-*"):  # the final model supersedes them
             shutil.rmtree(checkpoint, ignore_errors=True)
 
-        eval_examples = read_examples(data_file(config, "test"), config.data.max_eval_examples)
-        metrics = evaluate_examples(model, tokenizer, eval_examples, config.eval, out)
+        metrics = evaluate_examples(model, tokenizer, load_examples(config, "test"), task_of(config), config.eval, out,
+                                    evaluation_data_dir(config))
         metrics.update(
             name=config.name,
             lbd=config.jepa.lbd,
@@ -201,21 +223,24 @@ def train_and_evaluate(config: RunConfig, force: bool = False) -> dict:
         if cosines:
             metrics["grad_cosine_mean"] = sum(cosines) / len(cosines)
         atomic_write_json(out / "metrics.json", metrics)
-        log.info("metrics: exact_match=%.2f%% semantic_match=%s n=%d", metrics["exact_match"],
-                 metrics.get("semantic_match"), metrics["n"])
+        key = METRICS[metrics["metric"]][0]
+        log.info("metrics: %s=%s exact_match=%.2f%% n=%d", key, metrics.get(key), metrics["exact_match"], metrics["n"])
         return metrics
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def run_variants(config: RunConfig, names: list[str] | None = None, force: bool = False) -> dict[str, dict]:
+def run_variants(config, names: list[str] | None = None, force: bool = False, runner=None) -> dict[str, dict]:
     """Run each named variant of ``config`` (all of them by default) into ``output_dir/<variant>``.
 
-    A config without variants is one run into ``output_dir``. Raises KeyError on an unknown name.
+    ``runner(config, force)`` does one run (default ``train_and_evaluate``; ``pretrain`` for a
+    ``PretrainConfig``). A config without variants is one run into ``output_dir``. Raises KeyError
+    on an unknown name.
     """
+    runner = runner or train_and_evaluate
     if not config.variants:
-        return {config.name: train_and_evaluate(config, force)}
+        return {config.name: runner(config, force)}
     results = {}
     for name in names or list(config.variants):
         if name not in config.variants:
@@ -223,5 +248,5 @@ def run_variants(config: RunConfig, names: list[str] | None = None, force: bool 
         variant = config.with_overrides(config.variants[name] or {})
         variant = variant.with_overrides({"name": f"{config.name}/{name}", "output_dir": str(Path(config.output_dir) / name)})
         variant.variants = {}
-        results[name] = train_and_evaluate(variant, force)
+        results[name] = runner(variant, force)
     return results

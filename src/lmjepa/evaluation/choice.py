@@ -1,0 +1,56 @@
+"""Multiple choice by next-token probability (HellaSwag): after the full chat-templated prompt
+(never truncated — the reference cut HellaSwag prompts to 128 tokens, losing the endings), the
+answer is the choice whose token has the highest next-token probability."""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from ..data.jsonl import Example
+from .generate import prompt_ids
+
+
+def choice_token_ids(tokenizer: PreTrainedTokenizerBase, choices: tuple[str, ...]) -> list[int]:
+    """One token id per choice. Raises ValueError if a choice is not a single token."""
+    ids = []
+    for choice in choices:
+        tokens = tokenizer(choice, add_special_tokens=False)["input_ids"]
+        if len(tokens) != 1:
+            raise ValueError(f"choice {choice!r} is {len(tokens)} tokens for this tokenizer; choices must be one token")
+        ids.append(tokens[0])
+    return ids
+
+
+@torch.no_grad()
+def choice_logprobs(model, tokenizer: PreTrainedTokenizerBase, examples: list[Example], choices: tuple[str, ...],
+                    batch_size: int = 16, progress: bool = True) -> torch.Tensor:
+    """``(N, C)`` float: log-probability of each choice's token as the next token after each prompt.
+
+    Prompts are left-padded per batch with position ids counted over real tokens only, so each
+    row equals the unpadded forward of its prompt.
+    """
+    model.eval()
+    ids_per_choice = choice_token_ids(tokenizer, choices)
+    prompts = [prompt_ids(example, tokenizer) for example in examples]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = torch.empty(len(prompts), len(choices))
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="choose", unit="batch", disable=not progress):
+        width = max(len(prompts[i]) for i in batch)
+        ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch], device=device)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        out[batch] = logits.float().log_softmax(dim=-1)[:, ids_per_choice].cpu()
+    return out
+
+
+def choose(model, tokenizer: PreTrainedTokenizerBase, examples: list[Example], choices: tuple[str, ...],
+           batch_size: int = 16, progress: bool = True) -> list[str]:
+    """The most probable choice for each example (ties go to the earlier choice)."""
+    logprobs = choice_logprobs(model, tokenizer, examples, choices, batch_size, progress)
+    return [choices[i] for i in logprobs.argmax(dim=1).tolist()]

@@ -1,0 +1,102 @@
+"""Per-example answer checks for the LLM-JEPA tasks, each written against a known bug of the
+reference scorer (RESOURCES.md, "Pitfalls", item 5).
+
+Every check is ``check(prediction: str, reference: str) -> bool``; ``lmjepa.evaluation.tasks``
+turns them into percentages. Regex equivalence lives in ``regex.py``, SQL execution in ``sql.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from decimal import Decimal, InvalidOperation
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    """String equality after stripping surrounding whitespace (the LLM-JEPA metric)."""
+    return prediction.strip() == reference.strip()
+
+
+# --- GSM8K -----------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[-+]?\$?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+
+
+def gsm8k_final_answer(text: str) -> str | None:
+    """The text after the last ``####`` (GSM8K's answer marker), stripped; None if there is none."""
+    if "####" not in text:
+        return None
+    answer = text.rsplit("####", 1)[1].strip()
+    return answer.splitlines()[0].strip() if answer else ""
+
+
+def normalize_number(text: str) -> Decimal | None:
+    """Read the first number in ``text``: drops thousands commas, ``$``, a ``+`` sign, trailing
+    zeros (``18.00`` = ``18``); the Unicode minus ``−`` counts as ``-``. None if there is no number.
+    """
+    text = text.replace("\u2212", "-").replace("\u2013", "-")
+    found = _NUMBER.search(text)
+    if not found:
+        return None
+    digits = found.group(0).replace("$", "").replace(",", "").replace(" ", "")
+    try:
+        return Decimal(digits).normalize()
+    except InvalidOperation:
+        return None
+
+
+def gsm8k_match(prediction: str, reference: str) -> bool:
+    """Numeric equality of the final answers after ``####`` (``1,000`` = ``1000`` = ``1000.0``).
+
+    A prediction without ``####`` or without a number there is wrong: the answer must be stated
+    the way training taught it, not guessed from the last number in the reasoning.
+    """
+    gold, answer = gsm8k_final_answer(reference), gsm8k_final_answer(prediction)
+    if gold is None or answer is None:
+        return False
+    gold_value, value = normalize_number(gold), normalize_number(answer)
+    return gold_value is not None and value is not None and gold_value == value
+
+
+# --- NQ-Open ----------------------------------------------------------------------------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD/NQ normalisation: NFKC, lower case, punctuation and articles removed, spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def nq_open_match(prediction: str, reference: str, separator: str = "; ") -> bool:
+    """Correct when a normalised gold answer occurs in the normalised generation, on word boundaries.
+
+    ``reference`` holds the gold answers joined by ``separator``. The test runs gold-in-prediction
+    (the reference code tests prediction-in-gold, so an empty answer matched everything); an empty
+    generation is never correct, and neither is a gold answer that normalises to nothing.
+    """
+    generated = normalize_answer(prediction)
+    if not generated:
+        return False
+    padded = f" {generated} "
+    for gold in reference.split(separator):
+        gold = normalize_answer(gold)
+        if gold and f" {gold} " in padded:
+            return True
+    return False
+
+
+# --- classification by label ----------------------------------------------------------------------------
+
+
+def normalize_label(text: str) -> str:
+    """Lower case, outer whitespace and trailing punctuation removed (``"Good."`` → ``"good"``)."""
+    return text.strip().rstrip(string.punctuation + " ").strip().lower()
+
+
+def label_match(prediction: str, reference: str) -> bool:
+    """The whole generation is the gold label after ``normalize_label`` (``Very Good`` ≠ ``Good``)."""
+    return bool(normalize_label(prediction)) and normalize_label(prediction) == normalize_label(reference)

