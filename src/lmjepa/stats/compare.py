@@ -97,7 +97,8 @@ def render_markdown(result: dict) -> str:
             f"{_p(t['p_wilcoxon_two_sided'])} | {decision} |"
         )
         if not t["wilcoxon_can_reject"]:
-            notes.append(f"- {t['cell']} / {t['metric']}: with {t['wilcoxon_nonzero']} non-zero pairs the exact Wilcoxon test "
+            pairs = f"{t['wilcoxon_nonzero']} non-zero pair" + ("" if t["wilcoxon_nonzero"] == 1 else "s")
+            notes.append(f"- {t['cell']} / {t['metric']}: with {pairs} (ties dropped) the exact Wilcoxon test "
                          f"cannot go below p = {t['wilcoxon_min_p_two_sided']:.4f}, so it can never reject at α = {a}.")
         if t["unpaired_seeds"]:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
