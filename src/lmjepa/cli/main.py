@@ -11,7 +11,7 @@
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
-    lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data synth] [--out DIR]  # representation geometry
+    lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
 """
 
 from __future__ import annotations
