@@ -105,10 +105,12 @@ def tokenize(data: AnalysisData, tokenizer, predictor_ids: list[int], max_length
     return {"text": ids}
 
 
-def measure(z, labels, token_targets=None, probes: bool = True, folds: int = 5, seed: int = 0) -> dict:
+def measure(z, labels, token_targets=None, probes: bool = True, folds: int = 5, seed: int = 0,
+            sigma=None) -> dict:
     """All metrics of one embedding set ``z`` ``(N, D)``: spectrum metrics, alignment over same-label
-    pairs, uniformity (t = 2) and, with ``probes``, semantic/token probe accuracies and the probe gap."""
-    result = geometry.spectrum_metrics(z)
+    pairs, uniformity (t = 2) and, with ``probes``, semantic/token probe accuracies and the probe gap.
+    ``sigma``: the centred singular values of ``z`` if the caller already has them."""
+    result = geometry.spectrum_metrics(z, sigma)
     result["alignment"] = geometry.alignment(z, labels)
     result["uniformity"] = geometry.uniformity(z)
     if probes and token_targets is not None:
@@ -142,8 +144,8 @@ def analyze_model(label: str, spec: str, data: AnalysisData, config: AnalyzeConf
     for pooling in config.poolings:
         z = np.concatenate([views[what][pooling] for what in ids])
         result["width"] = int(z.shape[1])
-        metrics = measure(z, labels, targets, config.probes, config.probe_folds, config.seed)
-        sigma = geometry.singular_values(z)
+        sigma = geometry.singular_values(z)  # one SVD serves the metrics and the spectrum plot
+        metrics = measure(z, labels, targets, config.probes, config.probe_folds, config.seed, sigma)
         metrics["spectrum"] = (sigma / max(sigma[0], 1e-12))[:200].tolist()  # σ_i / σ_1, for the plot
         result["poolings"][pooling] = metrics
         if data.two_view:

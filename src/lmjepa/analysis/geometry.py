@@ -116,9 +116,10 @@ def alignment(z, labels, alpha: float = 2.0) -> float:
     return float((d2 ** (alpha / 2.0)).mean())
 
 
-def spectrum_metrics(z) -> dict[str, float]:
-    """The four spectrum metrics from one SVD: spectral_entropy, effective_rank, stable_rank, rankme."""
-    sigma = singular_values(z)
+def spectrum_metrics(z, sigma: np.ndarray | None = None) -> dict[str, float]:
+    """The four spectrum metrics: spectral_entropy, effective_rank, stable_rank (from ``sigma``, the
+    centred singular values, computed here if not given) and rankme (uncentred)."""
+    sigma = singular_values(z) if sigma is None else sigma
     return {
         "spectral_entropy": spectral_entropy(z, sigma),
         "effective_rank": effective_rank(z, sigma),
