@@ -80,6 +80,22 @@ def test_jepa_loss_equals_gathered_computation_and_loss_composition():
     assert model.mask_token.grad.abs().sum() > 0
 
 
+def test_mlm_loss_equals_full_vocabulary_head_over_every_position():
+    """The head runs on masked positions only (speed); the loss must equal eq. 6 computed the long way."""
+    torch.manual_seed(1)
+    model = PredictReconstruct(_config(), predictor_layers=1, predictor_hidden=16, lambda_mode="mlm_only")
+    batch = _batch()
+    out = model(**batch)
+    z = model.encode(batch["input_ids"], batch["attention_mask"])
+    logits = model.regressor(z)  # (B, L, V) at every position
+    expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=-100)
+    assert (batch["labels"] != -100).sum() > 1
+    torch.testing.assert_close(out["mlm_loss"], expected.detach(), rtol=1e-5, atol=1e-6)
+    none_masked = dict(batch, labels=torch.full_like(batch["labels"], -100))
+    empty = model(**none_masked)["loss"]
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
 def test_learnable_lambda_gradient_follows_the_loss_gap():
     torch.manual_seed(1)
     model = PredictReconstruct(_config(), predictor_layers=1, lambda_mode="learnable")

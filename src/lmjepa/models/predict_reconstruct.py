@@ -144,8 +144,11 @@ class PredictReconstruct(nn.Module):
         ``context``/``targets``/``usable``: ``lmjepa.objectives.block_masks.BlockMasks`` fields.
         """
         z_full = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # eq. 4
-        logits = self.regressor(z_full)
-        mlm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+        selected = labels != -100  # eq. 6 sums over masked positions only: the vocabulary head runs there alone
+        if selected.any():
+            mlm = F.cross_entropy(self.regressor(z_full[selected]).float(), labels[selected])
+        else:
+            mlm = z_full.sum() * 0.0  # no masked token in the batch: zero, still attached to the graph
         lbd = self.current_lambda(progress).to(z_full.device)
         if self.lambda_mode == "mlm_only":
             return {"loss": mlm, "mlm_loss": mlm.detach(), "jepa_loss": None, "lambda": 0.0}
