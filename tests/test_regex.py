@@ -97,3 +97,44 @@ def test_score_counts():
     assert [r["semantic_match"] for r in rows] == [True, True, False, False]
     with pytest.raises(ValueError, match="predictions for"):
         score(["a"], [], NLRX)
+
+
+FIXED_LENGTH_PAIRS = [  # (fixed-length pattern, regex): the shortcut's side, checked against the full automata
+    ("(a)(b).", "ab.", True),
+    ("a.c", "a[a-z]c", False),
+    ("dog", "dog|dogs", False),  # same shortest length: decided by the automata
+    ("", "a*", False),
+    ("", "()", True),
+    ("abc", "~(.*)", False),  # empty language: no shortest string
+    ("lines with dog", ".*dog.*", False),
+    ("x", "[x]", True),
+    ("(ab)c", "abc{1,2}", False),
+]
+
+
+@pytest.mark.parametrize("fixed, other, expected", FIXED_LENGTH_PAIRS)
+def test_fixed_length_shortcut_agrees_with_the_automata(fixed, other, expected):
+    from lmjepa.evaluation.regex import _decide
+
+    assert compile_regex(fixed).equivalent(compile_regex(other)) is expected  # independent: full DFA comparison
+    assert _decide(fixed, other) is expected and _decide(other, fixed) is expected
+
+
+def test_fixed_length_and_shortest_length():
+    from lmjepa.evaluation.regex import fixed_length, shortest_length
+
+    assert fixed_length(" The answer is (x). ") == 16 and fixed_length("a()b") == 2
+    assert fixed_length("a*") is None and fixed_length("a)(") is None and fixed_length("[ab]") is None
+    assert shortest_length(compile_regex("(dogs|cat)x*")) == 3 and shortest_length(compile_regex("a*")) == 0
+    assert shortest_length(compile_regex("[a-z]&[0-9]")) is None
+
+
+def test_prose_prediction_is_rejected_without_building_its_automaton(monkeypatch):
+    from lmjepa.evaluation import regex
+
+    compiled = []
+    real = regex.compile_regex
+    monkeypatch.setattr(regex, "compile_regex", lambda text: compiled.append(text) or real(text))
+    prose = "The regular expression for lines with the word dog is as follows."
+    assert regex._decide(prose, ".*dog.*") is False
+    assert compiled == [".*dog.*"]

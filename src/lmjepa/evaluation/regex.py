@@ -231,8 +231,42 @@ def _with_time_limit(fn, args: tuple, timeout_s: float):
     return queue.get()
 
 
+_OPERATORS = frozenset("|*+?{}~&[]\\")
+
+
+def fixed_length(text: str) -> int | None:
+    """Length of every string ``text`` matches when it is a plain sequence of literals, ``.`` and
+    balanced parentheses (no operator, class or escape) — as prose is; None for any other regex."""
+    text, depth = text.strip(), 0
+    if any(char in _OPERATORS for char in text):
+        return None
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            return None
+    return len(text) - 2 * text.count("(") if depth == 0 else None
+
+
+def shortest_length(fsm: Fsm) -> int | None:
+    """Length of the shortest string ``fsm`` accepts (breadth-first search); None if its language is empty."""
+    frontier, seen, length = {fsm.initial}, {fsm.initial}, 0
+    while frontier:
+        if frontier & set(fsm.finals):
+            return length
+        frontier = {target for state in frontier for target in fsm.map.get(state, {}).values()} - seen
+        seen |= frontier
+        length += 1
+    return None
+
+
 def _decide(a: str, b: str) -> bool:
     try:
+        # Cheap, sound shortcut: a fixed-length pattern (typically a prose answer, whose automaton
+        # takes seconds to build) cannot equal a regex whose shortest string has another length.
+        for fixed, other in ((a, b), (b, a)):
+            length = fixed_length(fixed)
+            if length is not None and shortest_length(compile_regex(other)) != length:
+                return False
         return compile_regex(a).equivalent(compile_regex(b))
     except RegexSyntaxError:
         return False
