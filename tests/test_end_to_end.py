@@ -61,6 +61,7 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
     before = (tmp_path / "run" / "ntp" / "predictions.jsonl").read_text()
     assert main(["evaluate", str(tmp_path / "run" / "ntp"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "predictions.jsonl").read_text() == before
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["lbd"] == 0.0  # the trained run's λ
 
 
 def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, data_dir, monkeypatch):

@@ -212,5 +212,6 @@ def test_cli_evaluate_any_task_by_name(tmp_path, tiny_model_dir, data_dir, task,
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["task"] == task and metrics["n"] == 4 and 0 <= metrics[key] <= 100
     assert ("generate_seconds" in metrics) and not (task == "gsm8k" and metrics["max_new_tokens"] != 256)
+    assert metrics["fine_tuned"] is False and "lbd" not in metrics  # a base model carries no objective's λ
     rows = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 4 and key in json.loads(rows[0])

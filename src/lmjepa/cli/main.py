@@ -96,7 +96,10 @@ def cmd_evaluate(args) -> int:
         out = Path(args.out)
     metrics = evaluate_examples(model, tokenizer, load_examples(config, "test"), task_of(config), config.eval, out,
                                 evaluation_data_dir(config))
-    metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
+    if target.is_dir():  # a trained run: its objective's λ and k describe the model
+        metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
+    else:  # the config's base model as it is: no objective was applied, so no λ or k is recorded
+        metrics.update(name=config.name, model=config.model.name, fine_tuned=False)
     if target.is_dir() and out == target and (target / "metrics.json").exists():
         previous = json.loads((target / "metrics.json").read_text())
         metrics = {**previous, **metrics}
