@@ -41,6 +41,28 @@ def test_gsm8k_match(prediction, reference, expected):
     assert m.gsm8k_match(prediction, reference) is expected
 
 
+@pytest.mark.parametrize("prediction, expected_last, expected_marker", [
+    ("So she pays 18 dollars in all.", True, False),        # right, but no '####': only the lenient check
+    ("18 eggs, 3 left, so 20 - 2 = 16", False, False),        # the last number decides, not any number
+    ("She keeps 18 and sells the rest. #### 16", False, True),  # answer stated, and wrong
+    ("1,000 - 982 = 18", True, False),                         # commas are thousands separators
+    ("$18.00", True, False),
+    ("#### eighteen", False, False),                         # a marker without a number is no answer
+    ("", False, False),
+])
+def test_gsm8k_diagnostics(prediction, expected_last, expected_marker):
+    assert m.gsm8k_last_number_match(prediction, "... #### 18") is expected_last
+    assert m.has_gsm8k_answer(prediction) is expected_marker
+
+
+def test_gsm8k_score_reports_diagnostics_beside_the_strict_metric():
+    predictions = ["2 + 2 = 4\n#### 4", "The answer is 4.", "#### 5"]
+    metrics, rows = score(predictions, [Example(text="q", code="2+2 <<2+2=4>>4\n#### 4")] * 3, get_task("gsm8k"))
+    assert metrics["gsm8k_match"] == pytest.approx(100 / 3)
+    assert metrics["last_number_match"] == pytest.approx(200 / 3) and metrics["answer_marker_rate"] == 100 * 2 / 3
+    assert [r["last_number_match"] for r in rows] == [True, True, False]
+
+
 # --- NQ-Open -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("prediction, reference, expected", [
@@ -204,7 +226,7 @@ def test_build_gsm8k_training_file(tmp_path, data_dir):
 
 @pytest.mark.parametrize("task, key", [("rotten-tomatoes", "label_match"), ("hellaswag", "exact_match"),
                                        ("gsm8k", "gsm8k_match"), ("nq-open", "nq_open_match")])
-def test_cli_evaluate_any_task_by_name(tmp_path, tiny_model_dir, data_dir, task, key):
+def test_cli_evaluate_any_task_by_name(tmp_path, tiny_model_dir, data_dir, task, key, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(f"model: {{name: {tiny_model_dir}}}\ndata: {{data_dir: {data_dir}, max_eval_examples: 4}}\n"
                       "eval: {max_new_tokens: 4, batch_size: 4}\n")
@@ -215,3 +237,14 @@ def test_cli_evaluate_any_task_by_name(tmp_path, tiny_model_dir, data_dir, task,
     assert metrics["fine_tuned"] is False and "lbd" not in metrics  # a base model carries no objective's λ
     rows = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 4 and key in json.loads(rows[0])
+    if task == "gsm8k":  # --rescore: the saved predictions, scored again, without loading the model
+        edited = [dict(json.loads(r), prediction=json.loads(r)["reference"]) for r in rows[:2]] + [json.loads(r) for r in rows[2:]]
+        (tmp_path / "out" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in edited))
+        out = ["evaluate", str(config), "--task", task, "--out", str(tmp_path / "out"), "--rescore"]
+        assert main(out) == 0
+        again = json.loads((tmp_path / "out" / "metrics.json").read_text())
+        assert again["gsm8k_match"] == 50.0 and again["generate_seconds"] == metrics["generate_seconds"]
+        assert [json.loads(r)["gsm8k_match"] for r in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()][:2] == [True, True]
+        (tmp_path / "out" / "predictions.jsonl").write_text('{"prediction": "x", "reference": "#### 1"}\n{"prediction": 3}\n')
+        assert main(out) == 2
+        assert "predictions.jsonl:2: a predictions row needs string 'prediction' and 'reference'" in capsys.readouterr().err

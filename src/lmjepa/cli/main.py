@@ -3,6 +3,7 @@
     lmjepa train CONFIG.yaml [--variant NAME ...] [--set section.key=value ...] [--output-dir DIR] [--force]
     lmjepa evaluate RUN_DIR [--set ...] [--out DIR]          # a trained run's model/
     lmjepa evaluate CONFIG.yaml --out DIR [--set ...]        # the config's model as is (zero-shot)
+    lmjepa evaluate RUN_DIR --rescore                        # score saved predictions again, no generation
     lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
@@ -45,6 +46,8 @@ def comparison_table(results: dict[str, dict]) -> str:
             details.append(m["note"])
         if "invalid" in m:
             details.append(f"{m['invalid']} not a label")
+        if "answer_marker_rate" in m:
+            details.append(f"'#### N' in {m['answer_marker_rate']:.1f}%; last number right {m['last_number_match']:.1f}%")
         lines.append(
             f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
             f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
@@ -77,12 +80,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _rescore(args, target: Path) -> int:
+    """``lmjepa evaluate TARGET --rescore``: score the saved predictions again, keep the other fields."""
+    from ..evaluation.evaluate import rescore
+    from ..training.run import evaluation_data_dir, task_of
+
+    config = load_config(target / "config.yaml" if target.is_dir() else target, _overrides(args))
+    if not target.is_dir() and not args.out:
+        raise SystemExit("lmjepa evaluate CONFIG --rescore needs --out DIR (the folder with predictions.jsonl)")
+    out = Path(args.out or target)
+    metrics = rescore(out, task_of(config), config.eval, evaluation_data_dir(config))
+    previous = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    metrics = {**previous, **metrics}
+    atomic_write_json(out / "metrics.json", metrics)
+    print(comparison_table({config.name: metrics}))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from ..evaluation.evaluate import evaluate_examples
     from ..models.loading import load_model, load_tokenizer
     from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, task_of
 
     target = Path(args.target)
+    if args.rescore:
+        return _rescore(args, target)
     if target.is_dir():
         config = load_config(target / "config.yaml", _overrides(args))
         tokenizer = load_tokenizer(str(target / "model"))
@@ -270,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
     evaluate.add_argument("--task", help="evaluate on this task (and its max_new_tokens) instead of the config's")
     evaluate.add_argument("--out", help="folder for predictions.jsonl and metrics.json")
+    evaluate.add_argument("--rescore", action="store_true",
+                          help="score the folder's predictions.jsonl again (current metric), without generating")
     evaluate.set_defaults(func=cmd_evaluate)
 
     table = sub.add_parser("table", help="side-by-side metrics of finished runs")

@@ -8,7 +8,9 @@ Every task reports ``n`` and ``exact_match`` (in percent) besides its own metric
   language or every string, it also gives ``degenerate_targets`` and ``semantic_match_nondegenerate``;
 * ``spider``: execution match / exact-SQL fallback, with the count of each (``sql.py``);
 * ``gsm8k``, ``nq-open``, ``label`` and registered checks: the percentage of examples whose check
-  passes (``metrics.py``); ``label`` also counts generations that are no known label (``invalid``).
+  passes (``metrics.py``); ``label`` also counts generations that are no known label (``invalid``);
+  ``gsm8k`` adds two diagnostics, in percent: ``answer_marker_rate`` (predictions with ``#### N``)
+  and ``last_number_match`` (lenient: the last number in the text is the gold answer).
 """
 
 from __future__ import annotations
@@ -87,6 +89,14 @@ def score(predictions: list[str], examples: list[Example], task: Task, *, data_d
     else:
         passed = [check(p, r) for p, r in zip(predictions, references)]
         extra, verdicts = {key: _percent(sum(passed), len(passed))}, [{key: v} for v in passed]
+        if task.metric == "gsm8k":  # diagnostics: is a low score the answer format or the arithmetic?
+            from .metrics import gsm8k_last_number_match, has_gsm8k_answer
+
+            extra["answer_marker_rate"] = _percent(sum(map(has_gsm8k_answer, predictions)), len(predictions))
+            lenient = [gsm8k_last_number_match(p, r) for p, r in zip(predictions, references)]
+            extra["last_number_match"] = _percent(sum(lenient), len(lenient))
+            for verdict, value in zip(verdicts, lenient):
+                verdict["last_number_match"] = value
         if task.metric == "label":
             labels = {normalize_label(r) for r in references}
             extra["invalid"] = sum(normalize_label(p) not in labels for p in predictions)
@@ -127,3 +137,28 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
     return metrics
+
+
+def rescore(out_dir: str | Path, task: Task, eval_config, data_dir: str | Path | None = None) -> dict:
+    """Score an existing ``out_dir/predictions.jsonl`` again with ``task``'s metric, without generating.
+
+    For a metric fixed or added after the predictions were made. Rewrites ``predictions.jsonl``
+    with the new verdicts (atomically) and returns the metrics (plus ``task``, ``metric``,
+    ``rescore_seconds``). Raises DataError (naming file and line) on a missing file or a row
+    without ``prediction``/``reference``.
+    """
+    from ..data.jsonl import DataError, iter_jsonl
+
+    path = Path(out_dir) / "predictions.jsonl"
+    records = list(iter_jsonl(path, "predictions file"))
+    for where, record in records:
+        if not isinstance(record.get("prediction"), str) or not isinstance(record.get("reference"), str):
+            raise DataError(f"{where}: a predictions row needs string 'prediction' and 'reference'")
+    start = time.perf_counter()
+    examples = [Example(text=r.get("text", ""), code=r["reference"], source=r.get("source", w)) for w, r in records]
+    metrics, rows = score([r["prediction"] for _, r in records], examples, task, data_dir=data_dir,
+                          regex_timeout_s=eval_config.regex_timeout_s, sql_timeout_s=eval_config.sql_timeout_s)
+    for row, example in zip(rows, examples):
+        row.update(source=example.source, text=example.text)
+    atomic_write_jsonl(path, rows)
+    return {"task": task.name, "metric": task.metric, **metrics, "rescore_seconds": round(time.perf_counter() - start, 1)}

@@ -59,6 +59,25 @@ def gsm8k_match(prediction: str, reference: str) -> bool:
     return gold_value is not None and value is not None and gold_value == value
 
 
+def gsm8k_last_number_match(prediction: str, reference: str) -> bool:
+    """Secondary, lenient GSM8K check: the *last* number anywhere in the prediction equals the gold
+    answer after ``####``. Reported beside ``gsm8k_match`` as a diagnostic (a model that reasons
+    right but never writes ``####`` scores here only); it is not the LLM-JEPA metric.
+    """
+    gold = gsm8k_final_answer(reference)
+    numbers = _NUMBER.findall(prediction.replace("\u2212", "-").replace("\u2013", "-"))
+    if gold is None or not numbers:
+        return False
+    gold_value, value = normalize_number(gold), normalize_number(numbers[-1])
+    return gold_value is not None and value is not None and gold_value == value
+
+
+def has_gsm8k_answer(prediction: str) -> bool:
+    """Whether the prediction states a final answer the GSM8K way: ``####`` followed by a number."""
+    answer = gsm8k_final_answer(prediction)
+    return answer is not None and normalize_number(answer) is not None
+
+
 # --- NQ-Open ----------------------------------------------------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
