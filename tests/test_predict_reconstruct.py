@@ -144,3 +144,19 @@ def test_collapse_monitors():
     spread = torch.randn(2000, 16)
     assert collapse_monitors(collapsed)["embedding_std"] < 1e-4
     assert collapse_monitors(spread)["embedding_std_ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "schedule", "learnable", "mlm_only"])
+@pytest.mark.parametrize("case", ["normal", "no_usable_row", "no_masked_token"])
+def test_every_trainable_parameter_gets_a_gradient(mode, case):
+    """DDP (find_unused_parameters=False) requires it in every step, even in degenerate batches."""
+    model = PredictReconstruct(_config(), predictor_layers=1, predictor_hidden=16, lambda_mode=mode)
+    batch = _batch()
+    if case == "no_usable_row":
+        batch["usable"] = torch.zeros_like(batch["usable"])
+    if case == "no_masked_token":
+        batch["labels"] = torch.full_like(batch["labels"], -100)
+    model(**batch)["loss"].backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    assert model.target_encoder is None or all(p.grad is None for p in model.target_encoder.parameters())

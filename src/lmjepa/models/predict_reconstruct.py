@@ -81,6 +81,9 @@ class PredictReconstruct(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(width))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         self.predictor = BertModel(self.predictor_config, add_pooling_layer=False)
+        # g_φ reads inputs_embeds: its (1-row) word embedding never gets a gradient. Frozen, so that
+        # DDP, which requires every trainable parameter to take part in every step, accepts the model.
+        self.predictor.embeddings.word_embeddings.requires_grad_(False)
         self.predictor_out = nn.Linear(width, hidden)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
@@ -96,6 +99,11 @@ class PredictReconstruct(nn.Module):
         else:
             value = 0.0 if self.lambda_mode == "mlm_only" else self.lbd
         return torch.tensor(value)
+
+    def _jepa_parameters(self):
+        for part in (self.predictor_in, self.predictor, self.predictor_out):
+            yield from (p for p in part.parameters() if p.requires_grad)
+        yield self.mask_token
 
     # --- EMA ----------------------------------------------------------------------------------------
 
@@ -116,8 +124,8 @@ class PredictReconstruct(nn.Module):
     def jepa_loss(self, masked_ids, clean_ids, attention_mask, context, targets, usable) -> torch.Tensor:
         """L_JEPA (eq. 5). ``context`` (B, L) bool, ``targets`` (B, M, L) bool, ``usable`` (B,) bool."""
         keep = usable.nonzero().flatten()
-        if len(keep) == 0:
-            return masked_ids.new_zeros((), dtype=torch.float32)
+        if len(keep) == 0:  # zero, but through every JEPA parameter (DDP expects each one in every step)
+            return sum(p.sum() for p in self._jepa_parameters()) * 0.0
         masked_ids, clean_ids, attention_mask = masked_ids[keep], clean_ids[keep], attention_mask[keep]
         context, targets = context[keep], targets[keep]
         visible = context | _edge_tokens(attention_mask)  # the context block plus [CLS] and [SEP]
@@ -147,8 +155,8 @@ class PredictReconstruct(nn.Module):
         selected = labels != -100  # eq. 6 sums over masked positions only: the vocabulary head runs there alone
         if selected.any():
             mlm = F.cross_entropy(self.regressor(z_full[selected]).float(), labels[selected])
-        else:
-            mlm = z_full.sum() * 0.0  # no masked token in the batch: zero, still attached to the graph
+        else:  # no masked token in the batch: zero, still through the regressor (for DDP)
+            mlm = self.regressor(z_full[:1, :1]).sum() * 0.0
         lbd = self.current_lambda(progress).to(z_full.device)
         if self.lambda_mode == "mlm_only":
             return {"loss": mlm, "mlm_loss": mlm.detach(), "jepa_loss": None, "lambda": 0.0}
