@@ -125,3 +125,34 @@ def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, c
     result = json.loads((tmp_path / "cmp" / "probes.json").read_text())[runs[0]]
     assert 0 <= result["sst2_accuracy"] <= 1 and -1 <= result["stsb_spearman"] <= 1
     assert {f"{p}/uniformity" for p in ("last", "mean", "max", "attention")} <= set(result)
+    assert len(result["sst2_accuracy_seeds"]) == 5 and result["sst2_accuracy"] == pytest.approx(np.mean(result["sst2_accuracy_seeds"]))
+    assert len(result["per_example"]["sst2_correct"]) == 48 and len(result["per_example"]["stsb_gold"]) == 48
+    assert "Paired against `hybrid`" in table and "| mlm-only | STS-B (stsb_spearman) |" in table
+
+
+def test_compare_encoders_against_independent_tests():
+    from scipy.stats import binomtest, spearmanr
+
+    from lmjepa.evaluation.encoder_probes import _spearman_rows, compare_encoders
+
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=80)
+    x = rng.normal(size=(3, 80))
+    assert np.allclose(_spearman_rows(x, np.tile(gold, (3, 1))), [spearmanr(row, gold).statistic for row in x])
+    a_right = np.array([True] * 30 + [False] * 10 + [True] * 2 + [False] * 8)  # discordant: 2 vs 8
+    b_right = np.array([True] * 30 + [False] * 10 + [False] * 2 + [True] * 8)
+    base = {"sst2_accuracy": a_right.mean(), "mrpc_f1": 0.5, "stsb_spearman": 0.3,
+            "per_example": {"sst2_correct": a_right.tolist(), "mrpc_correct": a_right.tolist(),
+                            "stsb_predicted": (gold + rng.normal(size=80)).tolist(), "stsb_gold": gold.tolist()}}
+    same = dict(base, per_example=dict(base["per_example"]))
+    other = dict(base, sst2_accuracy=b_right.mean(), per_example=dict(base["per_example"], sst2_correct=b_right.tolist()))
+    rows = {r["probe"]: r for r in compare_encoders(base, other)}
+    assert rows["SST-2"]["p"] == pytest.approx(binomtest(2, 10, 0.5).pvalue)  # exact McNemar = binomial on discordant
+    assert rows["SST-2"]["delta"] == pytest.approx(6 / 50) and "base right / other wrong 2, the reverse 8" in rows["SST-2"]["test"]
+    assert rows["MRPC"]["p"] == 1.0 and rows["STS-B"]["p"] == 1.0 and "[+0.000, +0.000]" in rows["STS-B"]["test"]
+    ps = sorted([rows[k]["p"] for k in rows])
+    assert rows["SST-2"]["p_adjusted"] == pytest.approx(min(1.0, 3 * ps[0]))  # Holm: smallest p × family size
+    assert all(not r["reject"] for r in compare_encoders(base, same))
+    better = dict(base, per_example=dict(base["per_example"], stsb_predicted=gold.tolist()))
+    stsb = {r["probe"]: r for r in compare_encoders(base, better)}["STS-B"]
+    assert stsb["p"] < 0.01 and stsb["delta"] == pytest.approx(0.0)  # Δ is of the stored ρ values, the test of the rows

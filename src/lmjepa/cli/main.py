@@ -195,6 +195,27 @@ PROBE_COLUMNS = [("sst2_accuracy", "SST-2 acc", "{:.3f}"), ("mrpc_f1", "MRPC F1"
                  ("max/uniformity", "uniformity (max) ↓", "{:.3f}"), ("max/effective_rank", "eff. rank (max)", "{:.1f}")]
 
 
+def _probe_comparisons(rows: dict[str, dict]) -> str:
+    """Markdown: each encoder against the first one, paired tests with Holm correction per pair."""
+    from ..evaluation.encoder_probes import compare_encoders
+
+    names = list(rows)
+    if len(names) < 2:
+        return ""
+    lines = [f"\nPaired against `{Path(names[0]).name}` on the same evaluation rows "
+             "(Holm over the three probes of each encoder):\n",
+             "| encoder | probe | Δ | test | p | p (Holm) | decision |", "|---|---|---|---|---|---|---|"]
+    for name in names[1:]:
+        if "per_example" not in rows[name] or "per_example" not in rows[names[0]]:
+            lines.append(f"| {Path(name).name} | — | | cached result without per-example data: re-run with --force | | | |")
+            continue
+        for r in compare_encoders(rows[names[0]], rows[name]):
+            decision = "differs" if r["reject"] else "no evidence of a difference"
+            lines.append(f"| {Path(name).name} | {r['probe']} ({r['metric']}) | {r['delta']:+.3f} | {r['test']} | "
+                         f"{r['p']:.3g} | {r['p_adjusted']:.3g} | {decision} |")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_probe(args) -> int:
     from transformers import AutoModel, AutoTokenizer
 
@@ -208,12 +229,15 @@ def cmd_probe(args) -> int:
             rows[run] = json.loads(cache.read_text())
             continue
         model, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-        rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed)
+        rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed,
+                                     head_seeds=args.head_seeds)
         atomic_write_json(cache, rows[run])
     lines = ["| encoder | " + " | ".join(h for _, h, _ in PROBE_COLUMNS) + " |", "|---" * (len(PROBE_COLUMNS) + 1) + "|"]
     for run, r in rows.items():
-        lines.append(f"| {Path(run).name} | " + " | ".join(f.format(r[k]) if k in r else "" for k, _, f in PROBE_COLUMNS) + " |")
-    table = "\n".join(lines) + "\n"
+        cells = [(f.format(r[k]) + (f" ± {r[k + '_sd']:.3f}" if k + "_sd" in r else "")) if k in r else ""
+                 for k, _, f in PROBE_COLUMNS]
+        lines.append(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n" + _probe_comparisons(rows)
     if args.out:
         atomic_write_text(Path(args.out) / "probes.md", table)
         atomic_write_json(Path(args.out) / "probes.json", rows)
@@ -330,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--max-train", type=int, default=8000, help="training rows per probe")
     probe.add_argument("--max-eval", type=int, help="evaluation rows per probe (default: all)")
     probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--head-seeds", type=int, default=5, help="probe heads (seeds) averaged for SST-2 and MRPC")
     probe.add_argument("--force", action="store_true", help="recompute cached probes.json")
     probe.add_argument("--out", help="folder for probes.md / probes.json")
     probe.set_defaults(func=cmd_probe)

@@ -7,7 +7,8 @@
 * STS-B: ŷ = a·cos(s1, s2) + b fitted by least squares on train; Spearman ρ on dev (in [−1, 1]).
 * Geometry of SST-2 dev under the four poolings (``lmjepa.analysis``): spectral entropy, effective
   rank, stable rank, RankMe, alignment, uniformity, probe gap.
-All accuracies and F1 are in [0, 1].
+All accuracies and F1 are in [0, 1]; SST-2 and MRPC are means over several probe-head seeds.
+``compare_encoders`` tests two encoders on the same rows (McNemar, paired bootstrap, Holm).
 """
 
 from __future__ import annotations
@@ -64,11 +65,11 @@ def f1_score(y_true: np.ndarray, y_pred: np.ndarray, positive: int = 1) -> float
     return float(sk_f1(y_true, y_pred, pos_label=positive))
 
 
-def sts_spearman(train: tuple, test: tuple) -> float:
+def sts_spearman(train: tuple, test: tuple, return_predictions: bool = False):
     """Spearman ρ of ŷ = a·cos + b (a, b by least squares on ``train``) against gold scores on ``test``.
 
     ``train``/``test`` are ``(emb1, emb2, scores)``. A negative fitted slope reverses the ranking,
-    so calibration matters for ρ only through its sign.
+    so calibration matters for ρ only through its sign. With ``return_predictions``: ``(ρ, ŷ (N,))``.
     """
     from scipy.stats import spearmanr
 
@@ -76,7 +77,9 @@ def sts_spearman(train: tuple, test: tuple) -> float:
         return np.sum(u * v, 1) / np.maximum(np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1), 1e-12)
 
     a, b = np.polyfit(cosine(train[0], train[1]), train[2], 1)
-    return float(spearmanr(a * cosine(test[0], test[1]) + b, test[2]).statistic)
+    predicted = a * cosine(test[0], test[1]) + b
+    rho = float(spearmanr(predicted, test[2]).statistic)
+    return (rho, predicted) if return_predictions else rho
 
 
 class Embedder:
@@ -93,36 +96,58 @@ class Embedder:
                                poolings=poolings, desc=desc)
 
 
+def _head_runs(x_train, y_train, x_test, seeds: list[int]) -> list[np.ndarray]:
+    """Test predictions of one probe head per seed (the heads differ in init, dropout and batch order)."""
+    return [train_head(x_train, y_train, x_test, seed=s) for s in seeds]
+
+
+def _summary(name: str, values: list[float]) -> dict:
+    out = {name: float(np.mean(values)), f"{name}_seeds": [float(v) for v in values]}
+    if len(values) > 1:
+        out[f"{name}_sd"] = float(np.std(values, ddof=1))
+    return out
+
+
 def evaluate_encoder(model, tokenizer, folder: str | None = None, max_train: int = 8000, max_eval: int | None = None,
-                     seed: int = 0, geometry: bool = True) -> dict:
-    """All probes and (optionally) SST-2 geometry for one frozen encoder; returns a flat dict."""
+                     seed: int = 0, geometry: bool = True, head_seeds: int = 5) -> dict:
+    """All probes and (optionally) SST-2 geometry for one frozen encoder; returns a flat dict.
+
+    SST-2 accuracy and MRPC F1/accuracy are means over ``head_seeds`` probe heads (seeds ``seed``,
+    ``seed + 1``, …; ``*_sd`` and ``*_seeds`` give their spread); ``per_example`` keeps the first
+    head's per-example correctness and the STS-B predictions, for ``compare_encoders``.
+    Raises DataError if a GLUE file is absent.
+    """
     root = data_dir(folder)
     embed = Embedder(model, tokenizer)
-    result: dict = {}
+    seeds = [seed + i for i in range(max(1, head_seeds))]
+    result: dict = {"head_seeds": len(seeds)}
 
     sst_train = read_table(root / "glue" / "SST-2" / "train_full.tsv")[:max_train]
     sst_dev = read_table(root / "glue" / "SST-2" / "dev.tsv")[:max_eval]
     x_dev = embed([r["sentence"] for r in sst_dev], POOLINGS if geometry else ("mean",), "SST-2 dev")
     x_train = embed([r["sentence"] for r in sst_train], desc="SST-2 train")["mean"]
     y_dev = np.array([int(r["label"]) for r in sst_dev])
-    predicted = train_head(x_train, np.array([int(r["label"]) for r in sst_train]), x_dev["mean"], seed=seed)
-    result["sst2_accuracy"] = float((predicted == y_dev).mean())
+    runs = _head_runs(x_train, np.array([int(r["label"]) for r in sst_train]), x_dev["mean"], seeds)
+    result.update(_summary("sst2_accuracy", [float((p == y_dev).mean()) for p in runs]))
+    per_example = {"sst2_correct": (runs[0] == y_dev).tolist()}
 
     pairs = {split: read_table(root / "glue" / "MRPC" / f"msr_paraphrase_{split}.txt") for split in ("train", "test")}
     pairs["train"], pairs["test"] = pairs["train"][:max_train], pairs["test"][:max_eval]
     feats = {s: pair_features(embed([r["#1 String"] for r in rows], desc=f"MRPC {s}")["mean"],
                               embed([r["#2 String"] for r in rows], desc=f"MRPC {s}")["mean"]) for s, rows in pairs.items()}
     labels = {s: np.array([int(r["Quality"]) for r in rows]) for s, rows in pairs.items()}
-    predicted = train_head(feats["train"], labels["train"], feats["test"], seed=seed)
-    result["mrpc_f1"] = f1_score(labels["test"], predicted)
-    result["mrpc_accuracy"] = float((predicted == labels["test"]).mean())
+    runs = _head_runs(feats["train"], labels["train"], feats["test"], seeds)
+    result.update(_summary("mrpc_f1", [f1_score(labels["test"], p) for p in runs]))
+    result.update(_summary("mrpc_accuracy", [float((p == labels["test"]).mean()) for p in runs]))
+    per_example["mrpc_correct"] = (runs[0] == labels["test"]).tolist()
 
     sts = {s: read_table(root / "glue" / "STS-B" / f"{s}.tsv")[: (max_train if s == "train" else max_eval)]
            for s in ("train", "dev")}
     emb = {s: (embed([r["sentence1"] for r in rows], desc=f"STS-B {s}")["mean"],
                embed([r["sentence2"] for r in rows], desc=f"STS-B {s}")["mean"],
                np.array([float(r["score"]) for r in rows])) for s, rows in sts.items()}
-    result["stsb_spearman"] = sts_spearman(emb["train"], emb["dev"])
+    result["stsb_spearman"], predicted = sts_spearman(emb["train"], emb["dev"], return_predictions=True)
+    per_example.update(stsb_predicted=predicted.tolist(), stsb_gold=emb["dev"][2].tolist())
 
     if geometry:
         special = set(tokenizer.all_special_ids)
@@ -130,4 +155,48 @@ def evaluate_encoder(model, tokenizer, folder: str | None = None, max_train: int
         for pooling, z in x_dev.items():
             for key, value in measure(z, y_dev, targets, seed=seed).items():
                 result[f"{pooling}/{key}"] = value
+    result["per_example"] = per_example
     return result
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman ρ of each row pair of ``(R, N)`` arrays (average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    return (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+
+
+def compare_encoders(base: dict, other: dict, resamples: int = 2000, seed: int = 0, correction: str = "holm") -> list[dict]:
+    """Paired tests of ``other`` against ``base`` on the same evaluation rows (``evaluate_encoder`` results).
+
+    SST-2 and MRPC: McNemar's exact test on the first probe head's per-example correctness (Δ is of
+    the head means); STS-B: paired bootstrap over dev pairs of Δρ (95% CI; p = twice the smaller tail
+    share of Δρ* on either side of 0). The three p-values are corrected together (Holm by default).
+    Returns one row per probe: ``probe, delta, p, p_adjusted, reject`` and the test's details.
+    Raises KeyError if a result lacks ``per_example`` (a cache written before it existed: re-probe).
+    """
+    from ..stats.paired import correct, mcnemar
+
+    a, b = base["per_example"], other["per_example"]
+    rows = []
+    for probe, key, metric in (("SST-2", "sst2_correct", "sst2_accuracy"), ("MRPC", "mrpc_correct", "mrpc_f1")):
+        test = mcnemar(a[key], b[key])
+        rows.append({"probe": probe, "metric": metric, "delta": other[metric] - base[metric], "p": test["p"],
+                     "test": f"McNemar exact: base right / other wrong {test['b']}, the reverse {test['c']}"})
+    gold = np.asarray(a["stsb_gold"])
+    if not np.array_equal(gold, np.asarray(b["stsb_gold"])):
+        raise ValueError("the two STS-B results cover different dev rows")
+    pa, pb = np.asarray(a["stsb_predicted"]), np.asarray(b["stsb_predicted"])
+    index = np.random.default_rng(seed).integers(0, len(gold), size=(resamples, len(gold)))
+    deltas = _spearman_rows(pb[index], gold[index]) - _spearman_rows(pa[index], gold[index])
+    low, high = np.quantile(deltas, [0.025, 0.975])
+    p = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0)))
+    rows.append({"probe": "STS-B", "metric": "stsb_spearman", "delta": other["stsb_spearman"] - base["stsb_spearman"],
+                 "p": float(p), "test": f"paired bootstrap ({resamples}): 95% CI [{low:+.3f}, {high:+.3f}]"})
+    reject, adjusted = correct([r["p"] for r in rows], correction)
+    for row, r, q in zip(rows, reject, adjusted):
+        row.update(p_adjusted=q, reject=r)
+    return rows
