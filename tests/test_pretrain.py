@@ -128,6 +128,8 @@ def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, c
     assert len(result["sst2_accuracy_seeds"]) == 5 and result["sst2_accuracy"] == pytest.approx(np.mean(result["sst2_accuracy_seeds"]))
     assert len(result["per_example"]["sst2_correct"]) == 48 and len(result["per_example"]["stsb_gold"]) == 48
     assert "Paired against `hybrid`" in table and "| mlm-only | STS-B (stsb_spearman) |" in table
+    assert (tmp_path / "cmp" / "training_curves.png").stat().st_size > 0
+    assert "training_curves.png" in (tmp_path / "cmp" / "probes.md").read_text()
 
 
 def test_compare_encoders_against_independent_tests():

@@ -169,3 +169,30 @@ def write_report(settings: dict, results: dict[str, dict], out: Path) -> Path:
     report = out / "report.md"
     atomic_write_text(report, render_markdown(settings, results))
     return report
+
+
+def plot_training_curves(histories: dict[str, list[dict]], path: str | Path,
+                         keys: tuple[str, ...] = ("mlm_loss", "jepa_loss", "effective_rank", "embedding_std")) -> Path | None:
+    """One panel per logged key (x: optimizer step), one line per run, from Trainer ``log_history`` rows.
+
+    Keys no run logged are left out; returns None (and writes nothing) when none is left.
+    """
+    keys = tuple(k for k in keys if any(k in row for h in histories.values() for row in h))
+    if not keys:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, history in histories.items():
+            points = [(row["step"], row[key]) for row in history if key in row and "step" in row]
+            if points:
+                ax.plot(*zip(*points), label=label)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    axes[0][0].legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

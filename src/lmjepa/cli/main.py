@@ -217,7 +217,7 @@ def _probe_comparisons(rows: dict[str, dict]) -> str:
 
 
 def cmd_probe(args) -> int:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from ..evaluation.encoder_probes import evaluate_encoder
 
@@ -228,7 +228,8 @@ def cmd_probe(args) -> int:
         if cache.is_file() and not args.force:
             rows[run] = json.loads(cache.read_text())
             continue
-        model, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+        pooling_free = {"add_pooling_layer": False} if AutoConfig.from_pretrained(folder).model_type == "bert" else {}
+        model, tokenizer = AutoModel.from_pretrained(folder, **pooling_free), AutoTokenizer.from_pretrained(folder)
         rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed,
                                      head_seeds=args.head_seeds)
         atomic_write_json(cache, rows[run])
@@ -239,8 +240,15 @@ def cmd_probe(args) -> int:
         lines.append(f"| {Path(run).name} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n" + _probe_comparisons(rows)
     if args.out:
+        from ..analysis.report import plot_training_curves
+
         atomic_write_text(Path(args.out) / "probes.md", table)
         atomic_write_json(Path(args.out) / "probes.json", rows)
+        histories = {Path(run).name: json.loads((Path(run) / "metrics.json").read_text()).get("log_history", [])
+                     for run in args.runs if (Path(run) / "metrics.json").is_file()}
+        if plot_training_curves(histories, Path(args.out) / "training_curves.png"):
+            table += "\n![training curves](training_curves.png)\n"
+            atomic_write_text(Path(args.out) / "probes.md", table)
     print(table)
     return 0
 
