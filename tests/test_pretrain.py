@@ -129,7 +129,22 @@ def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, c
     assert len(result["per_example"]["sst2_correct"]) == 48 and len(result["per_example"]["stsb_gold"]) == 48
     assert "Paired against `hybrid`" in table and "| mlm-only | STS-B (stsb_spearman) |" in table
     assert (tmp_path / "cmp" / "training_curves.png").stat().st_size > 0
+    assert "| *majority class (no encoder)* |" in table
     assert "training_curves.png" in (tmp_path / "cmp" / "probes.md").read_text()
+
+
+def test_majority_baselines_match_counts(data_dir):
+    from lmjepa.data.text import read_table
+    from lmjepa.evaluation.encoder_probes import majority_baselines
+
+    chance = majority_baselines(str(data_dir), max_train=64, max_eval=48)
+    train = [int(r["label"]) for r in read_table(data_dir / "glue" / "SST-2" / "train_full.tsv")[:64]]
+    dev = [int(r["label"]) for r in read_table(data_dir / "glue" / "SST-2" / "dev.tsv")[:48]]
+    majority = max(set(train), key=train.count)
+    assert chance["sst2_accuracy"] == dev.count(majority) / len(dev)
+    test = [int(r["Quality"]) for r in read_table(data_dir / "glue" / "MRPC" / "msr_paraphrase_test.txt")[:48]]
+    positive = test.count(1) / len(test)  # the majority of MSRP train is "paraphrase": F1 = 2p / (1 + p)
+    assert chance["mrpc_f1"] == pytest.approx(2 * positive / (1 + positive))
 
 
 def test_compare_encoders_against_independent_tests():

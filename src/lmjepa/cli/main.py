@@ -219,7 +219,7 @@ def _probe_comparisons(rows: dict[str, dict]) -> str:
 def cmd_probe(args) -> int:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from ..evaluation.encoder_probes import evaluate_encoder
+    from ..evaluation.encoder_probes import evaluate_encoder, majority_baselines
 
     rows = {}
     for run in args.runs:
@@ -238,6 +238,9 @@ def cmd_probe(args) -> int:
         cells = [(f.format(r[k]) + (f" ± {r[k + '_sd']:.3f}" if k + "_sd" in r else "")) if k in r else ""
                  for k, _, f in PROBE_COLUMNS]
         lines.append(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    chance = majority_baselines(args.data_dir, args.max_train, args.max_eval)
+    lines.append("| *majority class (no encoder)* | " + " | ".join(
+        f.format(chance[k]) if k in chance else "" for k, _, f in PROBE_COLUMNS) + " |")
     table = "\n".join(lines) + "\n" + _probe_comparisons(rows)
     if args.out:
         from ..analysis.report import plot_training_curves

@@ -159,6 +159,22 @@ def evaluate_encoder(model, tokenizer, folder: str | None = None, max_train: int
     return result
 
 
+def majority_baselines(folder: str | None = None, max_train: int = 8000, max_eval: int | None = None) -> dict:
+    """What a probe scores by always answering the training split's most frequent label (no encoder):
+    ``sst2_accuracy``, ``mrpc_f1``, ``mrpc_accuracy`` on the same rows as ``evaluate_encoder``."""
+    root = data_dir(folder)
+    out = {}
+    for name, path, test, column in (("sst2", "SST-2/train_full.tsv", "SST-2/dev.tsv", "label"),
+                                     ("mrpc", "MRPC/msr_paraphrase_train.txt", "MRPC/msr_paraphrase_test.txt", "Quality")):
+        train = np.array([int(r[column]) for r in read_table(root / "glue" / path)[:max_train]])
+        gold = np.array([int(r[column]) for r in read_table(root / "glue" / test)[:max_eval]])
+        guess = np.full_like(gold, np.bincount(train).argmax())
+        out[f"{name}_accuracy"] = float((guess == gold).mean())
+        if name == "mrpc":
+            out["mrpc_f1"] = f1_score(gold, guess)
+    return out
+
+
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman ρ of each row pair of ``(R, N)`` arrays (average ranks for ties)."""
     from scipy.stats import rankdata
