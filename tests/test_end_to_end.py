@@ -63,6 +63,14 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
     assert (tmp_path / "again" / "predictions.jsonl").read_text() == before
     assert json.loads((tmp_path / "again" / "metrics.json").read_text())["lbd"] == 0.0  # the trained run's λ
 
+    # `lmjepa table`: rows named below the runs' common folder
+    runs = [str(tmp_path / "run" / v) for v in ("ntp", "llm-jepa")]
+    assert main(["table", *runs, "--out", str(tmp_path / "t.md")]) == 0
+    rows = (tmp_path / "t.md").read_text().splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| ntp", "| llm-jepa"] and "| 0.0 |" in rows[0]
+    with pytest.raises(SystemExit, match="not found"):
+        main(["table", str(tmp_path / "run" / "nope")])
+
 
 def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, data_dir, monkeypatch):
     raw = _config(tmp_path, tiny_model_dir, data_dir)

@@ -131,12 +131,17 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_table(args) -> int:
+    import os
+
     results = {}
+    # Rows are named by the path below the runs' common folder (the run folder's name for one run).
+    common = os.path.commonpath([str(Path(r).resolve()) for r in args.runs]) if len(args.runs) > 1 else None
     for run in args.runs:
         path = Path(run) / "metrics.json"
         if not path.is_file():
             raise SystemExit(f"{path}: not found (is {run} a finished run?)")
-        results[run] = json.loads(path.read_text())
+        name = os.path.relpath(Path(run).resolve(), common) if common else Path(run).resolve().name
+        results[name if name != "." else run] = json.loads(path.read_text())
     table = comparison_table(results)
     if args.out:
         atomic_write_text(args.out, table)
