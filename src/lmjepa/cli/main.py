@@ -90,10 +90,16 @@ def _rescore(args, target: Path) -> int:
         raise SystemExit("lmjepa evaluate CONFIG --rescore needs --out DIR (the folder with predictions.jsonl)")
     out = Path(args.out or target)
     metrics = rescore(out, task_of(config), config.eval, evaluation_data_dir(config))
-    previous = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    metrics = {**previous, **metrics}
+    return _save_metrics(out, config.name, metrics, merge=True)
+
+
+def _save_metrics(out: Path, name: str, metrics: dict, merge: bool) -> int:
+    """Write ``out/metrics.json`` atomically — over the fields of the one already there if ``merge``
+    (other fields, e.g. training times, are kept) — and print its table row."""
+    if merge and (out / "metrics.json").exists():
+        metrics = {**json.loads((out / "metrics.json").read_text()), **metrics}
     atomic_write_json(out / "metrics.json", metrics)
-    print(comparison_table({config.name: metrics}))
+    print(comparison_table({name: metrics}))
     return 0
 
 
@@ -122,12 +128,7 @@ def cmd_evaluate(args) -> int:
         metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
     else:  # the config's base model as it is: no objective was applied, so no λ or k is recorded
         metrics.update(name=config.name, model=config.model.name, fine_tuned=False)
-    if target.is_dir() and out == target and (target / "metrics.json").exists():
-        previous = json.loads((target / "metrics.json").read_text())
-        metrics = {**previous, **metrics}
-    atomic_write_json(out / "metrics.json", metrics)
-    print(comparison_table({config.name: metrics}))
-    return 0
+    return _save_metrics(out, config.name, metrics, merge=target.is_dir() and out == target)
 
 
 def cmd_table(args) -> int:
@@ -250,13 +251,12 @@ def cmd_probe(args) -> int:
     if args.out:
         from ..analysis.report import plot_training_curves
 
-        atomic_write_text(Path(args.out) / "probes.md", table)
-        atomic_write_json(Path(args.out) / "probes.json", rows)
         histories = {Path(run).name: json.loads((Path(run) / "metrics.json").read_text()).get("log_history", [])
                      for run in args.runs if (Path(run) / "metrics.json").is_file()}
         if plot_training_curves(histories, Path(args.out) / "training_curves.png"):
             table += "\n![training curves](training_curves.png)\n"
-            atomic_write_text(Path(args.out) / "probes.md", table)
+        atomic_write_text(Path(args.out) / "probes.md", table)
+        atomic_write_json(Path(args.out) / "probes.json", rows)
     print(table)
     return 0
 

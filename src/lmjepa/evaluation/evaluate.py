@@ -63,9 +63,9 @@ def score(predictions: list[str], examples: list[Example], task: Task, *, data_d
           regex_timeout_s: float = 5.0, sql_timeout_s: float = 10.0, progress: bool = True) -> tuple[dict, list[dict]]:
     """Score predictions against the examples' Code views with ``task.metric``.
 
-    Returns ``(metrics, rows)``; ``rows[i]`` holds example i's verdicts. ``data_dir`` is needed for
-    Spider's databases (``<data_dir>/spider/database``). Raises ValueError on lists of different
-    lengths or an unknown metric.
+    Returns ``(metrics, rows)``; ``rows[i]`` holds example i's prediction, reference, verdicts,
+    source and text. ``data_dir`` is needed for Spider's databases (``<data_dir>/spider/database``).
+    Raises ValueError on lists of different lengths or an unknown metric.
     """
     if len(predictions) != len(examples):
         raise ValueError(f"{len(predictions)} predictions for {len(examples)} references")
@@ -100,8 +100,8 @@ def score(predictions: list[str], examples: list[Example], task: Task, *, data_d
         if task.metric == "label":
             labels = {normalize_label(r) for r in references}
             extra["invalid"] = sum(normalize_label(p) not in labels for p in predictions)
-    for row, verdict in zip(rows, verdicts):
-        row.update(verdict)
+    for row, verdict, example in zip(rows, verdicts, examples):
+        row.update(verdict, source=example.source, text=example.text)
     metrics.update(extra)
     return metrics, rows
 
@@ -128,8 +128,6 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     generate_s = time.perf_counter() - start
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
                           sql_timeout_s=eval_config.sql_timeout_s)
-    for row, example in zip(rows, examples):
-        row.update(source=example.source, text=example.text)
     metrics = {"task": task.name, "metric": task.metric, **metrics}
     if not task.choices:
         metrics["max_new_tokens"] = budget
@@ -158,7 +156,5 @@ def rescore(out_dir: str | Path, task: Task, eval_config, data_dir: str | Path |
     examples = [Example(text=r.get("text", ""), code=r["reference"], source=r.get("source", w)) for w, r in records]
     metrics, rows = score([r["prediction"] for _, r in records], examples, task, data_dir=data_dir,
                           regex_timeout_s=eval_config.regex_timeout_s, sql_timeout_s=eval_config.sql_timeout_s)
-    for row, example in zip(rows, examples):
-        row.update(source=example.source, text=example.text)
     atomic_write_jsonl(path, rows)
     return {"task": task.name, "metric": task.metric, **metrics, "rescore_seconds": round(time.perf_counter() - start, 1)}

@@ -31,12 +31,16 @@ def gsm8k_final_answer(text: str) -> str | None:
     return answer.splitlines()[0].strip() if answer else ""
 
 
+def _ascii_minus(text: str) -> str:
+    """The Unicode minus ``−`` and en dash ``–`` as ``-``."""
+    return text.replace("\u2212", "-").replace("\u2013", "-")
+
+
 def normalize_number(text: str) -> Decimal | None:
     """Read the first number in ``text``: drops thousands commas, ``$``, a ``+`` sign, trailing
     zeros (``18.00`` = ``18``); the Unicode minus ``−`` counts as ``-``. None if there is no number.
     """
-    text = text.replace("\u2212", "-").replace("\u2013", "-")
-    found = _NUMBER.search(text)
+    found = _NUMBER.search(_ascii_minus(text))
     if not found:
         return None
     digits = found.group(0).replace("$", "").replace(",", "").replace(" ", "")
@@ -46,6 +50,12 @@ def normalize_number(text: str) -> Decimal | None:
         return None
 
 
+def _same_number(gold: str, answer: str) -> bool:
+    """Both texts hold a number (``normalize_number``) and the numbers are equal."""
+    gold_value, value = normalize_number(gold), normalize_number(answer)
+    return gold_value is not None and value is not None and gold_value == value
+
+
 def gsm8k_match(prediction: str, reference: str) -> bool:
     """Numeric equality of the final answers after ``####`` (``1,000`` = ``1000`` = ``1000.0``).
 
@@ -53,10 +63,7 @@ def gsm8k_match(prediction: str, reference: str) -> bool:
     the way training taught it, not guessed from the last number in the reasoning.
     """
     gold, answer = gsm8k_final_answer(reference), gsm8k_final_answer(prediction)
-    if gold is None or answer is None:
-        return False
-    gold_value, value = normalize_number(gold), normalize_number(answer)
-    return gold_value is not None and value is not None and gold_value == value
+    return gold is not None and answer is not None and _same_number(gold, answer)
 
 
 def gsm8k_last_number_match(prediction: str, reference: str) -> bool:
@@ -64,12 +71,8 @@ def gsm8k_last_number_match(prediction: str, reference: str) -> bool:
     answer after ``####``. Reported beside ``gsm8k_match`` as a diagnostic (a model that reasons
     right but never writes ``####`` scores here only); it is not the LLM-JEPA metric.
     """
-    gold = gsm8k_final_answer(reference)
-    numbers = _NUMBER.findall(prediction.replace("\u2212", "-").replace("\u2013", "-"))
-    if gold is None or not numbers:
-        return False
-    gold_value, value = normalize_number(gold), normalize_number(numbers[-1])
-    return gold_value is not None and value is not None and gold_value == value
+    gold, numbers = gsm8k_final_answer(reference), _NUMBER.findall(_ascii_minus(prediction))
+    return gold is not None and bool(numbers) and _same_number(gold, numbers[-1])
 
 
 def has_gsm8k_answer(prediction: str) -> bool:
