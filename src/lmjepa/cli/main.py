@@ -48,6 +48,11 @@ def comparison_table(results: dict[str, dict]) -> str:
             details.append(f"{m['invalid']} not a label")
         if "answer_marker_rate" in m:
             details.append(f"'#### N' in {m['answer_marker_rate']:.1f}%; last number right {m['last_number_match']:.1f}%")
+        if "contains_target" in m:  # content vs termination (evaluation/diagnostics.py)
+            stopped = f"{m['stopped']:.1f}%" if "stopped" in m else "not recorded"
+            extra = "n/a" if m.get("mean_extra_tokens") is None else f"{m['mean_extra_tokens']:.1f}"
+            details.append(f"contains target {m['contains_target']:.1f}%, stopped {stopped}, exact if cut at "
+                           f"line break {m['exact_if_truncated']:.1f}%, extra tokens {extra}")
         lines.append(
             f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
             f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
@@ -88,8 +93,12 @@ def _rescore(args, target: Path) -> int:
     config = load_config(target / "config.yaml" if target.is_dir() else target, _overrides(args))
     if not target.is_dir() and not args.out:
         raise SystemExit("lmjepa evaluate CONFIG --rescore needs --out DIR (the folder with predictions.jsonl)")
+    from ..models.loading import load_tokenizer, resolve_model_path
+
     out = Path(args.out or target)
-    metrics = rescore(out, task_of(config), config.eval, evaluation_data_dir(config))
+    model_dir = target / "model" if target.is_dir() and (target / "model").is_dir() else None
+    tokenizer = load_tokenizer(str(model_dir) if model_dir else resolve_model_path(config.model.name))
+    metrics = rescore(out, task_of(config), config.eval, evaluation_data_dir(config), tokenizer=tokenizer)
     return _save_metrics(out, config.name, metrics, merge=True)
 
 

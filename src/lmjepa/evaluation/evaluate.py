@@ -11,6 +11,10 @@ Every task reports ``n`` and ``exact_match`` (in percent) besides its own metric
   passes (``metrics.py``); ``label`` also counts generations that are no known label (``invalid``);
   ``gsm8k`` adds two diagnostics, in percent: ``answer_marker_rate`` (predictions with ``#### N``)
   and ``last_number_match`` (lenient: the last number in the text is the gold answer).
+
+Every generation task also reports why a prediction missed (``diagnostics.py``): ``contains_target``,
+``stopped``, ``exact_if_truncated`` (and ``semantic_if_truncated`` for regex tasks), in percent, and
+``mean_extra_tokens`` — content (the target never written) vs termination (written, then not stopped).
 """
 
 from __future__ import annotations
@@ -60,11 +64,16 @@ def score_regex(predictions: list[str], references: list[str], timeout_s: float 
 
 
 def score(predictions: list[str], examples: list[Example], task: Task, *, data_dir: str | Path | None = None,
-          regex_timeout_s: float = 5.0, sql_timeout_s: float = 10.0, progress: bool = True) -> tuple[dict, list[dict]]:
+          regex_timeout_s: float = 5.0, sql_timeout_s: float = 10.0, progress: bool = True,
+          stopped: list[bool | None] | None = None, count_tokens=None) -> tuple[dict, list[dict]]:
     """Score predictions against the examples' Code views with ``task.metric``.
 
     Returns ``(metrics, rows)``; ``rows[i]`` holds example i's prediction, reference, verdicts,
     source and text. ``data_dir`` is needed for Spider's databases (``<data_dir>/spider/database``).
+    Generation tasks (no ``task.choices``) also get the content-vs-termination diagnostics of
+    ``diagnostics.py``: ``stopped[i]`` is whether generation i ended with the eos token (None or
+    absent: not recorded, and ``stopped`` is left out), ``count_tokens(text) -> int`` counts the
+    tokens after the target (None: no ``mean_extra_tokens``).
     Raises ValueError on lists of different lengths or an unknown metric.
     """
     if len(predictions) != len(examples):
@@ -103,7 +112,26 @@ def score(predictions: list[str], examples: list[Example], task: Task, *, data_d
     for row, verdict, example in zip(rows, verdicts, examples):
         row.update(verdict, source=example.source, text=example.text)
     metrics.update(extra)
+    if not task.choices:
+        metrics.update(_termination(predictions, references, rows, task, stopped, count_tokens, regex_timeout_s))
     return metrics, rows
+
+
+def _termination(predictions, references, rows, task, stopped, count_tokens, timeout_s) -> dict:
+    """Add the per-row content/termination flags to ``rows`` and return their aggregates."""
+    from .diagnostics import summarize, termination_rows, truncate_at_line_break
+
+    if stopped is not None and len(stopped) != len(rows):
+        raise ValueError(f"{len(stopped)} stop flags for {len(rows)} predictions")
+    for i, (row, flags) in enumerate(zip(rows, termination_rows(predictions, references, task.metric, count_tokens))):
+        row.update(flags)
+        if stopped is not None and stopped[i] is not None:
+            row["stopped"] = bool(stopped[i])
+        if task.metric == "regex":  # the semantic verdict of the cut prediction (re-decided only if the cut changed it)
+            cut = truncate_at_line_break(predictions[i])
+            row["semantic_if_truncated"] = (row["semantic_match"] if cut == predictions[i].strip()
+                                            else regex.equivalent(cut, references[i], timeout_s=timeout_s))
+    return summarize(rows)
 
 
 def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eval_config, out_dir: str | Path,
@@ -124,10 +152,11 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     else:
         from .generate import generate
 
-        predictions = generate(model, tokenizer, examples, budget, eval_config.batch_size)
+        predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size, with_stops=True)
     generate_s = time.perf_counter() - start
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
-                          sql_timeout_s=eval_config.sql_timeout_s)
+                          sql_timeout_s=eval_config.sql_timeout_s, stopped=None if task.choices else stopped,
+                          count_tokens=token_counter(tokenizer))
     metrics = {"task": task.name, "metric": task.metric, **metrics}
     if not task.choices:
         metrics["max_new_tokens"] = budget
@@ -137,13 +166,21 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     return metrics
 
 
-def rescore(out_dir: str | Path, task: Task, eval_config, data_dir: str | Path | None = None) -> dict:
+def token_counter(tokenizer):
+    """``count(text) -> int``: the number of tokens ``tokenizer`` gives ``text`` (no special tokens)."""
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+
+def rescore(out_dir: str | Path, task: Task, eval_config, data_dir: str | Path | None = None,
+            tokenizer=None) -> dict:
     """Score an existing ``out_dir/predictions.jsonl`` again with ``task``'s metric, without generating.
 
     For a metric fixed or added after the predictions were made. Rewrites ``predictions.jsonl``
     with the new verdicts (atomically) and returns the metrics (plus ``task``, ``metric``,
-    ``rescore_seconds``). Raises DataError (naming file and line) on a missing file or a row
-    without ``prediction``/``reference``.
+    ``rescore_seconds``). The content/termination diagnostics are computed too: each row's recorded
+    ``stopped`` flag is kept (rows made before it was recorded have none, and ``stopped`` is then left
+    out, not guessed); ``tokenizer`` counts ``mean_extra_tokens`` (None: left out). Raises DataError
+    (naming file and line) on a missing file or a row without ``prediction``/``reference``.
     """
     from ..data.jsonl import DataError, iter_jsonl
 
@@ -155,6 +192,8 @@ def rescore(out_dir: str | Path, task: Task, eval_config, data_dir: str | Path |
     start = time.perf_counter()
     examples = [Example(text=r.get("text", ""), code=r["reference"], source=r.get("source", w)) for w, r in records]
     metrics, rows = score([r["prediction"] for _, r in records], examples, task, data_dir=data_dir,
-                          regex_timeout_s=eval_config.regex_timeout_s, sql_timeout_s=eval_config.sql_timeout_s)
+                          regex_timeout_s=eval_config.regex_timeout_s, sql_timeout_s=eval_config.sql_timeout_s,
+                          stopped=[r.get("stopped") for _, r in records],
+                          count_tokens=token_counter(tokenizer) if tokenizer is not None else None)
     atomic_write_jsonl(path, rows)
     return {"task": task.name, "metric": task.metric, **metrics, "rescore_seconds": round(time.perf_counter() - start, 1)}

@@ -27,17 +27,20 @@ def generate(
     max_new_tokens: int = 64,
     batch_size: int = 32,
     progress: bool = True,
-) -> list[str]:
+    with_stops: bool = False,
+) -> list[str] | tuple[list[str], list[bool]]:
     """Greedy completions for each example's prompt, in input order.
 
     Prompts are sorted by length and left-padded per batch (less padding); generation stops at
     the tokenizer's eos (the end-of-turn token) or after ``max_new_tokens``. Returns decoded text
-    without special tokens, stripped of surrounding whitespace.
+    without special tokens, stripped of surrounding whitespace; with ``with_stops`` also, per
+    example, whether it *stopped*: the eos token was generated within ``max_new_tokens``.
     """
     model.eval()
     prompts = [prompt_ids(example, tokenizer) for example in examples]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
+    stopped: list[bool] = [False] * len(prompts)
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -54,6 +57,9 @@ def generate(
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=pad,
         )
+        new = generated[:, width:]
+        ended = (new == tokenizer.eos_token_id).any(dim=1).tolist()  # rows padded after eos hold it too
         for row, index in enumerate(batch):
-            outputs[index] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
-    return outputs
+            outputs[index] = tokenizer.decode(new[row], skip_special_tokens=True).strip()
+            stopped[index] = bool(ended[row])
+    return (outputs, stopped) if with_stops else outputs

@@ -20,6 +20,7 @@ import numpy as np
 from ..data.jsonl import DataError, iter_jsonl
 from ..io import atomic_write_json, atomic_write_text
 from .paired import correct, paired_comparison
+from .termination import decompose, render_lines
 
 
 def load_results(path: str | Path) -> list[dict]:
@@ -65,7 +66,8 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
             coupling[cell] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
                               else math.nan, "runs": len(values)}
     return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
-            "family_size": len(tests), "tests": tests, "grad_cosine": coupling}
+            "family_size": len(tests), "tests": tests, "grad_cosine": coupling,
+            "termination": decompose(by_cell, baseline)}
 
 
 def _p(value: float) -> str:
@@ -110,6 +112,7 @@ def render_markdown(result: dict) -> str:
                   "unrelated direction; negative: it fights the NTP loss).", "",
                   "| cell | runs | grad cosine |", "|---|---|---|"]
         lines += [f"| {cell} | {c['runs']} | {c['mean']:+.3f} ± {c['sd']:.3f} |" for cell, c in result["grad_cosine"].items()]
+    lines += render_lines(result.get("termination") or {}, result["baseline"])
     return "\n".join(lines) + "\n"
 
 
