@@ -20,10 +20,13 @@ import tempfile
 import torch
 from accelerate.utils import gather_object
 
-from lmjepa.config import EncoderConfig, HybridConfig, PretrainConfig, TrainConfig
+from lmjepa.training.config import TrainConfig
+from lmjepa.training.pretrain_config import EncoderConfig, HybridConfig, PretrainConfig
 from lmjepa.data.text import read_texts
 from lmjepa.models.predict_reconstruct import PredictReconstruct
-from lmjepa.training.pretrain import EMACallback, HybridCollator, PretrainTrainer, build_model, load_encoder_tokenizer
+from lmjepa.data.pretrain_collator import HybridCollator
+from lmjepa.models.loading import load_tokenizer
+from lmjepa.training.pretrain import EMACallback, PretrainTrainer, build_model
 from lmjepa.training.run import training_arguments
 
 
@@ -48,14 +51,14 @@ def main() -> int:
         train=TrainConfig(seed=0, max_steps=args.steps, batch_size=8, gradient_accumulation_steps=args.accumulation,
                           learning_rate=1e-3, logging_steps=1, save_steps=1000, extra={"disable_tqdm": True}),
     )
-    tokenizer = load_encoder_tokenizer(config.model.tokenizer)
+    tokenizer = load_tokenizer(config.model.tokenizer, chat_template=False)
     texts = read_texts(config.text[0], config.data_dir)[: config.max_texts]
     features = [{"input_ids": ids} for ids in tokenizer(texts, truncation=True, max_length=32)["input_ids"]]
     model = build_model(config, len(tokenizer))
     training_args = training_arguments(config, config.output_dir)
     training_args.remove_unused_columns = False
     trainer = PretrainTrainer(model=model, args=training_args, train_dataset=features,
-                              data_collator=HybridCollator(tokenizer, config), callbacks=[EMACallback(0.9, 1.0)])
+                              data_collator=HybridCollator(tokenizer, config.objective, config.train.seed), callbacks=[EMACallback(0.9, 1.0)])
     initial = checksums(model)
     trainer.train()
     final = checksums(trainer.accelerator.unwrap_model(trainer.model))

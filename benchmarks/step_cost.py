@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from lmjepa.config import JEPAConfig
+from lmjepa.training.config import JEPAConfig
 from lmjepa.data.jsonl import read_examples
 from lmjepa.data.packing import JEPACollator
 from lmjepa.data.views import encode_dataset

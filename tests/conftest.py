@@ -58,3 +58,13 @@ def tiny_model_dir(tmp_path_factory, base_tokenizer_path) -> Path:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def assert_plot(path, min_pixels: int = 200) -> None:
+    """``path`` is a PNG that decodes to an image of at least ``min_pixels`` per side with drawn content
+    (not one flat colour) — read back with matplotlib, independently of how it was written."""
+    from matplotlib import image
+
+    pixels = image.imread(path)
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) >= min_pixels, pixels.shape
+    assert pixels[..., :3].std() > 0.01, f"{path} is blank"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmjepa.objectives.block_masks import sample_block_masks
+from lmjepa.data.block_masks import sample_block_masks
 
 
 def _maskable(lengths: list[int], width: int) -> torch.Tensor:

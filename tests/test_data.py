@@ -26,7 +26,7 @@ GOOD = json.dumps({"messages": [{"role": "system", "content": "S"}, {"role": "us
 
 def test_malformed_json_names_file_and_line(tmp_path):
     path = _write(tmp_path, [GOOD, "", '{"messages": [ oops'])
-    with pytest.raises(DataError, match=rf"{path}:3: malformed JSON"):
+    with pytest.raises(DataError, match=rf"{path}:3:16: malformed JSON"):  # column of 'o', 1-based
         read_examples(path)
 
 
@@ -64,7 +64,11 @@ def test_two_view_form_and_limit(tmp_path):
 
 def test_absent_data_folder_and_file(tmp_path, monkeypatch):
     monkeypatch.delenv("LMJEPA_DATA_DIR", raising=False)
-    with pytest.raises(DataError, match="no data folder"):
+    from lmjepa.data import jsonl
+
+    assert data_dir(None) == jsonl.CHECKOUT_DATA  # the last fallback: shared/data beside the checkout ...
+    monkeypatch.setattr(jsonl, "CHECKOUT_DATA", tmp_path / "no-checkout")
+    with pytest.raises(DataError, match="no data folder"):  # ... and without it, a clear error
         data_dir(None)
     with pytest.raises(DataError, match="data folder not found"):
         data_dir(tmp_path / "nowhere")

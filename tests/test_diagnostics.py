@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from lmjepa.config import EvalConfig
+from lmjepa.training.config import EvalConfig
 from lmjepa.data.jsonl import Example
 from lmjepa.evaluation.diagnostics import contains, summarize
 from lmjepa.evaluation.evaluate import rescore, score

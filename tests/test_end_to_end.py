@@ -8,10 +8,13 @@ import torch
 import yaml
 
 from lmjepa.cli.main import main
-from lmjepa.config import RunConfig, load_config, parse_override
+from lmjepa.config import parse_override
+from lmjepa.evaluation import regex
+from lmjepa.evaluation.run import train_and_evaluate
+from lmjepa.training.config import RunConfig, load_run_config as load_config
 from lmjepa.models.loading import load_model, load_tokenizer
 from lmjepa.training import run as run_module
-from lmjepa.training.run import build_model_and_tokenizer, train_and_evaluate
+from lmjepa.training.run import build_model_and_tokenizer
 from lmjepa.training.trainer import JEPATrainer, NonFiniteLossError
 
 
@@ -46,12 +49,25 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
         folder = tmp_path / "run" / variant
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["n"] == 6 and metrics["lbd"] == lbd and metrics["train_steps"] == 4
-        for key in ("exact_match", "semantic_match", "undecided", "semantic_match_nondegenerate"):
-            assert key in metrics
         logged = {k for row in metrics["log_history"] for k in row}
         assert {"lm_loss", "jepa_loss", "jepa_cosine"} <= logged  # λ = 0 still monitors the JEPA distance
         rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-        assert len(rows) == 6 and all("prediction" in r and "reference" in r for r in rows)
+        assert len(rows) == 6
+        # every reported number is recomputed here from the saved predictions, independently
+        verdicts = [regex.equivalent(r["prediction"], r["reference"]) for r in rows]
+        assert metrics["exact_match"] == pytest.approx(100 * sum(r["prediction"].strip() == r["reference"].strip()
+                                                                 for r in rows) / 6)
+        assert metrics["semantic_match"] == pytest.approx(100 * sum(v is True for v in verdicts) / 6)
+        assert metrics["undecided"] == sum(v is None for v in verdicts)
+        regular = [v for v, r in zip(verdicts, rows) if regex.target_language(r["reference"]) == "regular"]
+        assert metrics["n_nondegenerate"] == len(regular)
+        assert metrics["semantic_match_nondegenerate"] == pytest.approx(100 * sum(v is True for v in regular)
+                                                                        / max(1, len(regular)))
+        assert metrics["contains_target"] == pytest.approx(100 * sum(r["reference"].strip() in r["prediction"]
+                                                                     for r in rows) / 6)
+        assert all(isinstance(r["stopped"], bool) for r in rows)
+        log_text = (folder / "run.log").read_text()
+        assert "step 4: " in log_text and "lm_loss=" in log_text  # the training log is in run.log
         assert load_config(folder / "config.yaml").jepa.lbd == lbd
         assert (folder / "model" / "config.json").exists() and not list(folder.glob("checkpoint-*"))
         assert list((folder / "runs").rglob("events.out.tfevents.*"))  # TensorBoard logs
@@ -68,8 +84,8 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
     assert main(["table", *runs, "--out", str(tmp_path / "t.md")]) == 0
     rows = (tmp_path / "t.md").read_text().splitlines()[2:]
     assert [r.split(" | ")[0] for r in rows] == ["| ntp", "| llm-jepa"] and "| 0.0 |" in rows[0]
-    with pytest.raises(SystemExit, match="not found"):
-        main(["table", str(tmp_path / "run" / "nope")])
+    assert main(["table", str(tmp_path / "run" / "nope")]) == 2
+    assert "metrics.json: not found (is" in capsys.readouterr().err
 
 
 def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, data_dir, monkeypatch):
@@ -128,7 +144,7 @@ def test_from_scratch_builds_random_model_of_given_shape(tiny_model_dir, tokeniz
     assert a.config.num_hidden_layers == 1 and len(a.model.layers) == 1
     assert torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)  # seeded
     assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, pretrained.model.layers[0].mlp.up_proj.weight)
-    with pytest.raises(ValueError, match="only apply with from_scratch"):
+    with pytest.raises(ValueError, match="only apply with model.from_scratch"):
         load_model(str(tiny_model_dir), tokenizer, config_overrides={"num_hidden_layers": 1})
 
 
@@ -142,4 +158,4 @@ def test_config_overrides_and_errors(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("jepa: {lbd: 1.0, typo: 2}\n")
     assert main(["train", str(path)]) == 2
-    assert "unknown config key(s) in jepa: ['typo']" in capsys.readouterr().err
+    assert f"{path}: unknown config key 'jepa.typo'" in capsys.readouterr().err

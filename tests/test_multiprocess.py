@@ -35,11 +35,13 @@ def test_two_processes_match_one(tmp_path, data_dir, base_tokenizer_path, views)
     subprocess.run([sys.executable, str(SCRIPT), *common, "--out", str(one)], check=True, env=env, cwd=ROOT)
     _launch_two(str(SCRIPT), *common, "--out", str(two), env=env)
     assert json.loads(two.read_text())["processes"] == 2
-    result = subprocess.run([sys.executable, str(SCRIPT), "--compare", str(one), str(two)], env=env, cwd=ROOT,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
-    curve = json.loads(one.read_text())["curve"]
-    assert len(curve) == 4 and curve[0]["loss"] != curve[-1]["loss"]  # it trained
+    # the same loss curve, value by value: 1 process at batch 8 vs 2 processes at 4 each (relative 1e-4)
+    curve_one, curve_two = json.loads(one.read_text())["curve"], json.loads(two.read_text())["curve"]
+    assert len(curve_one) == len(curve_two) == 4
+    for a, b in zip(curve_one, curve_two):
+        assert set(a) == set(b)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4), (key, a, b)
 
 
 def test_cli_train_under_accelerate_shards_data_and_writes_once(tmp_path, data_dir, tiny_model_dir):

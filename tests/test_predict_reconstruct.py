@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig
 
-from lmjepa.models.predict_reconstruct import PredictReconstruct, collapse_monitors, ema_momentum
-from lmjepa.objectives.block_masks import sample_block_masks
+from lmjepa.models.predict_reconstruct import PredictReconstruct
+from lmjepa.objectives.predict_reconstruct import collapse_monitors, ema_momentum
+from lmjepa.data.block_masks import sample_block_masks
 
 
 def _config(**kw) -> BertConfig:

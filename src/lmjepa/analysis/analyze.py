@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigBase, choice
+from ..errors import ConfigError
 from ..io import atomic_write_json
+from ..models.loading import load_any
 from . import geometry
 from .data import AnalysisData, load_analysis_data
 from .embed import POOLINGS, embed_sequences
@@ -28,8 +31,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class AnalyzeConfig:
+class AnalyzeConfig(ConfigBase):
     """Settings of one ``lmjepa analyze`` comparison (YAML keys are these field names)."""
+
+    PATH_FIELDS = ("data_dir",)
 
     models: dict[str, str] = field(default_factory=dict)  # label -> built-in name, HF folder or run folder
     dataset: str = "nlrx-synth"  # a task name, sst2, or a file: see analysis/data.py
@@ -44,14 +49,35 @@ class AnalyzeConfig:
     probes: bool = True
     probe_folds: int = 5
     tsne: bool = True
-    tsne_pooling: str = "last"
+    tsne_pooling: str = choice("last", POOLINGS)
     seed: int = 0
     output_dir: str = "runs/analyze"
+
+    def validate(self) -> None:
+        bad = [p for p in self.poolings if p not in POOLINGS]
+        if bad:
+            raise ConfigError(f"config key 'poolings': {bad[0]!r} is not one of {list(POOLINGS)}")
 
     def key(self, model_path: str) -> str:
         """Hash of everything that changes one model's numbers (not the list of other models)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("models", "output_dir")}
         return hashlib.sha256(json.dumps([settings, model_path], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def analyze_config(spec: str | Path | None, models: list[str], flags: dict) -> AnalyzeConfig:
+    """The ``AnalyzeConfig`` of ``lmjepa analyze``: the YAML ``spec`` (if any, checked like every config),
+    then ``models`` (``LABEL=MODEL`` or a run folder, labelled by its name), then the non-None ``flags``.
+    Raises ConfigError naming the bad key."""
+    from ..config import load_config
+
+    config = load_config(spec, cls=AnalyzeConfig) if spec else AnalyzeConfig()
+    named = dict(config.models)
+    for text in models:
+        label, sep, model = text.partition("=")
+        if not sep:
+            label, model = Path(text.rstrip("/")).name, text
+        named[label] = model
+    return config.with_overrides({"models": named, **{k: v for k, v in flags.items() if v is not None}})
 
 
 def resolve_model(spec: str) -> str:
@@ -63,7 +89,7 @@ def resolve_model(spec: str) -> str:
         return str(run_model)
     looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1  # a hub id is "org/name"
     if looks_local and not Path(spec).expanduser().exists():
-        raise FileNotFoundError(f"{spec}: no such model folder or run folder")
+        raise ConfigError(f"model {spec!r}: no such model folder or run folder")
     return resolve_model_path(spec)
 
 
@@ -72,33 +98,13 @@ def _special_ids(tokenizer) -> set[int]:
     return set(tokenizer.all_special_ids) | added
 
 
-def load_for_analysis(path: str, predictors: int, seed: int):
-    """(model, tokenizer, predictor ids): a causal LM through ``load_model``, anything else via AutoModel."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    from ..models.loading import add_predictor_tokens, load_model
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    predictor_ids = add_predictor_tokens(tokenizer, predictors) if predictors else []
-    architectures = AutoConfig.from_pretrained(path).architectures or []
-    if any(a.endswith("ForCausalLM") for a in architectures):
-        model = load_model(path, tokenizer, seed=seed)
-    else:
-        model = AutoModel.from_pretrained(path)
-        if predictor_ids:
-            model.resize_token_embeddings(len(tokenizer))
-    return model, tokenizer, predictor_ids
-
-
 def tokenize(data: AnalysisData, tokenizer, predictor_ids: list[int], max_length: int) -> dict:
     """Token ids per row: ``{"text": [...], "code": [...]}`` (two views) or ``{"text": [...]}``."""
     if data.two_view:
         from ..data.views import encode_example
 
         if tokenizer.chat_template is None:
-            raise ValueError("two-view data is encoded through the chat template; this tokenizer has none")
+            raise ConfigError("two-view data is encoded through the chat template; this tokenizer has none")
         encoded = [encode_example(e, tokenizer, predictor_ids, max_length) for e in data.examples]
         return {"text": [e.text_ids for e in encoded], "code": [e.code_ids for e in encoded]}
     ids = tokenizer(data.texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
@@ -131,7 +137,7 @@ def analyze_model(label: str, spec: str, data: AnalysisData, config: AnalyzeConf
     """Embed ``data`` with one model and measure it; returns the JSON-ready result."""
     path = resolve_model(spec)
     started = time.perf_counter()
-    model, tokenizer, predictor_ids = load_for_analysis(path, config.predictors, config.seed)
+    model, tokenizer, predictor_ids = load_any(path, config.predictors, config.seed)
     ids = tokenize(data, tokenizer, predictor_ids, config.max_length)
     special = _special_ids(tokenizer)
     embed = lambda seqs, what: embed_sequences(  # noqa: E731
@@ -165,12 +171,12 @@ def analyze_model(label: str, spec: str, data: AnalysisData, config: AnalyzeConf
 def run_analysis(config: AnalyzeConfig) -> Path:
     """Analyse every model of ``config`` (cached per model) and write geometry.json, report.md, PNGs.
 
-    Returns the path of report.md. Raises ValueError if no model is given.
+    Returns the path of report.md. Raises ConfigError if no model is given.
     """
     from .report import write_report
 
     if not config.models:
-        raise ValueError("name at least one model to analyse")
+        raise ConfigError("name at least one model to analyse (--model LABEL=MODEL)")
     out = Path(config.output_dir)
     data = load_analysis_data(config.dataset, config.split, config.max_examples, config.data_dir)
     results = {}

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import LEGACY_DATASETS
 from ..data.jsonl import DataError, Example, data_dir, iter_jsonl, read_examples, take
+from ..data.tasks import find_task
 from ..data.text import read_table
+from ..training.config import LEGACY_DATASETS
 
 
 @dataclass
@@ -75,9 +76,7 @@ def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 10
         name = {"test": "test-labeled.tsv", "train": "train.tsv"}.get(split, "dev.tsv")
         path = data_dir(folder) / "glue" / "SST-2" / name
     elif not path.suffix:
-        from ..evaluation.tasks import get_task
-
-        task = get_task(LEGACY_DATASETS.get(dataset, dataset))
+        task = find_task(LEGACY_DATASETS.get(dataset, dataset))
         examples = take(read_examples(task.file(split, folder)), limit, task.subset)
         if task.metric == "label":
             return AnalysisData(task.name, texts=[e.text for e in examples], labels=[e.code for e in examples])

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
+
 POOLINGS = ("last", "mean", "max", "attention")
 
 
@@ -90,7 +92,7 @@ def embed_sequences(
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=device)
             hidden_states = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
             if not -len(hidden_states) <= layer < len(hidden_states):
-                raise ValueError(f"layer {layer} out of range: the model returns {len(hidden_states)} hidden states")
+                raise ConfigError(f"layer {layer} out of range: the model returns {len(hidden_states)} hidden states")
             for name, value in pool(hidden_states[layer].float(), mask, poolings).items():
                 pooled[name].append(value.cpu())
     finally:

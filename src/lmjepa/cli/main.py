@@ -1,4 +1,4 @@
-"""``lmjepa`` command line.
+"""``lmjepa`` command line: parses arguments and calls the library (each command a few lines).
 
     lmjepa train CONFIG.yaml [--variant NAME ...] [--set section.key=value ...] [--output-dir DIR] [--force]
     lmjepa evaluate RUN_DIR [--set ...] [--out DIR]          # a trained run's model/
@@ -13,52 +13,22 @@
     lmjepa tasks                                             # the registered tasks
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
+
+Only lmjepa's own errors (``lmjepa.errors``: bad config, bad data, unusable run folder, missing model)
+become a one-line message with exit status 2; a NaN loss stops with status 3; anything else is a
+bug and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-from ..config import load_config, parse_override
-from ..data.jsonl import DataError
-from ..io import atomic_write_json, atomic_write_text
-
-
-def comparison_table(results: dict[str, dict]) -> str:
-    """Markdown table, one row per run: task, λ, k, the task's metric and exact match (in %), n, wall times."""
-    from ..evaluation.tasks import METRICS
-
-    lines = ["| run | task | λ | k | metric | % | exact match % | details | n | train s | eval s |", "|" + "---|" * 11]
-    for name, m in results.items():
-        metric = m.get("metric", "regex")
-        key = METRICS.get(metric, (f"{metric}_match",))[0]
-        value = m.get(key)
-        details = []
-        if "semantic_match_nondegenerate" in m:
-            details.append(f"non-degenerate targets {m['semantic_match_nondegenerate']:.2f}% (n={m.get('n_nondegenerate')})")
-        if m.get("undecided"):
-            details.append(f"{m['undecided']} undecided")
-        if "note" in m:
-            details.append(m["note"])
-        if "invalid" in m:
-            details.append(f"{m['invalid']} not a label")
-        if "answer_marker_rate" in m:
-            details.append(f"'#### N' in {m['answer_marker_rate']:.1f}%; last number right {m['last_number_match']:.1f}%")
-        if "contains_target" in m:  # content vs termination (evaluation/diagnostics.py)
-            stopped = f"{m['stopped']:.1f}%" if "stopped" in m else "not recorded"
-            extra = "n/a" if m.get("mean_extra_tokens") is None else f"{m['mean_extra_tokens']:.1f}"
-            details.append(f"contains target {m['contains_target']:.1f}%, stopped {stopped}, exact if cut at "
-                           f"line break {m['exact_if_truncated']:.1f}%, extra tokens {extra}")
-        lines.append(
-            f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
-            f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
-            f"{m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
-        )
-    return "\n".join(lines) + "\n"
+from ..config import parse_override
+from ..errors import LmjepaError
+from ..io import atomic_write_text
 
 
 def _overrides(args) -> dict:
@@ -70,12 +40,16 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from ..training.run import run_variants
+    from ..evaluation.report import comparison_table
+    from ..evaluation.run import train_and_evaluate
+    from ..evaluation.tasks import check_config
+    from ..training.config import load_run_config
+    from ..training.run_folder import run_variants
 
-    config = load_config(args.config, _overrides(args))
-    if args.output_dir:
-        config = config.with_overrides({"output_dir": args.output_dir})
-    results = run_variants(config, args.variant, force=args.force)
+    overrides = _overrides(args) | ({"output_dir": args.output_dir} if args.output_dir else {})
+    config = load_run_config(args.config, overrides)
+    check_config(config)
+    results = run_variants(config, train_and_evaluate, args.variant, force=args.force)
     if not all(results.values()):  # a non-main process under `accelerate launch`: nothing to report
         return 0
     table = comparison_table(results)
@@ -85,74 +59,20 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _rescore(args, target: Path) -> int:
-    """``lmjepa evaluate TARGET --rescore``: score the saved predictions again, keep the other fields."""
-    from ..evaluation.evaluate import rescore
-    from ..training.run import evaluation_data_dir, task_of
+def cmd_evaluate(args) -> int:
+    from ..evaluation.report import comparison_table
+    from ..evaluation.run import evaluate_target, rescore_target
 
-    config = load_config(target / "config.yaml" if target.is_dir() else target, _overrides(args))
-    if not target.is_dir() and not args.out:
-        raise SystemExit("lmjepa evaluate CONFIG --rescore needs --out DIR (the folder with predictions.jsonl)")
-    from ..models.loading import load_tokenizer, resolve_model_path
-
-    out = Path(args.out or target)
-    model_dir = target / "model" if target.is_dir() and (target / "model").is_dir() else None
-    tokenizer = load_tokenizer(str(model_dir) if model_dir else resolve_model_path(config.model.name))
-    metrics = rescore(out, task_of(config), config.eval, evaluation_data_dir(config), tokenizer=tokenizer)
-    return _save_metrics(out, config.name, metrics, merge=True)
-
-
-def _save_metrics(out: Path, name: str, metrics: dict, merge: bool) -> int:
-    """Write ``out/metrics.json`` atomically — over the fields of the one already there if ``merge``
-    (other fields, e.g. training times, are kept) — and print its table row."""
-    if merge and (out / "metrics.json").exists():
-        metrics = {**json.loads((out / "metrics.json").read_text()), **metrics}
-    atomic_write_json(out / "metrics.json", metrics)
+    run = rescore_target if args.rescore else evaluate_target
+    name, metrics = run(args.target, _overrides(args), args.out)
     print(comparison_table({name: metrics}))
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from ..evaluation.evaluate import evaluate_examples
-    from ..models.loading import load_model, load_tokenizer
-    from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, task_of
-
-    target = Path(args.target)
-    if args.rescore:
-        return _rescore(args, target)
-    if target.is_dir():
-        config = load_config(target / "config.yaml", _overrides(args))
-        tokenizer = load_tokenizer(str(target / "model"))
-        model = load_model(str(target / "model"), tokenizer)
-        out = Path(args.out or target)
-    else:
-        config = load_config(target, _overrides(args))
-        if not args.out:
-            raise SystemExit("lmjepa evaluate CONFIG needs --out DIR")
-        model, tokenizer, _ = build_model_and_tokenizer(config)
-        out = Path(args.out)
-    metrics = evaluate_examples(model, tokenizer, load_examples(config, "test"), task_of(config), config.eval, out,
-                                evaluation_data_dir(config))
-    if target.is_dir():  # a trained run: its objective's λ and k describe the model
-        metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
-    else:  # the config's base model as it is: no objective was applied, so no λ or k is recorded
-        metrics.update(name=config.name, model=config.model.name, fine_tuned=False)
-    return _save_metrics(out, config.name, metrics, merge=target.is_dir() and out == target)
-
-
 def cmd_table(args) -> int:
-    import os
+    from ..evaluation.report import table_of_runs
 
-    results = {}
-    # Rows are named by the path below the runs' common folder (the run folder's name for one run).
-    common = os.path.commonpath([str(Path(r).resolve()) for r in args.runs]) if len(args.runs) > 1 else None
-    for run in args.runs:
-        path = Path(run) / "metrics.json"
-        if not path.is_file():
-            raise SystemExit(f"{path}: not found (is {run} a finished run?)")
-        name = os.path.relpath(Path(run).resolve(), common) if common else Path(run).resolve().name
-        results[name if name != "." else run] = json.loads(path.read_text())
-    table = comparison_table(results)
+    table = table_of_runs(args.runs)
     if args.out:
         atomic_write_text(args.out, table)
     print(table)
@@ -160,18 +80,16 @@ def cmd_table(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ..stats.compare import compare, load_results, write_report
-    from ..stats.paired import mcnemar
+    from ..errors import ConfigError
+    from ..stats.compare import compare, load_results, mcnemar_runs, write_report
 
     if args.mcnemar:
-        rows = [[json.loads(line)["exact_match"] for line in (Path(run) / "predictions.jsonl").read_text().splitlines()]
-                for run in args.mcnemar]
-        result = mcnemar(*rows)
+        result = mcnemar_runs(*args.mcnemar)
         print(f"McNemar exact test on exact-match correctness: {result['b']} examples right only in {args.mcnemar[0]}, "
               f"{result['c']} right only in {args.mcnemar[1]}; p = {result['p']:.4g}")
         return 0
     if not args.results or not args.baseline:
-        raise SystemExit("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
+        raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
     rows = load_results(args.results)
     result = compare(rows, args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
     report = write_report(result, args.out or Path(args.results).parent / "compare", rows)
@@ -189,84 +107,26 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from ..config import PretrainConfig
+    from ..config import load_config
     from ..training.pretrain import pretrain
-    from ..training.run import run_variants
+    from ..training.pretrain_config import PretrainConfig
+    from ..training.run_folder import run_variants
 
-    config = load_config(args.config, _overrides(args), cls=PretrainConfig)
-    if args.output_dir:
-        config = config.with_overrides({"output_dir": args.output_dir})
-    results = run_variants(config, args.variant, force=args.force, runner=pretrain)
-    for name, metrics in results.items():
+    overrides = _overrides(args) | ({"output_dir": args.output_dir} if args.output_dir else {})
+    config = load_config(args.config, overrides, cls=PretrainConfig)
+    for name, metrics in run_variants(config, pretrain, args.variant, force=args.force).items():
         if metrics:
             print(f"{name}: {metrics['train_steps']} steps, final loss {metrics['train_loss']:.4f}, "
                   f"{metrics['train_seconds']} s -> {config.output_dir}")
     return 0
 
 
-PROBE_COLUMNS = [("sst2_accuracy", "SST-2 acc", "{:.3f}"), ("mrpc_f1", "MRPC F1", "{:.3f}"),
-                 ("stsb_spearman", "STS-B ρ", "{:.3f}"), ("mean/uniformity", "uniformity ↓", "{:.3f}"),
-                 ("mean/effective_rank", "eff. rank", "{:.1f}"), ("mean/probe_gap", "probe gap", "{:+.3f}"),
-                 ("max/uniformity", "uniformity (max) ↓", "{:.3f}"), ("max/effective_rank", "eff. rank (max)", "{:.1f}")]
-
-
-def _probe_comparisons(rows: dict[str, dict]) -> str:
-    """Markdown: each encoder against the first one, paired tests with Holm correction per pair."""
-    from ..evaluation.encoder_probes import compare_encoders
-
-    names = list(rows)
-    if len(names) < 2:
-        return ""
-    lines = [f"\nPaired against `{Path(names[0]).name}` on the same evaluation rows "
-             "(Holm over the three probes of each encoder):\n",
-             "| encoder | probe | Δ | test | p | p (Holm) | decision |", "|---|---|---|---|---|---|---|"]
-    for name in names[1:]:
-        if "per_example" not in rows[name] or "per_example" not in rows[names[0]]:
-            lines.append(f"| {Path(name).name} | — | | cached result without per-example data: re-run with --force | | | |")
-            continue
-        for r in compare_encoders(rows[names[0]], rows[name]):
-            decision = "differs" if r["reject"] else "no evidence of a difference"
-            lines.append(f"| {Path(name).name} | {r['probe']} ({r['metric']}) | {r['delta']:+.3f} | {r['test']} | "
-                         f"{r['p']:.3g} | {r['p_adjusted']:.3g} | {decision} |")
-    return "\n".join(lines) + "\n"
-
-
 def cmd_probe(args) -> int:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
 
-    from ..evaluation.encoder_probes import evaluate_encoder, majority_baselines
-
-    rows = {}
-    for run in args.runs:
-        folder = Path(run) / "model" if (Path(run) / "model").is_dir() else Path(run)
-        cache = Path(run) / "probes.json"
-        if cache.is_file() and not args.force:
-            rows[run] = json.loads(cache.read_text())
-            continue
-        pooling_free = {"add_pooling_layer": False} if AutoConfig.from_pretrained(folder).model_type == "bert" else {}
-        model, tokenizer = AutoModel.from_pretrained(folder, **pooling_free), AutoTokenizer.from_pretrained(folder)
-        rows[run] = evaluate_encoder(model, tokenizer, args.data_dir, args.max_train, args.max_eval, args.seed,
-                                     head_seeds=args.head_seeds)
-        atomic_write_json(cache, rows[run])
-    lines = ["| encoder | " + " | ".join(h for _, h, _ in PROBE_COLUMNS) + " |", "|---" * (len(PROBE_COLUMNS) + 1) + "|"]
-    for run, r in rows.items():
-        cells = [(f.format(r[k]) + (f" ± {r[k + '_sd']:.3f}" if k + "_sd" in r else "")) if k in r else ""
-                 for k, _, f in PROBE_COLUMNS]
-        lines.append(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    rows = probe_runs(args.runs, args.data_dir, args.max_train, args.max_eval, args.seed, args.head_seeds, args.force)
     chance = majority_baselines(args.data_dir, args.max_train, args.max_eval)
-    lines.append("| *majority class (no encoder)* | " + " | ".join(
-        f.format(chance[k]) if k in chance else "" for k, _, f in PROBE_COLUMNS) + " |")
-    table = "\n".join(lines) + "\n" + _probe_comparisons(rows)
-    if args.out:
-        from ..analysis.report import plot_training_curves
-
-        histories = {Path(run).name: json.loads((Path(run) / "metrics.json").read_text()).get("log_history", [])
-                     for run in args.runs if (Path(run) / "metrics.json").is_file()}
-        if plot_training_curves(histories, Path(args.out) / "training_curves.png"):
-            table += "\n![training curves](training_curves.png)\n"
-        atomic_write_text(Path(args.out) / "probes.md", table)
-        atomic_write_json(Path(args.out) / "probes.json", rows)
-    print(table)
+    print(write_probe_report(args.runs, rows, chance, args.out))
     return 0
 
 
@@ -292,32 +152,13 @@ def cmd_build_data(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    import dataclasses
+    from ..analysis.analyze import analyze_config, run_analysis
 
-    import yaml
-
-    from ..analysis.analyze import AnalyzeConfig, run_analysis
-
-    values = {}
-    if args.spec:
-        values = yaml.safe_load(Path(args.spec).read_text()) or {}
-        unknown = set(values) - {f.name for f in dataclasses.fields(AnalyzeConfig)}
-        if unknown:
-            raise ValueError(f"{args.spec}: unknown key(s) {sorted(unknown)}")
-    for text in args.model or []:
-        label, sep, spec = text.partition("=")
-        if not sep:
-            label, spec = Path(text.rstrip("/")).name, text
-        values.setdefault("models", {})[label] = spec
     flags = {"dataset": args.data, "split": args.split, "max_examples": args.max_examples, "output_dir": args.out,
              "layer": args.layer, "predictors": args.predictors, "poolings": args.pooling,
-             "batch_size": args.batch_size, "data_dir": args.data_dir}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if args.no_probes:
-        values["probes"] = False
-    if args.no_tsne:
-        values["tsne"] = False
-    report = run_analysis(AnalyzeConfig(**values))
+             "batch_size": args.batch_size, "data_dir": args.data_dir,
+             "probes": False if args.no_probes else None, "tsne": False if args.no_tsne else None}
+    report = run_analysis(analyze_config(args.spec, args.model or [], flags))
     print(report.read_text())
     print(f"written: {report.parent}/ geometry.json, report.md, *.png")
     return 0
@@ -414,13 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every save; the Trainer keeps its own
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, KeyError, FileNotFoundError, ValueError) as err:
+    except LmjepaError as err:
         print(f"lmjepa: error: {err}", file=sys.stderr)
         return 2
-    except FloatingPointError as err:
+    except FloatingPointError as err:  # NonFiniteLossError: the last good checkpoint is kept
         print(f"lmjepa: training stopped: {err}", file=sys.stderr)
         return 3
 

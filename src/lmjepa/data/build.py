@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..io import atomic_write_jsonl
+from ..paths import cache_dir
 from .jsonl import DataError, data_dir, iter_jsonl
 
 GSM8K_SYSTEM = "Answer the math question, show steps."
@@ -43,11 +45,9 @@ BUILDERS: dict[str, tuple[str, str, Callable[[Path], list[dict]]]] = {
 
 
 def build(name: str, folder: str | None = None, out: str | Path | None = None) -> tuple[Path, int]:
-    """Build training file ``name``; return (path written, rows). Raises KeyError for an unknown name."""
-    from ..models.loading import cache_dir
-
+    """Build training file ``name``; return (path written, rows). Raises ConfigError for an unknown name."""
     if name not in BUILDERS:
-        raise KeyError(f"unknown build {name!r}; known: {sorted(BUILDERS)}")
+        raise ConfigError(f"unknown build {name!r}; known: {sorted(BUILDERS)}")
     raw, relative, builder = BUILDERS[name]
     rows = builder(data_dir(folder) / raw)
     target = Path(out) if out else cache_dir() / "data" / relative

@@ -18,9 +18,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError
 
-class DataError(ValueError):
-    """Bad or missing data. The message names the file (and line, when there is one)."""
+__all__ = ["DataError", "Example", "data_dir", "iter_jsonl", "parse_record", "read_examples", "take", "SUBSETS"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def parse_record(record: object, where: str) -> Example:
         if not isinstance(messages, list):
             raise DataError(f"{where}: 'messages' must be a list of {{role, content}} objects")
         turns: dict[str, str] = {}
+        order = ("system", "user", "assistant")
         for i, message in enumerate(messages):
             if not isinstance(message, dict) or "role" not in message or "content" not in message:
                 raise DataError(f"{where}: messages[{i}] needs 'role' and 'content'")
@@ -64,6 +65,10 @@ def parse_record(record: object, where: str) -> Example:
                 raise DataError(f"{where}: messages[{i}] has unknown role {role!r}")
             if role in turns:
                 raise DataError(f"{where}: more than one {role!r} message (multi-turn is not supported)")
+            later = [r for r in turns if order.index(r) > order.index(role)]
+            if later:
+                raise DataError(f"{where}: messages[{i}] is a {role!r} turn after the {later[0]!r} turn; "
+                                "the order must be system (optional), user, assistant")
             if not isinstance(message["content"], str):
                 raise DataError(f"{where}: messages[{i}] content must be a string")
             turns[role] = message["content"]
@@ -92,12 +97,13 @@ def parse_record(record: object, where: str) -> Example:
 def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
     """Yield ``("path:line", record)`` for each non-blank line of a JSONL file.
 
-    Raises DataError if the file is absent or a line is not valid JSON, naming ``path:line``.
+    Raises DataError if the file is absent or a line is not valid JSON, naming ``path:line`` (and
+    ``:column``, with the line and a caret under the character, for malformed JSON).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark is not part of line 1
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -105,7 +111,10 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{where}: malformed JSON ({err.msg} at column {err.colno})") from None
+                start = max(0, err.pos - 30)
+                excerpt = line.rstrip("\n")[start:err.pos + 30]
+                raise DataError(f"{where}:{err.colno}: malformed JSON ({err.msg})\n    {excerpt}\n"
+                                f"    {' ' * (err.pos - start)}^") from None
             yield where, record
 
 
@@ -125,11 +134,14 @@ def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Exa
     return examples
 
 
+SUBSETS = ("first", "spread")
+
+
 def take(items: list, limit: int | None, how: str = "first") -> list:
     """Up to ``limit`` items: the ``first`` ones, or ``spread`` = evenly spaced over the list
     (deterministic; keeps the label mix of files sorted by label, such as rotten_tomatoes).
     Raises ValueError for another ``how``."""
-    if how not in ("first", "spread"):
+    if how not in SUBSETS:
         raise ValueError(f"subset must be 'first' or 'spread', got {how!r}")
     if limit is None or limit >= len(items):
         return list(items)
@@ -138,12 +150,17 @@ def take(items: list, limit: int | None, how: str = "first") -> list:
     return [items[(i * len(items)) // limit] for i in range(limit)]
 
 
-def data_dir(setting: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``setting`` if given, else ``$LMJEPA_DATA_DIR``.
+CHECKOUT_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
+"""``shared/data`` beside a source checkout of lmjepa (the development layout): the last fallback."""
 
-    Raises DataError if neither is set or the folder does not exist.
+
+def data_dir(setting: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``setting`` if given (a config resolves a relative ``data.data_dir`` against
+    the config file's folder), else ``$LMJEPA_DATA_DIR``, else ``shared/data`` beside a source checkout.
+
+    Raises DataError if none is set or the folder does not exist.
     """
-    value = setting or os.environ.get("LMJEPA_DATA_DIR")
+    value = setting or os.environ.get("LMJEPA_DATA_DIR") or (CHECKOUT_DATA if CHECKOUT_DATA.is_dir() else None)
     if not value:
         raise DataError("no data folder: set data.data_dir in the config or the LMJEPA_DATA_DIR variable")
     folder = Path(value).expanduser()

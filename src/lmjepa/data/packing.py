@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..objectives.masks import PAD_BLOCK, block_causal, positions_in_blocks
+from .masks import PAD_BLOCK, block_causal, positions_in_blocks
 from .views import IGNORE_INDEX
 
 VIEW_MODES = ("separate", "packed", "shared_prefix")

@@ -9,16 +9,18 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ..data.jsonl import Example
+from ..errors import ConfigError
+from .batching import left_pad, length_sorted_batches
 from .generate import prompt_ids
 
 
 def choice_token_ids(tokenizer: PreTrainedTokenizerBase, choices: tuple[str, ...]) -> list[int]:
-    """One token id per choice. Raises ValueError if a choice is not a single token."""
+    """One token id per choice. Raises ConfigError if a choice is not a single token."""
     ids = []
     for choice in choices:
         tokens = tokenizer(choice, add_special_tokens=False)["input_ids"]
         if len(tokens) != 1:
-            raise ValueError(f"choice {choice!r} is {len(tokens)} tokens for this tokenizer; choices must be one token")
+            raise ConfigError(f"choice {choice!r} is {len(tokens)} tokens for this tokenizer; choices must be one token")
         ids.append(tokens[0])
     return ids
 
@@ -34,15 +36,10 @@ def choice_logprobs(model, tokenizer: PreTrainedTokenizerBase, examples: list[Ex
     model.eval()
     ids_per_choice = choice_token_ids(tokenizer, choices)
     prompts = [prompt_ids(example, tokenizer) for example in examples]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = torch.empty(len(prompts), len(choices))
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="choose", unit="batch", disable=not progress):
-        width = max(len(prompts[i]) for i in batch)
-        ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch], device=device)
+    for batch in tqdm(length_sorted_batches(prompts, batch_size), desc="choose", unit="batch", disable=not progress):
+        ids, mask = left_pad([prompts[i] for i in batch], tokenizer.pad_token_id, device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
         out[batch] = logits.float().log_softmax(dim=-1)[:, ids_per_choice].cpu()

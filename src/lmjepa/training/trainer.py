@@ -21,9 +21,9 @@ from contextlib import nullcontext
 import torch
 from transformers import Trainer
 
-from ..config import JEPAConfig
+from ..data.masks import to_float_mask
 from ..objectives.jepa import LLMJEPALoss, gather_enc, jepa_dropped
-from ..objectives.masks import to_float_mask
+from .config import JEPAConfig
 
 VIEW_PREFIXES = ("view_", "pack_")
 

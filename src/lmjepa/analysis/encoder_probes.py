@@ -13,15 +13,19 @@ All accuracies and F1 are in [0, 1]; SST-2 and MRPC are means over several probe
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
-from ..analysis.analyze import measure
-from ..analysis.embed import POOLINGS, embed_sequences
-from ..analysis.probes import most_frequent_token
 from ..data.jsonl import data_dir
 from ..data.text import read_table
+from ..io import atomic_write_json, atomic_write_text
+from .analyze import measure
+from .embed import POOLINGS, embed_sequences
+from .probes import most_frequent_token
 
 
 class ProbeHead(nn.Module):
@@ -216,3 +220,77 @@ def compare_encoders(base: dict, other: dict, resamples: int = 2000, seed: int =
     for row, r, q in zip(rows, reject, adjusted):
         row.update(p_adjusted=q, reject=r)
     return rows
+
+
+# --- comparing encoders: lmjepa probe ----------------------------------------------------------------
+
+PROBE_COLUMNS = [("sst2_accuracy", "SST-2 acc", "{:.3f}"), ("mrpc_f1", "MRPC F1", "{:.3f}"),
+                 ("stsb_spearman", "STS-B ρ", "{:.3f}"), ("mean/uniformity", "uniformity ↓", "{:.3f}"),
+                 ("mean/effective_rank", "eff. rank", "{:.1f}"), ("mean/probe_gap", "probe gap", "{:+.3f}"),
+                 ("max/uniformity", "uniformity (max) ↓", "{:.3f}"), ("max/effective_rank", "eff. rank (max)", "{:.1f}")]
+
+
+def _probe_comparisons(rows: dict[str, dict]) -> str:
+    """Markdown: each encoder against the first one, paired tests with Holm correction per pair."""
+    names = list(rows)
+    if len(names) < 2:
+        return ""
+    lines = [f"\nPaired against `{Path(names[0]).name}` on the same evaluation rows "
+             "(Holm over the three probes of each encoder):\n",
+             "| encoder | probe | Δ | test | p | p (Holm) | decision |", "|---|---|---|---|---|---|---|"]
+    for name in names[1:]:
+        if "per_example" not in rows[name] or "per_example" not in rows[names[0]]:
+            lines.append(f"| {Path(name).name} | — | | cached result without per-example data: re-run with --force | | | |")
+            continue
+        for r in compare_encoders(rows[names[0]], rows[name]):
+            decision = "differs" if r["reject"] else "no evidence of a difference"
+            lines.append(f"| {Path(name).name} | {r['probe']} ({r['metric']}) | {r['delta']:+.3f} | {r['test']} | "
+                         f"{r['p']:.3g} | {r['p_adjusted']:.3g} | {decision} |")
+    return "\n".join(lines) + "\n"
+
+
+def probe_runs(runs: list[str], data_dir=None, max_train: int = 8000, max_eval: int | None = None, seed: int = 0,
+               head_seeds: int = 5, force: bool = False) -> dict[str, dict]:
+    """``evaluate_encoder`` for each pretrain run folder (or encoder folder), cached in ``RUN/probes.json``
+    (recomputed with ``force``). Returns run → results."""
+    from ..models.loading import load_encoder, load_tokenizer
+
+    rows = {}
+    for run in runs:
+        folder = Path(run) / "model" if (Path(run) / "model").is_dir() else Path(run)
+        cache = Path(run) / "probes.json"
+        if cache.is_file() and not force:
+            rows[run] = json.loads(cache.read_text())
+            continue
+        model, tokenizer = load_encoder(str(folder)), load_tokenizer(str(folder), chat_template=False)
+        rows[run] = evaluate_encoder(model, tokenizer, data_dir, max_train, max_eval, seed, head_seeds=head_seeds)
+        atomic_write_json(cache, rows[run])
+    return rows
+
+
+def probe_table(rows: dict[str, dict], chance: dict) -> str:
+    """Markdown: one row per encoder (probe means ± sd, geometry), the majority-class row, then the
+    paired comparisons with the first encoder."""
+    lines = ["| encoder | " + " | ".join(h for _, h, _ in PROBE_COLUMNS) + " |", "|---" * (len(PROBE_COLUMNS) + 1) + "|"]
+    for run, r in rows.items():
+        cells = [(f.format(r[k]) + (f" ± {r[k + '_sd']:.3f}" if k + "_sd" in r else "")) if k in r else ""
+                 for k, _, f in PROBE_COLUMNS]
+        lines.append(f"| {Path(run).name} | " + " | ".join(cells) + " |")
+    lines.append("| *majority class (no encoder)* | " + " | ".join(
+        f.format(chance[k]) if k in chance else "" for k, _, f in PROBE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n" + _probe_comparisons(rows)
+
+
+def write_probe_report(runs: list[str], rows: dict[str, dict], chance: dict, out: str | Path | None) -> str:
+    """The probe table, and with ``out`` also ``probes.md``, ``probes.json`` and ``training_curves.png``."""
+    table = probe_table(rows, chance)
+    if out:
+        from .report import plot_training_curves
+
+        histories = {Path(run).name: json.loads((Path(run) / "metrics.json").read_text()).get("log_history", [])
+                     for run in runs if (Path(run) / "metrics.json").is_file()}
+        if plot_training_curves(histories, Path(out) / "training_curves.png"):
+            table += "\n![training curves](training_curves.png)\n"
+        atomic_write_text(Path(out) / "probes.md", table)
+        atomic_write_json(Path(out) / "probes.json", rows)
+    return table

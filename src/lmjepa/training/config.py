@@ -1,0 +1,177 @@
+"""The schema of a run (``lmjepa train`` / ``evaluate`` / ``sweep``): dataclasses mirrored by YAML.
+
+A YAML file mirrors ``RunConfig``::
+
+    name: nlrx-synth-smollm2
+    task: nlrx-synth                  # data files, prompt, generation settings, metric (evaluation/tasks.py)
+    model: {name: smollm2-135m-instruct, lora: null}
+    data: {max_train_examples: 1600}  # data folder: data.data_dir, $LMJEPA_DATA_DIR or shared/data
+    jepa: {lbd: 1.0, gamma: 1.0, predictors: 1, distance: cosine}
+    train: {seed: 82, learning_rate: 5.0e-5, num_train_epochs: 1, batch_size: 8}
+    eval: {max_new_tokens: 64, batch_size: 32}
+    variants: {ntp: {jepa.lbd: 0.0}, llm-jepa: {}}
+
+``variants`` names runs that differ from the base by a few overrides; ``lmjepa train`` runs each.
+``tasks`` defines extra tasks by name (fields of ``lmjepa.evaluation.tasks.Task``); the task name
+and its metric are checked by ``lmjepa.evaluation.tasks.check_config`` when the command line loads a
+config. Configs written before the task registry (``data.dataset``, ``eval.metric``) still load:
+the dataset name is mapped to its task and the metric comes from the task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigBase, choice, load_config
+from ..data.jsonl import SUBSETS
+from ..data.packing import VIEW_MODES
+from ..errors import ConfigError
+from ..objectives.jepa import DISTANCES
+
+ATTN_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
+LEGACY_DATASETS = {"synth": "nlrx-synth", "turk": "nlrx-turk", "gsm8k": "gsm8k", "spider": "spider",
+                   "nq_open": "nq-open", "hellaswag": "hellaswag", "rotten_tomatoes": "rotten-tomatoes", "yelp": "yelp"}
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """Built-in name, local Hugging Face folder, or hub id."""
+    from_scratch: bool = False
+    """Randomly initialise the architecture of ``name`` (same tokenizer): the pretraining setting."""
+    config_overrides: dict = field(default_factory=dict)
+    """Architecture overrides for ``from_scratch`` (e.g. ``num_hidden_layers: 4``)."""
+    lora: dict | None = None
+    """None = full fine-tuning; else LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
+    attn_implementation: str | None = choice(None, ATTN_IMPLEMENTATIONS)
+    """``sdpa`` (None: the transformers default), ``eager`` or ``flash_attention_2`` (needs flash-attn)."""
+
+
+@dataclass
+class DataConfig:
+    data_dir: str | None = None
+    """Data folder; falls back to ``$LMJEPA_DATA_DIR``, then ``shared/data`` beside a source checkout.
+    The task's files are relative to it; written in a YAML file, a relative path is relative to that file."""
+    train_file: str | None = None
+    """Explicit training JSONL (replaces the task's; the task still decides prompt and metric)."""
+    eval_file: str | None = None
+    """Explicit evaluation JSONL (replaces the task's)."""
+    max_train_examples: int | None = None
+    """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
+    max_eval_examples: int | None = 200
+    subset: str | None = choice(None, (None, *SUBSETS))
+    """How the max_*_examples rows are picked: ``first``, or ``spread`` (evenly spaced over the file);
+    None = the task's choice (``spread`` for rotten-tomatoes, whose files are sorted by label)."""
+    max_length: int = 512
+    """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
+
+
+@dataclass
+class JEPAConfig:
+    lbd: float = 1.0
+    """λ, weight of the JEPA term; 0 is exactly the NTP baseline."""
+    gamma: float = 1.0
+    """γ, weight of the NTP term (LLM-JEPA eq. 3)."""
+    predictors: int = 1
+    """k, number of predictor tokens appended to the Text view."""
+    distance: str = choice("cosine", DISTANCES)
+    """cosine (1 − cos), l2, mse or infonce."""
+    temperature: float = 0.07
+    """τ for infonce."""
+    monitor: bool = True
+    """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
+    views: str = choice("separate", VIEW_MODES)
+    """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
+    dropout: float = 0.0
+    """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
+    dropout_compensate: bool = False
+    """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
+    grad_cosine_every: int = 0
+    """Every N optimizer steps, log cos(∇ JEPA term, ∇ NTP term) over trainable parameters (the audit's
+    coupling measure; costs two extra backward passes on those steps). 0 = off."""
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 82
+    """Controls initialisation (from-scratch weights, LoRA) and data order."""
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    """Per device (per process): the global batch is batch_size × processes × gradient_accumulation_steps."""
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    """Linear warm-up, as a fraction of the total steps."""
+    lr_scheduler_type: str = "linear"
+    logging_steps: int = 10
+    save_steps: int = 100
+    save_total_limit: int | None = 2
+    extra: dict = field(default_factory=dict)
+    """Any other ``transformers.TrainingArguments`` field, passed through unchanged."""
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int | None = None
+    """Generation budget; None = the task's."""
+    batch_size: int = 32
+    regex_timeout_s: float = 5.0
+    """Time limit of one regex-equivalence decision (over it: undecided, counted wrong)."""
+    sql_timeout_s: float = 10.0
+    """Time limit of one SQL query (Spider execution match)."""
+
+
+@dataclass
+class RunConfig(ConfigBase):
+    """One run of ``lmjepa train`` / ``evaluate`` / ``sweep`` (see the module docstring)."""
+
+    PATH_FIELDS = ("data.data_dir", "data.train_file", "data.eval_file")
+    name: str = "run"
+    output_dir: str = "runs/run"
+    task: str = "nlrx-synth"
+    """A registered task name (``lmjepa.evaluation.tasks``) or one defined under ``tasks``."""
+    tasks: dict = field(default_factory=dict)
+    """Extra task definitions: ``{name: {test_file, metric, train_file?, max_new_tokens?, ...}}``."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    jepa: JEPAConfig = field(default_factory=JEPAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    variants: dict = field(default_factory=dict)
+
+    @classmethod
+    def upgrade(cls, values: dict) -> dict:
+        """Map a pre-registry config (``data.dataset``, ``eval.metric``) onto ``task``."""
+        values = {**values, "data": dict(values.get("data") or {}), "eval": dict(values.get("eval") or {})}
+        dataset = values["data"].pop("dataset", None)
+        values["eval"].pop("metric", None)
+        if dataset is not None and "task" not in values:
+            if dataset not in LEGACY_DATASETS:
+                raise ConfigError(f"data.dataset {dataset!r} is replaced by task:; use one of the registered tasks")
+            values["task"] = LEGACY_DATASETS[dataset]
+        return values
+
+    def validate(self) -> None:
+        """Numbers in range and variants that name known keys (checked at load, before any model)."""
+        checks = [("jepa.lbd", self.jepa.lbd >= 0, "≥ 0"), ("jepa.gamma", self.jepa.gamma >= 0, "≥ 0"),
+                  ("jepa.predictors", self.jepa.predictors >= 0, "≥ 0"),
+                  ("jepa.dropout", 0 <= self.jepa.dropout < 1, "in [0, 1)"),
+                  ("train.batch_size", self.train.batch_size >= 1, "≥ 1")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"config key {key!r} must be {allowed}")
+        for name, overrides in self.variants.items():
+            try:
+                dataclasses.replace(self, variants={}).with_overrides(overrides or {})
+            except ConfigError as err:
+                raise ConfigError(f"variant {name!r}: {err}") from None
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """``load_config(path, overrides, cls=RunConfig)``. Raises ConfigError."""
+    return load_config(path, overrides, cls=RunConfig)

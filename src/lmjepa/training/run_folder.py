@@ -1,0 +1,131 @@
+"""One run folder helper for every stage (``lmjepa train``, ``lmjepa pretrain``, and any later one).
+
+A run folder holds::
+
+    config.yaml     the resolved configuration (any ConfigBase schema)
+    run.log         data counts, the training log (one line per logging step), timings, errors
+    checkpoint-N/   Trainer checkpoints while training: a killed run resumes from the last
+    model/          the final model
+    metrics.json    written atomically, last: its presence means the run is complete
+
+Rules: a folder holding another config is refused (``RunFolderError``) unless ``force``; ``force``
+removes the stale results — ``metrics.json``, ``predictions.jsonl``, ``model/``, every checkpoint —
+so a forced run never resumes a checkpoint of another config; a finished run is returned as is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..config import ConfigBase, load_config, save_config
+from ..errors import ConfigError, RunFolderError
+from ..io import atomic_write_json
+
+log = logging.getLogger("lmjepa")
+training_log = logging.getLogger("lmjepa.training_log")  # run.log only: the console has the Trainer's own lines
+training_log.propagate = False
+training_log.setLevel(logging.INFO)
+STALE = ("metrics.json", "predictions.jsonl", "model")
+
+
+def is_main_process() -> bool:
+    """True in a single process, and in the process of rank 0 under ``accelerate launch``."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def prepare(config: ConfigBase, force: bool = False) -> dict | None:
+    """Make ``config.output_dir`` ready for ``config``; return the stored metrics of a finished run.
+
+    Returns the metrics dict when the run is complete (and not ``force``), else None after writing
+    ``config.yaml`` (main process only). Raises RunFolderError if the folder holds another config
+    and ``force`` is not set.
+    """
+    out = Path(config.output_dir)
+    saved = out / "config.yaml"
+    if saved.exists() and not force and load_config(saved, cls=type(config)).to_dict() != config.to_dict():
+        raise RunFolderError(f"{out} holds a run with a different config ({saved}); "
+                             "use another output_dir, or --force to start it again")
+    if (out / "metrics.json").exists() and not force:
+        log.info("%s is complete; not recomputed (use --force)", out)
+        return json.loads((out / "metrics.json").read_text())
+    if force and is_main_process():  # start again: no stale result, no checkpoint of another config to resume
+        for name in STALE:
+            target = out / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        for checkpoint in out.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        save_config(config, saved)
+    return None
+
+
+def last_checkpoint(out: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` folder to resume from (logged), or None."""
+    found = get_last_checkpoint(str(out)) if Path(out).is_dir() else None
+    if found:
+        log.info("resuming from %s", found)
+    return found
+
+
+def finish(out: str | Path, metrics: dict) -> dict:
+    """Remove the checkpoints (the final model supersedes them) and write ``metrics.json`` atomically."""
+    for checkpoint in Path(out).glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    atomic_write_json(Path(out) / "metrics.json", metrics)
+    return metrics
+
+
+@contextmanager
+def run_log(out: str | Path) -> Iterator[logging.Handler]:
+    """Append the ``lmjepa`` logger's records to ``out/run.log`` while the block runs."""
+    handler = logging.FileHandler(Path(out) / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.setLevel(logging.INFO)
+    for logger in (log, training_log):
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in (log, training_log):
+            logger.removeHandler(handler)
+        handler.close()
+
+
+class LogToRunLog(TrainerCallback):
+    """Writes each Trainer log (loss, λ, JEPA terms, learning rate …) as one line of ``run.log``."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            values = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items())
+            training_log.info("step %d: %s", state.global_step, values)
+
+
+def run_variants(config: ConfigBase, runner, names: list[str] | None = None, force: bool = False) -> dict[str, dict]:
+    """Run each named variant of ``config`` (all of them by default) into ``output_dir/<variant>``.
+
+    ``runner(config, force) -> metrics`` does one run (``evaluation.run.train_and_evaluate`` for a
+    ``RunConfig``, ``training.pretrain.pretrain`` for a ``PretrainConfig``). A config without
+    variants is one run into ``output_dir``. Raises ConfigError on an unknown variant name.
+    """
+    if not config.variants:
+        return {config.name: runner(config, force)}
+    unknown = [name for name in names or [] if name not in config.variants]
+    if unknown:
+        raise ConfigError(f"unknown variant {unknown[0]!r}; the config has {list(config.variants)}")
+    results = {}
+    for name in names or list(config.variants):
+        variant = config.with_overrides(config.variants[name] or {})
+        variant = variant.with_overrides({"name": f"{config.name}/{name}", "output_dir": str(Path(config.output_dir) / name)})
+        variant.variants = {}
+        results[name] = runner(variant, force)
+    return results
