@@ -8,6 +8,10 @@ for every configuration; the realised drop share is printed beside it. Peak memo
 configuration in a fresh subprocess (CPU: peak RSS growth over one step; CUDA: max allocated).
 
     python benchmarks/step_cost.py [--rounds 3] [--steps 4] [--data-dir ../shared/data] [--out FILE.md]
+    python benchmarks/step_cost.py --aux [--rounds 2] [--steps 3]   # the auxiliary terms (objectives:)
+
+``--aux`` times the registered auxiliary terms the same way (interleaved rounds, median ratio to NTP;
+``separate`` views, k = 1 for the terms that need views), without the memory column.
 """
 
 from __future__ import annotations
@@ -145,6 +149,82 @@ def time_configs(model, batches, device: str, rounds: int, steps: int) -> dict:
     return times
 
 
+AUX_CONFIGS = [
+    ("NTP only", []),
+    ("stp (random_span)", [{"name": "stp", "weight": 0.02}]),
+    ("curvature", [{"name": "curvature", "weight": 0.1}]),
+    ("sigreg (tokens, 256 slices)", [{"name": "sigreg", "weight": 0.01}]),
+    ("vicreg (tokens)", [{"name": "vicreg", "weight": 0.1}]),
+    ("uniformity (tokens)", [{"name": "uniformity", "weight": 0.1}]),
+    ("llm-jepa, target live", [{"name": "llm-jepa", "weight": 1.0}]),
+    ("llm-jepa, target stop-grad", [{"name": "llm-jepa", "weight": 1.0, "target": "stop-grad"}]),
+    ("llm-jepa, target ema", [{"name": "llm-jepa", "weight": 1.0, "target": "ema"}]),
+    ("llm-jepa, predictor mlp", [{"name": "llm-jepa", "weight": 1.0, "predictor": "mlp"}]),
+    ("fisher-jepa", [{"name": "fisher-jepa", "weight": 1.0}]),
+    ("decoder-jepa", [{"name": "decoder-jepa", "weight": 1.0}]),
+    ("llm-jepa + sigreg", [{"name": "llm-jepa", "weight": 1.0}, {"name": "sigreg", "weight": 0.01}]),
+    ("Code view alone, forward only (no grad)", None),  # the yardstick of target: ema
+]
+
+
+def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
+    """Markdown table: s/step and the median ratio to NTP of every ``AUX_CONFIGS`` row, interleaved."""
+    from lmjepa.objectives import Objective
+
+    torch.manual_seed(0)
+    path = resolve_model_path("smollm2-135m-instruct")
+    tokenizer = load_tokenizer(path)
+    predictor_ids = add_predictor_tokens(tokenizer, 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(path, tokenizer).to(device)
+    examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * steps)
+    features = encode_dataset(examples, tokenizer, predictor_ids)[0]
+    collate = JEPACollator(tokenizer.pad_token_id, "separate", 1)
+    batches = [collate(features[i : i + BATCH]) for i in range(0, len(features), BATCH)]
+    args = TrainingArguments(output_dir="/tmp/lmjepa-bench", report_to=[], remove_unused_columns=False, seed=SEED,
+                             disable_tqdm=True)
+    trainers = {}
+    for label, specs in AUX_CONFIGS:
+        if specs is not None:
+            objective = Objective(specs or [{"name": "llm-jepa", "weight": 0.0}], 1.0, model.config.hidden_size)
+            trainers[label] = JEPATrainer(model=model, args=args, jepa=JEPAConfig(monitor=False), objective=objective)
+
+    def run(label, batch):
+        inputs = {key: value.to(device) for key, value in batch.items()}
+        if label not in trainers:  # the Code rows of the batch, one forward without a graph
+            half = inputs["view_input_ids"].shape[0] // 2
+            with torch.no_grad():
+                model(input_ids=inputs["view_input_ids"][half:], attention_mask=inputs["view_attention_mask"][half:],
+                      output_hidden_states=True, logits_to_keep=1)
+            return
+        trainers[label].compute_loss(model, inputs).backward()
+        if trainers[label].ema is not None:
+            trainers[label].ema.update(model, 1, 100)
+        model.zero_grad(set_to_none=True)
+
+    model.train()
+    for label, _ in AUX_CONFIGS:
+        run(label, batches[0])  # warm-up
+    times = {label: [] for label, _ in AUX_CONFIGS}
+    for round_index in range(rounds):
+        for label, _ in AUX_CONFIGS:
+            sync(device)
+            start = time.perf_counter()
+            for batch in batches:
+                run(label, batch)
+            sync(device)
+            times[label].append((time.perf_counter() - start) / len(batches))
+            print(f"round {round_index + 1}/{rounds} {label:40s} {times[label][-1]:.3f} s/step", flush=True)
+    ntp = times["NTP only"]
+    lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, {rounds} rounds × "
+             f"{len(batches)} steps, SmolLM2-135M-Instruct fp32, NL-RX-SYNTH, separate views, k = 1", "",
+             "| configuration | s/step | × NTP (median of rounds) |", "|---|---|---|"]
+    for label, _ in AUX_CONFIGS:
+        ratio = statistics.median(t / n for t, n in zip(times[label], ntp))
+        lines.append(f"| {label} | {statistics.median(times[label]):.2f} | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -153,7 +233,14 @@ def main() -> None:
     parser.add_argument("--out", help="also write the Markdown table here")
     parser.add_argument("--times", help="JSON of per-round step times: reused if it exists, else written")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--aux", action="store_true", help="time the auxiliary terms instead of the view modes")
     args = parser.parse_args()
+    if args.aux:
+        table = time_auxiliaries(args.data_dir, args.rounds, args.steps)
+        print("\n" + table)
+        if args.out:
+            Path(args.out).write_text(table)
+        return
     if args.memory_of:
         mode, k, alpha = json.loads(args.memory_of)
         print(json.dumps(measure_memory((mode, k, alpha), args.data_dir)))

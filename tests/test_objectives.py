@@ -1,10 +1,12 @@
-"""The LLM-JEPA loss module against independent numpy computations."""
+"""The LLM-JEPA term and the objective sum against independent numpy computations."""
 
 import numpy as np
 import pytest
 import torch
 
-from lmjepa.objectives.jepa import LLMJEPALoss, gather_enc, jepa_distance
+from lmjepa.errors import ConfigError
+from lmjepa.objectives import Objective, Step
+from lmjepa.objectives.jepa import gather_enc, jepa_distance
 
 
 @pytest.fixture()
@@ -38,17 +40,22 @@ def test_cosine_distance_is_zero_for_parallel_and_two_for_opposite(pair):
 def test_combined_loss_is_gamma_ntp_plus_lambda_d(pair):
     p, t = pair
     ntp = torch.tensor(2.5, dtype=torch.float64)
-    out = LLMJEPALoss(lbd=0.7, gamma=0.3, distance="cosine")(ntp, p, t)
+    objective = Objective([{"name": "llm-jepa", "weight": 0.7, "distance": "cosine"}], gamma=0.3)
+    out = objective(ntp, [True], Step(pred=p, target=t))
     expected = 0.3 * 2.5 + 0.7 * np.mean(1 - _np_cos(p.numpy(), t.numpy()))
     assert out.loss.item() == pytest.approx(expected, rel=1e-12)
-    assert out.cosine.item() == pytest.approx(np.mean(_np_cos(p.numpy(), t.numpy())), rel=1e-12)
+    assert out.values["jepa_loss"].item() == pytest.approx(np.mean(1 - _np_cos(p.numpy(), t.numpy())), rel=1e-12)
+    halved = objective(ntp, [True], Step(pred=p, target=t), accumulation=2)  # one of 2 micro-batches
+    assert halved.loss.item() == pytest.approx(0.3 * 2.5 + 0.7 * np.mean(1 - _np_cos(p.numpy(), t.numpy())) / 2)
 
 
 def test_lambda_zero_is_exactly_ntp_and_gives_no_gradient_to_views(pair):
     p, t = (x.clone().requires_grad_(True) for x in pair)
     ntp = torch.tensor(1.2345, dtype=torch.float64, requires_grad=True)
-    out = LLMJEPALoss(lbd=0.0)(ntp, p, t)
-    assert out.loss.item() == 1.2345
+    objective = Objective([{"name": "llm-jepa", "weight": 0.0}])
+    out = objective(ntp, [False], None, monitor=[True], monitor_step=Step(pred=p, target=t))
+    assert out.loss.item() == 1.2345 and out.trained == []
+    assert out.values["jepa_loss"].item() == pytest.approx(np.mean(1 - _np_cos(p.detach().numpy(), t.detach().numpy())))
     out.loss.backward()
     assert p.grad is None and t.grad is None
     assert ntp.grad.item() == 1.0
@@ -62,8 +69,8 @@ def test_bad_arguments_raise(pair):
         jepa_distance(p, t[:3], "cosine")
     with pytest.raises(ValueError, match="temperature"):
         jepa_distance(p, t, "infonce", 0.0)
-    with pytest.raises(ValueError):
-        LLMJEPALoss(lbd=-1.0)
+    with pytest.raises(ConfigError, match=r"objectives\[0\].weight must be a number ≥ 0"):
+        Objective([{"name": "llm-jepa", "weight": -1.0}])
 
 
 def test_gather_enc_picks_one_row_each():

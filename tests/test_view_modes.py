@@ -13,7 +13,8 @@ from lmjepa.data.packing import JEPACollator
 from lmjepa.data.views import encode_dataset
 from lmjepa.models.loading import add_predictor_tokens, load_tokenizer
 from lmjepa.objectives.jepa import jepa_dropped
-from lmjepa.training.trainer import JEPATrainer, joint_forward
+from lmjepa.data.packing import forward as view_forward
+from lmjepa.training.trainer import JEPATrainer
 
 from conftest import tiny_llama
 
@@ -50,7 +51,8 @@ def test_enc_vectors_match_unpadded_single_view_forwards(base_tokenizer_path, da
     batch = JEPACollator(tokenizer.pad_token_id, mode, k)(features)
     inputs, views = _split(batch)
     with torch.no_grad():
-        outputs, pred, target = joint_forward(model, inputs, views, mode)
+        result = view_forward(mode, model, inputs, views)
+        outputs, pred, target = result.outputs, result.pred, result.target
         plain = model(**inputs).loss
         reference = _prompt_view(features, k) if mode == "shared_prefix" else features
         expected_pred = torch.stack([_alone(model, f["text_ids"]) for f in reference])

@@ -11,6 +11,7 @@
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
+    lmjepa objectives                                        # the registered auxiliary terms
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
 
@@ -143,6 +144,22 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def cmd_objectives(args) -> int:
+    from ..objectives import AUXILIARIES, FAMILIES
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    print("| name | family | formula | source | needs | parameters (defaults) |\n|---|---|---|---|---|---|")
+    for name, cls in sorted(AUXILIARIES.items(), key=lambda item: FAMILIES.index(item[1].family)):
+        needs = cls().needs() if name != "llm-jepa" else cls(hidden_size=1).needs()
+        what = ", ".join(w for w, on in (("views", needs.views), (f"hidden states {list(needs.layers)}", needs.layers),
+                                         ("LM head", needs.lm_head)) if on) or "—"
+        params = ", ".join(f"{k}={v}" for k, v in cls.PARAMS.items()) or "—"
+        print(f"| `{name}` | {cls.family} | {cell(cls.formula)} | {cell(cls.source)} | {what} | {params} |")
+    return 0
+
+
 def cmd_build_data(args) -> int:
     from ..data.build import build
 
@@ -227,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=cmd_tasks)
+    objectives = sub.add_parser("objectives", help="list the registered auxiliary terms (objectives: in a config)")
+    objectives.set_defaults(func=cmd_objectives)
 
     build_data = sub.add_parser("build-data", help="build an LLM-JEPA-format training file from raw data")
     build_data.add_argument("name", help="gsm8k")

@@ -1,4 +1,4 @@
-"""Batching the full sequence and the two views, in one of three view modes (config ``jepa.views``).
+"""Each view mode — its batching and its forward — in one module (config ``jepa.views``).
 
 Every batch holds the plain NTP rows ``input_ids, attention_mask, labels`` (B, L), right padded to the
 longest row (no fixed 512 padding). Depending on the mode it adds:
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .masks import PAD_BLOCK, block_causal, positions_in_blocks
+from .masks import PAD_BLOCK, block_causal, positions_in_blocks, to_float_mask
 from .views import IGNORE_INDEX
 
 VIEW_MODES = ("separate", "packed", "shared_prefix")
@@ -117,6 +117,8 @@ class JEPACollator:
         views: ``separate``, ``packed`` or ``shared_prefix`` (see the module docstring).
         predictors: k, the number of predictor tokens at the end of each ``text_ids``
             (needed by ``shared_prefix``). Raises ValueError on an unknown mode.
+    Besides the mode's tensors, every batch has ``spans`` (B, 4) long: ``[user start, user end, answer
+    start, answer end)`` in ``input_ids`` (for the trajectory terms).
     """
 
     pad_token_id: int
@@ -134,6 +136,8 @@ class JEPACollator:
             "attention_mask": _pad([[1] * len(r) for r in full], 0),
             "labels": _pad([f["labels"] for f in features], IGNORE_INDEX),
         }
+        if all("spans" in f for f in features):
+            batch["spans"] = torch.tensor([f["spans"] for f in features], dtype=torch.long)
         if self.views == "separate":
             batch.update(_separate(features, self.pad_token_id))
         elif self.views == "packed":
@@ -141,3 +145,78 @@ class JEPACollator:
         else:
             batch.update(_shared_prefix(features, self.pad_token_id, self.predictors))
         return batch
+
+
+# --- the forward of each view mode --------------------------------------------------------------------
+
+VIEW_KEYS = ("view_", "pack_", "spans")  # batch keys that are not model inputs
+
+
+@dataclass
+class ViewForward:
+    """What one training forward gives the objective.
+
+    ``outputs``: the model output on the full sequence (``.loss`` = L_NTP); ``hidden``: layer → the full
+    sequence's hidden states (B, L, D) for the layers asked; ``pred`` / ``target``: Pred(Enc(Text)) and
+    Enc(Code), (B, D), or None when the views were not asked for.
+    """
+
+    outputs: object
+    hidden: dict
+    pred: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+
+
+def gather_enc(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """One hidden state per row: ``hidden`` (N, L, D), ``index`` (N,) long → (N, D)."""
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+def encode_rows(model, input_ids, attention_mask, enc_index, **kwargs) -> torch.Tensor:
+    """Enc of each row: the last-layer hidden state at ``enc_index`` (N,), as (N, D). No LM-head work."""
+    outputs = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
+                    **kwargs)
+    return gather_enc(outputs.hidden_states[-1], enc_index)
+
+
+def forward(mode: str, model, inputs: dict, views: dict, num_items_in_batch=None, layers: tuple[int, ...] = (),
+            want_views: bool = True, target_encoder=None) -> ViewForward:
+    """The training forward of view mode ``mode``: NTP outputs, hidden states at ``layers`` and the views.
+
+    ``inputs``: ``input_ids``, ``attention_mask``, ``labels`` (B, L); ``views``: the mode's tensors from
+    ``JEPACollator``. ``target_encoder(input_ids, attention_mask, enc_index, **kwargs) -> (N, D)``, when
+    given, computes Enc(Code) instead of the live model (stop-gradient or EMA target): in ``separate``
+    mode on the Code rows alone (the Text rows then run by themselves), in the one-row modes on the
+    packed rows. Every forward goes through ``model`` itself (never a submodule), so DDP/peft
+    wrappers keep working. Raises ValueError on an unknown mode.
+    """
+    if mode not in VIEW_MODES:
+        raise ValueError(f"unknown view mode {mode!r}")
+    want_hidden = bool(layers)
+    if mode == "separate" or not want_views:
+        outputs = model(**inputs, num_items_in_batch=num_items_in_batch, output_hidden_states=want_hidden)
+        hidden = {layer: outputs.hidden_states[layer] for layer in layers}
+        if not want_views:
+            return ViewForward(outputs, hidden)
+        ids, mask, index = views["view_input_ids"], views["view_attention_mask"], views["view_enc_index"]
+        if target_encoder is None:  # one forward over [Text rows; Code rows]
+            pred, target = encode_rows(model, ids, mask, index).chunk(2)
+        else:
+            half = ids.shape[0] // 2
+            pred = encode_rows(model, ids[:half], mask[:half], index[:half])
+            target = target_encoder(ids[half:], mask[half:], index[half:])
+        return ViewForward(outputs, hidden, pred, target)
+    # packed / shared_prefix: one row per example; the full sequence is its last L tokens
+    length = inputs["input_ids"].shape[1]
+    dtype = next(model.parameters()).dtype
+    row = dict(input_ids=views["pack_input_ids"], attention_mask=to_float_mask(views["pack_allowed"], dtype),
+               position_ids=views["pack_position_ids"])
+    outputs = model(**row, labels=inputs["labels"], num_items_in_batch=num_items_in_batch, logits_to_keep=length,
+                    output_hidden_states=True)
+    hidden = {layer: outputs.hidden_states[layer][:, -length:] for layer in layers}
+    last = outputs.hidden_states[-1]
+    enc = views["pack_enc_index"]
+    pred, target = gather_enc(last, enc[:, 0]), gather_enc(last, enc[:, 1])
+    if target_encoder is not None:
+        target = target_encoder(row["input_ids"], row["attention_mask"], enc[:, 1], position_ids=row["position_ids"])
+    return ViewForward(outputs, hidden, pred, target)

@@ -9,6 +9,8 @@ is a token span of that one tokenisation, located by character offsets — no pe
 * Text view: the user content tokens followed by the k predictor tokens.
   Enc(Text) is read at the last predictor token (k > 0) or the last user content token (k = 0).
 * Code view: the assistant content tokens. Enc(Code) is read at its last token.
+* ``spans``: where the user content and the assistant content lie in the full sequence,
+  ``[user start, user end, answer start, answer end)`` — what trajectory terms (STP, curvature) read.
 
 Truncation policy (``max_length``): the full sequence is cut on the right to ``max_length``
 tokens; the Text view keeps its first ``max_length - k`` content tokens then the predictor
@@ -35,6 +37,7 @@ class EncodedExample:
     text_ids: list[int]  # Text view + predictor tokens
     code_ids: list[int]  # Code view
     prompt_len: int  # tokens before the answer (system + user + template): the shared_prefix Text view
+    spans: tuple[int, int, int, int] = (0, 0, 0, 0)  # [user start, end), [answer start, end) in input_ids
     truncated: bool = False
 
 
@@ -90,6 +93,7 @@ def encode_example(
         text_ids=text_ids[: max_length - k] + list(predictor_ids),
         code_ids=code_ids[:max_length],
         prompt_len=min(answer[0], max_length),
+        spans=tuple(min(i, max_length) for i in (*user, *answer)),
         truncated=truncated,
     )
 
@@ -115,6 +119,7 @@ def encode_dataset(
                 "text_ids": encoded.text_ids,
                 "code_ids": encoded.code_ids,
                 "prompt_len": encoded.prompt_len,
+                "spans": list(encoded.spans),
             }
         )
     return features, counts

@@ -9,25 +9,15 @@ predictor tokens appended to the Text view, so Pred(Enc(Text)) is read at the la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..data.packing import gather_enc
+from .base import Auxiliary, Needs, Step, register
+
+__all__ = ["DISTANCES", "LLMJEPA", "gather_enc", "jepa_distance", "jepa_dropped"]
 DISTANCES = ("cosine", "l2", "mse", "infonce")
-
-
-def gather_enc(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Pick one hidden state per row.
-
-    Args:
-        hidden: (N, L, D) float — last-layer hidden states.
-        index: (N,) long — position of the Enc token in each row.
-    Returns:
-        (N, D) float.
-    """
-    rows = torch.arange(hidden.shape[0], device=hidden.device)
-    return hidden[rows, index]
 
 
 def jepa_distance(pred: torch.Tensor, target: torch.Tensor, distance: str = "cosine", temperature: float = 0.07) -> torch.Tensor:
@@ -61,49 +51,56 @@ def jepa_distance(pred: torch.Tensor, target: torch.Tensor, distance: str = "cos
     raise ValueError(f"unknown JEPA distance {distance!r}; choose one of {DISTANCES}")
 
 
-@dataclass
-class LLMJEPALossOutput:
-    loss: torch.Tensor  # () — γ·ntp + λ·jepa
-    ntp: torch.Tensor  # () — L_NTP as given
-    jepa: torch.Tensor  # () — d(Pred(Enc(Text)), Enc(Code))
-    cosine: torch.Tensor  # () — mean cos(Pred(Enc(Text)), Enc(Code)), detached, for monitoring
+@register
+class LLMJEPA(Auxiliary):
+    """The LLM-JEPA term d(Pred(Enc(Text)), Enc(Code)) (LLM-JEPA eq. 2), with the audit's asymmetry options.
 
-
-class LLMJEPALoss(torch.nn.Module):
-    """Combine an NTP loss with the JEPA distance (LLM-JEPA eq. 2/3).
-
-    Args:
-        lbd: λ, weight of the JEPA term (≥ 0). λ = 0 returns exactly ``gamma * ntp``.
-        gamma: γ, weight of the NTP term (≥ 0).
-        distance, temperature: see ``jepa_distance``.
+    Parameters: ``distance`` and ``temperature`` (``jepa_distance``); ``target``: ``live`` (both
+    embeddings carry gradient, the paper), ``stop-grad`` (Enc(Code) detached, SimSiam; in ``separate``
+    mode the Code rows then run without a graph) or ``ema`` (Enc(Code) from a momentum copy of the
+    trainable parameters, BYOL; momentum ``ema_start`` → ``ema_end`` linearly, as in
+    Predict-and-Reconstruct); ``predictor``: ``tokens`` (the k predictor tokens, the paper) or ``mlp``
+    (then also a residual MLP head, Pred = h + W2·GELU(W1·h) with W2 = 0 at the start, so it begins as
+    the identity). The views (k, view mode) are the config's ``jepa.predictors`` and ``jepa.views``.
     """
 
-    def __init__(self, lbd: float = 1.0, gamma: float = 1.0, distance: str = "cosine", temperature: float = 0.07):
-        super().__init__()
-        if lbd < 0 or gamma < 0:
-            raise ValueError(f"λ and γ must be ≥ 0, got λ={lbd}, γ={gamma}")
-        if distance not in DISTANCES:
-            raise ValueError(f"unknown JEPA distance {distance!r}; choose one of {DISTANCES}")
-        self.lbd, self.gamma, self.distance, self.temperature = lbd, gamma, distance, temperature
+    name = "llm-jepa"
+    family = "jepa"
+    formula = "d(Pred(Enc(Text)), Enc(Code)), d ∈ {1 − cos, ‖·‖₂, mse, InfoNCE}"
+    source = "LLM-JEPA eq. 2 (Huang, LeCun, Balestriero)"
+    PARAMS = {"distance": "cosine", "temperature": 0.07, "target": "live", "predictor": "tokens",
+              "ema_start": 0.996, "ema_end": 1.0}
+    CHOICES = {"distance": DISTANCES, "target": ("live", "stop-grad", "ema"), "predictor": ("tokens", "mlp")}
 
-    def forward(self, ntp: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> LLMJEPALossOutput:
-        """ntp: () float; pred, target: (B, D) float. Returns an LLMJEPALossOutput of scalars."""
-        jepa = jepa_distance(pred, target, self.distance, self.temperature)
-        cosine = F.cosine_similarity(pred.detach(), target.detach(), dim=-1).mean()
-        loss = self.gamma * ntp + self.lbd * jepa if self.lbd > 0 else self.gamma * ntp
-        return LLMJEPALossOutput(loss=loss, ntp=ntp, jepa=jepa, cosine=cosine)
+    def __init__(self, hidden_size: int | None = None, **params):
+        super().__init__(**params)
+        self.head = None
+        if self.params["predictor"] == "mlp":
+            if hidden_size is None:
+                raise ValueError("predictor: mlp needs the model's hidden size")
+            self.head = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+            nn.init.zeros_(self.head[2].weight)
+            nn.init.zeros_(self.head[2].bias)
+
+    def needs(self) -> Needs:
+        return Needs(views=True, target=self.params["target"])
+
+    def forward(self, step: Step) -> torch.Tensor:
+        pred = step.pred if self.head is None else step.pred + self.head(step.pred)
+        return jepa_distance(pred, step.target, self.params["distance"], self.params["temperature"])
 
 
-def jepa_dropped(seed: int, step: int, rate: float) -> bool:
-    """Whether optimizer step ``step`` skips the JEPA term (loss dropout, LLM-JEPA §5.2).
+def jepa_dropped(seed: int, step: int, rate: float, term: int = 0) -> bool:
+    """Whether optimizer step ``step`` skips a term (loss dropout, LLM-JEPA §5.2).
 
-    Drawn from a generator seeded by (seed, step) alone, so every process (and every micro-batch of
-    an accumulated step) takes the same decision without communicating. ``rate`` is α in [0, 1).
-    Raises ValueError if α is outside [0, 1).
+    Drawn from a generator seeded by (seed, step, term index) alone, so every process (and every
+    micro-batch of an accumulated step) takes the same decision without communicating; term 0 draws
+    exactly what the single-term trainer drew. ``rate`` is α in [0, 1). Raises ValueError if α is
+    outside [0, 1).
     """
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"JEPA loss dropout α must be in [0, 1), got {rate}")
+        raise ValueError(f"loss dropout α must be in [0, 1), got {rate}")
     if rate == 0.0:
         return False
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + step + term * 7_919_000_003) % (2**63))
     return torch.rand((), generator=generator).item() < rate

@@ -29,6 +29,7 @@ from ..config import ConfigBase, choice, load_config
 from ..data.jsonl import SUBSETS
 from ..data.packing import VIEW_MODES
 from ..errors import ConfigError
+from ..objectives import check_specs
 from ..objectives.jepa import DISTANCES
 
 ATTN_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
@@ -90,8 +91,11 @@ class JEPAConfig:
     dropout_compensate: bool = False
     """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
     grad_cosine_every: int = 0
-    """Every N optimizer steps, log cos(∇ JEPA term, ∇ NTP term) over trainable parameters (the audit's
-    coupling measure; costs two extra backward passes on those steps). 0 = off."""
+    """Every N optimizer steps, log cos(∇ term, ∇ NTP term) over trainable parameters for every trained
+    term (the audit's coupling measure; costs extra backward passes on those steps). 0 = off."""
+    geometry_every: int = 0
+    """Every N optimizer steps, log the held batch's geometry: answer-trajectory curvature, anisotropy
+    (mean pairwise cosine), mean per-dimension variance (``objectives/monitors.py``). 0 = off."""
 
 
 @dataclass
@@ -142,6 +146,10 @@ class RunConfig(ConfigBase):
     jepa: JEPAConfig = field(default_factory=JEPAConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    objectives: list = field(default_factory=list)
+    """Auxiliary terms ``[{name, weight, dropout?, compensate?, ...params}]`` (``lmjepa objectives`` lists
+    them): L = γ·L_NTP + Σ weight·A. Empty: the one LLM-JEPA term of the ``jepa`` section (λ, distance,
+    temperature, dropout). When given, ``jepa`` keeps the views (predictors, views), γ and the monitors."""
     variants: dict = field(default_factory=dict)
 
     @classmethod
@@ -165,6 +173,13 @@ class RunConfig(ConfigBase):
         for key, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} must be {allowed}")
+        if self.objectives:
+            check_specs(self.objectives)
+            moved = [k for k in ("lbd", "distance", "temperature", "dropout", "dropout_compensate")
+                     if getattr(self.jepa, k) != getattr(JEPAConfig(), k)]
+            if moved:
+                raise ConfigError(f"jepa.{moved[0]} is set, but objectives: is given; set it on the llm-jepa "
+                                  "entry of objectives (weight, distance, temperature, dropout, compensate)")
         for name, overrides in self.variants.items():
             try:
                 dataclasses.replace(self, variants={}).with_overrides(overrides or {})

@@ -22,9 +22,10 @@ from ..data.tasks import Task, find_task
 from ..data.views import encode_dataset
 from ..errors import DataError
 from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
+from ..objectives import Objective
 from . import run_folder
 from .config import RunConfig
-from .trainer import JEPATrainer, NonFiniteLossError
+from .trainer import JEPATrainer, NonFiniteLossError, legacy_specs
 
 log = logging.getLogger("lmjepa")
 
@@ -132,6 +133,20 @@ def training_arguments(config, out: Path) -> TrainingArguments:
     )
 
 
+OBJECTIVE_ATTRIBUTE = "lmjepa_objective"
+
+
+def build_objective(config: RunConfig, model) -> Objective:
+    """The config's objective (``objectives:``, or the one LLM-JEPA term of ``jepa:``). A term with
+    parameters of its own (``llm-jepa`` with ``predictor: mlp``) is attached to the model while it
+    trains, so the optimizer, DDP and checkpoints see them."""
+    specs = config.objectives or legacy_specs(config.jepa)
+    objective = Objective(specs, config.jepa.gamma, model.config.hidden_size if hasattr(model, "config") else None)
+    if any(p.requires_grad for p in objective.parameters()):
+        setattr(model, OBJECTIVE_ATTRIBUTE, objective)
+    return objective
+
+
 @dataclasses.dataclass
 class Trained:
     """What ``train`` hands to evaluation: the final model (LoRA merged) and its training summary."""
@@ -156,14 +171,18 @@ def train(config: RunConfig) -> Trained | None:
     if not features:
         raise DataError(f"{train_file}: no trainable example left after truncation")
     model = build_model(config, tokenizer, predictor_ids)
+    collator = JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors)
+    objective = build_objective(config, model)
     trainer = JEPATrainer(
         model=model,
         args=training_arguments(config, out),
         train_dataset=features,
-        data_collator=JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[run_folder.LogToRunLog()],
         jepa=config.jepa,
+        objective=objective,
+        held=collator(features[: config.train.batch_size]) if config.jepa.geometry_every else None,
     )
     start = time.perf_counter()
     try:
@@ -178,6 +197,8 @@ def train(config: RunConfig) -> Trained | None:
     if not trainer.is_world_process_zero():
         return None
     model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, OBJECTIVE_ATTRIBUTE):  # the objective's own parameters are not part of the saved model
+        delattr(model, OBJECTIVE_ATTRIBUTE)
     if config.model.lora:
         model = model.merge_and_unload()
     model.save_pretrained(out / "model")
@@ -186,7 +207,7 @@ def train(config: RunConfig) -> Trained | None:
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
                    train_steps=result.global_step, train_loss=result.training_loss, train_data=dict(counts),
                    log_history=trainer.state.log_history)
-    cosines = [row["grad_cosine"] for row in trainer.state.log_history if "grad_cosine" in row]
-    if cosines:
-        summary["grad_cosine_mean"] = sum(cosines) / len(cosines)
+    for key in sorted({k for row in trainer.state.log_history for k in row if k.startswith("grad_cosine")}):
+        values = [row[key] for row in trainer.state.log_history if key in row]
+        summary[f"{key}_mean"] = sum(values) / len(values)  # grad_cosine_mean: LLM-JEPA, as before
     return Trained(model, tokenizer, summary)

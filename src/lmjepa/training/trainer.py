@@ -1,11 +1,16 @@
-"""``JEPATrainer``: a ``transformers.Trainer`` whose loss is LLM-JEPA (eq. 2/3).
+"""``JEPATrainer``: a ``transformers.Trainer`` whose loss is ``lmjepa.objectives.Objective``:
+``γ·L_NTP + Σ_i weight_i · A_i`` (LLM-JEPA and the registered auxiliaries).
+
+Each step the trainer computes once what the terms need (``Objective.needs``): the views (through the
+view mode's own forward, ``lmjepa.data.packing.forward``), full-sequence hidden states at given
+layers, the LM-head weight, an EMA target — and the objective returns the scalar to back-propagate.
 
 Gradient accumulation and many processes (TRL-style, no process-group code here):
 * L_NTP comes from the model, normalised by ``num_items_in_batch`` — the label count of the whole
   accumulated batch, summed over processes by the Trainer — and multiplied by the number of
   processes, because DDP averages gradients. Summed over micro-batches and processes, that is
   exactly the per-token mean of the global batch.
-* The JEPA term is a per-micro-batch mean over pairs, so it is divided by the accumulation steps
+* Every auxiliary term is a per-micro-batch mean, so it is divided by the accumulation steps
   (DDP's averaging takes care of processes). The gradient at batch B therefore equals the one at
   B/2 with 2 accumulation steps (tests/test_trainer.py checks it).
 
@@ -15,36 +20,21 @@ gradient synchronisation stays with Accelerate.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from contextlib import nullcontext
 
 import torch
-from transformers import Trainer
+from torch.func import functional_call
+from transformers import Trainer, TrainerCallback
 
-from ..data.masks import to_float_mask
-from ..objectives.jepa import LLMJEPALoss, gather_enc, jepa_dropped
+from ..data import packing
+from ..objectives import Objective, Step
+from ..objectives.monitors import geometry_monitors
+from ..objectives.predict_reconstruct import ema_momentum
 from .config import JEPAConfig
-
-VIEW_PREFIXES = ("view_", "pack_")
-
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the run stops and keeps its last good checkpoint."""
-
-
-def encode_views(model, view_input_ids, view_attention_mask, view_enc_index) -> torch.Tensor:
-    """Enc of each view row (``separate`` mode): last-layer hidden state at its Enc token.
-
-    view_input_ids, view_attention_mask: (N, V) long; view_enc_index: (N,) long.
-    Returns (N, D) float. One forward over all rows (Text and Code rows do not attend to each other).
-    """
-    outputs = model(
-        input_ids=view_input_ids,
-        attention_mask=view_attention_mask,
-        output_hidden_states=True,
-        logits_to_keep=1,  # the LM head is not needed for the views
-    )
-    return gather_enc(outputs.hidden_states[-1], view_enc_index)
 
 
 def gradient_cosine(model, first: torch.Tensor, second: torch.Tensor) -> float:
@@ -61,82 +51,134 @@ def gradient_cosine(model, first: torch.Tensor, second: torch.Tensor) -> float:
     return float((flat[0] @ flat[1]) / norms) if norms > 0 else float("nan")
 
 
-def _pair(hidden: torch.Tensor, enc_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """hidden (B, S, D), enc_index (B, 2) → (Pred(Enc(Text)), Enc(Code)), each (B, D)."""
-    return gather_enc(hidden, enc_index[:, 0]), gather_enc(hidden, enc_index[:, 1])
 
 
-def joint_forward(model, inputs: dict, views: dict, mode: str, num_items_in_batch=None):
-    """NTP outputs and the two embeddings for a batch, in view mode ``mode``.
+class EMATarget:
+    """A momentum copy of the model's *trainable* parameters (under LoRA: the adapters), for
+    ``target: ema``: θ̄ ← m·θ̄ + (1 − m)·θ after every optimizer step, m rising linearly from ``start``
+    to ``end``; Enc(Code) is computed with θ̄ in place of θ (``torch.func.functional_call``), no gradient."""
 
-    ``inputs`` holds input_ids, attention_mask, labels (B, L); ``views`` the mode's extra tensors
-    (``lmjepa.data.packing``). Returns (outputs with ``.loss`` = L_NTP, pred (B, D), target (B, D)).
-    """
-    dtype = next(model.parameters()).dtype
-    if mode == "separate":
-        outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
-        pred, target = encode_views(model, **views).chunk(2)
-        return outputs, pred, target
-    if mode in ("packed", "shared_prefix"):  # one row per example; the full sequence is its last L tokens
-        outputs = model(
-            input_ids=views["pack_input_ids"],
-            attention_mask=to_float_mask(views["pack_allowed"], dtype),
-            position_ids=views["pack_position_ids"],
-            labels=inputs["labels"],
-            num_items_in_batch=num_items_in_batch,
-            logits_to_keep=inputs["input_ids"].shape[1],  # LM-head logits for the full sequence only
-            output_hidden_states=True,
-        )
-        return (outputs, *_pair(outputs.hidden_states[-1], views["pack_enc_index"]))
-    raise ValueError(f"unknown view mode {mode!r}")
+    FILE = "ema_target.pt"
+
+    def __init__(self, model, start: float = 0.996, end: float = 1.0):
+        self.start, self.end = start, end
+        self.params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self, model, step: int, total: int) -> None:
+        m = ema_momentum(step, total, self.start, self.end)
+        for name, p in model.named_parameters():
+            if name in self.params:
+                self.params[name].lerp_(p.detach(), 1.0 - m)
+
+    def encoder(self, model):
+        """``encode(input_ids, attention_mask, enc_index, **kwargs) -> (N, D)`` with the EMA parameters."""
+        @torch.no_grad()
+        def encode(input_ids, attention_mask, enc_index, **kwargs):
+            outputs = functional_call(model, self.params, args=(), kwargs=dict(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
+                **kwargs), strict=False)
+            return packing.gather_enc(outputs.hidden_states[-1], enc_index)
+        return encode
+
+
+class _EMACallback(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        t = self.trainer
+        t.ema.update(t.accelerator.unwrap_model(t.model), state.global_step, state.max_steps)
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(folder):
+            torch.save(self.trainer.ema.params, os.path.join(folder, EMATarget.FILE))
 
 
 class JEPATrainer(Trainer):
-    """Trainer for ``L = γ·L_NTP + λ·d(Pred(Enc(Text)), Enc(Code))``.
+    """Trainer for ``L = γ·L_NTP + Σ_i weight_i·A_i`` (``objective``; from ``jepa`` alone when not given:
+    the single LLM-JEPA term λ·d(Pred(Enc(Text)), Enc(Code))).
 
     Inputs come from ``lmjepa.data.packing.JEPACollator`` (views computed as ``jepa.views`` says).
-    Logged separately: ``lm_loss``, ``jepa_loss``, ``jepa_cosine`` (mean cos of Pred(Enc(Text)) and
-    Enc(Code)), ``jepa_dropped`` (share of steps whose JEPA term was dropped) and, every
-    ``jepa.grad_cosine_every`` steps, ``grad_cosine`` = cos(∇ JEPA term, ∇ NTP term). With λ = 0 the loss
-    is exactly the NTP loss; if ``jepa.monitor`` the JEPA distance is still computed without gradient
-    on the last step before each log (paper §3.3). A dropped step (loss dropout α, §5.2) computes no
+    Logged separately: ``lm_loss``; each term under its own key (``jepa_loss`` for LLM-JEPA, else
+    ``<name>_loss``); ``jepa_cosine`` (mean cos(Pred(Enc(Text)), Enc(Code))) when views are computed;
+    ``<key>_dropped`` (share of steps that skipped a term with loss dropout); every
+    ``jepa.grad_cosine_every`` steps ``grad_cosine`` (LLM-JEPA) / ``grad_cosine_<name>`` = cos(∇ term,
+    ∇ NTP); every ``jepa.geometry_every`` steps the held-batch geometry monitors. A term at weight 0
+    is monitored without gradient on logging steps (with ``jepa.monitor``). A dropped step computes no
     view tokens at all.
     """
 
     loss_is_scaled_for_ga = True  # compute_loss below handles accumulation itself
 
-    def __init__(self, *args, jepa: JEPAConfig, **kwargs):
+    def __init__(self, *args, jepa: JEPAConfig, objective: Objective | None = None, held: dict | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.jepa = jepa
-        self.objective = LLMJEPALoss(jepa.lbd, jepa.gamma, jepa.distance, jepa.temperature)
-        jepa_dropped(0, 0, jepa.dropout)  # validates α early
+        self.objective = objective or Objective(legacy_specs(jepa), jepa.gamma)
+        self.held = held
+        self.ema = None
+        if self.objective.target == "ema":
+            term = next(t for t in self.objective.terms if t.needs().target == "ema")
+            self.ema = EMATarget(self.model, term.params["ema_start"], term.params["ema_end"])
+            self.add_callback(_EMACallback(self))
         # Make the Trainer count labels over the accumulated batch and pass num_items_in_batch.
         self.model_accepts_loss_kwargs = True
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._geometry_step = -1
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, EMATarget.FILE)
+        if self.ema is not None and os.path.isfile(path):
+            self.ema.params = {k: v.to(self.args.device) for k, v in torch.load(path).items()}
 
     def _monitor_now(self, model) -> bool:
         step = self.state.global_step + 1  # the step being computed
         return model.training and self.jepa.monitor and step % max(1, int(self.args.logging_steps)) == 0
 
-    def _grad_cosine_now(self, model) -> bool:
-        every = self.jepa.grad_cosine_every
+    def _every(self, model, every: int) -> bool:
         return model.training and every > 0 and self.state.global_step % every == 0
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        views = {key: inputs.pop(key) for key in list(inputs) if key.startswith(VIEW_PREFIXES)}
-        labels = inputs["labels"]
-        dropped = model.training and jepa_dropped(self.args.seed, self.state.global_step, self.jepa.dropout)
-        use_jepa = self.objective.lbd > 0 and bool(views) and not dropped
-        pred = target = None
-        if use_jepa:
-            outputs, pred, target = joint_forward(model, inputs, views, self.jepa.views, num_items_in_batch)
-        else:
-            outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
-            if views and self.objective.lbd == 0 and self._monitor_now(model):
-                with torch.no_grad():
-                    _, pred, target = joint_forward(model, inputs, views, self.jepa.views)
+    def _target_encoder(self, model, needs):
+        if needs.target == "ema":
+            return self.ema.encoder(self.accelerator.unwrap_model(model))
+        if needs.target == "stop-grad" and self.jepa.views == "separate":  # the Code rows run without a graph
+            return torch.no_grad()(lambda *a, **k: packing.encode_rows(model, *a, **k))
+        return None
 
-        ntp = outputs.loss
+    def _step(self, model, forward, inputs, spans, needs) -> Step:
+        target = forward.target
+        if target is not None and needs.target != "live":
+            target = target.detach()
+        lm_head = self.accelerator.unwrap_model(model).get_output_embeddings().weight if needs.lm_head else None
+        return Step(hidden=forward.hidden, attention_mask=inputs["attention_mask"], spans=spans, pred=forward.pred,
+                    target=target, lm_head=lm_head, step=self.state.global_step, seed=self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        views = {key: inputs.pop(key) for key in list(inputs) if key.startswith(packing.VIEW_KEYS)}
+        spans = views.pop("spans", None)
+        labels = inputs["labels"]
+        objective = self.objective
+        dropped = objective.dropped(self.args.seed, self.state.global_step) if model.training else [False] * len(objective.terms)
+        train = [w > 0 and not d and bool(views) for w, d in zip(objective.weights, dropped)]
+        monitor_now = self._monitor_now(model) and bool(views)
+        monitor = [monitor_now and w == 0 for w in objective.weights]
+
+        needs = objective.needs(train)
+        mode = self.jepa.views
+        forward = packing.forward(mode, model, inputs, views, num_items_in_batch, needs.layers, needs.views,
+                                  self._target_encoder(model, needs) if needs.views else None)
+        step = self._step(model, forward, inputs, spans, needs)
+        monitor_step = None
+        if any(monitor):
+            watch = objective.needs(monitor)
+            with torch.no_grad():
+                watched = packing.forward(mode, model, inputs, views, None, watch.layers, watch.views)
+            monitor_step = self._step(model, watched, inputs, spans, watch)
+
+        ntp = forward.outputs.loss
         # micro-batches in this optimizer step (the Trainer sets it per step; the last window may be shorter)
         accumulation = getattr(self, "current_gradient_accumulation_steps", 1) if model.training else 1
         local_items = labels[:, 1:].ne(-100).sum()
@@ -148,26 +190,45 @@ class JEPATrainer(Trainer):
             ntp_mean = ntp.detach()
             ntp = ntp / accumulation
 
-        loss = self.objective.gamma * ntp
-        if pred is not None:
-            with nullcontext() if use_jepa else torch.no_grad():
-                parts = self.objective(ntp, pred, target)
-            if use_jepa:
-                weight = self.objective.lbd / (1 - self.jepa.dropout) if self.jepa.dropout_compensate else self.objective.lbd
-                loss = loss + weight * parts.jepa / accumulation
-                if self._grad_cosine_now(model):
-                    self._record(grad_cosine=gradient_cosine(model, parts.jepa, ntp))
-            self._record(jepa_loss=parts.jepa.item(), jepa_cosine=parts.cosine.item())
+        parts = objective(ntp, train, step, accumulation, monitor, monitor_step)
+        loss = parts.loss
+        if self._every(model, self.jepa.grad_cosine_every):
+            for key in parts.trained:
+                name = "grad_cosine" if key == "jepa_loss" else f"grad_cosine_{key.removesuffix('_loss')}"
+                self._record(**{name: gradient_cosine(model, parts.values[key], ntp)})
+        self._record(**{key: value.item() for key, value in parts.values.items()})
+        shown = step if step.pred is not None else monitor_step
+        if shown is not None and shown.pred is not None:
+            cosine = torch.nn.functional.cosine_similarity(shown.pred.detach(), shown.target.detach(), dim=-1).mean()
+            self._record(jepa_cosine=cosine.item())
         self._record(lm_loss=ntp_mean.item())
-        if model.training and self.jepa.dropout > 0:
-            self._record(jepa_dropped=float(dropped))
+        if model.training:
+            for key, alpha, drop in zip(objective.keys, objective.dropouts, dropped):
+                if alpha > 0:
+                    self._record(**{("jepa_dropped" if key == "jepa_loss" else f"{key}_dropped"): float(drop)})
+        if self.held is not None and self._every(model, self.jepa.geometry_every) \
+                and self._geometry_step != self.state.global_step:
+            self._geometry_step = self.state.global_step
+            self._record(**self._geometry(model))
 
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss at step {self.state.global_step} (lm_loss={ntp_mean.item()}); "
                 f"the run stops; the last good checkpoint in {self.args.output_dir} is kept"
             )
-        return (loss, outputs) if return_outputs else loss
+        return (loss, forward.outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _geometry(self, model) -> dict[str, float]:
+        """The held batch's geometry monitors (``objectives.monitors``), in eval mode."""
+        module = self.accelerator.unwrap_model(model)
+        was = module.training
+        module.eval()
+        held = {k: v.to(self.args.device) for k, v in self.held.items()}
+        out = module(input_ids=held["input_ids"], attention_mask=held["attention_mask"], output_hidden_states=True,
+                     logits_to_keep=1)
+        module.train(was)
+        return geometry_monitors(out.hidden_states[-1], held["spans"], held["attention_mask"])
 
     def _record(self, **values: float) -> None:
         prefix = "" if self.model.training else "eval_"
@@ -175,10 +236,16 @@ class JEPATrainer(Trainer):
             self._metrics[prefix + key].append(value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Merge the mean of the recorded JEPA metrics (averaged over processes) into ``logs``."""
+        """Merge the mean of the recorded metrics (averaged over processes) into ``logs``."""
         is_eval = any(key.startswith("eval_") for key in logs)
         for key in [k for k in self._metrics if k.startswith("eval_") == is_eval]:
             values = self._metrics.pop(key)
             mean = torch.tensor(sum(values) / len(values), device=self.args.device)
             logs[key] = self.accelerator.reduce(mean, reduction="mean").item()
         super().log(logs, start_time)
+
+
+def legacy_specs(jepa: JEPAConfig) -> list[dict]:
+    """The ``objectives`` list of a config with only a ``jepa:`` section: one ``llm-jepa`` term."""
+    return [{"name": "llm-jepa", "weight": jepa.lbd, "dropout": jepa.dropout, "compensate": jepa.dropout_compensate,
+             "distance": jepa.distance, "temperature": jepa.temperature}]

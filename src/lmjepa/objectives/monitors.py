@@ -1,0 +1,30 @@
+"""Held-batch geometry monitors: the three quantities the JEPA audit reports auxiliaries changing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .trajectory import trajectory_curvature
+
+
+@torch.no_grad()
+def geometry_monitors(hidden: torch.Tensor, spans: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, float]:
+    """On the full sequence's last-layer states ``hidden`` (B, L, D) of a held batch:
+
+    * ``geometry_curvature``: mean angle (radians) between consecutive displacements over the answer
+      tokens (``trajectory_curvature`` on the answer spans, pooled over rows);
+    * ``geometry_anisotropy``: mean pairwise cosine between the content tokens' states (i ≠ j);
+    * ``geometry_variance``: mean over dimensions of the content tokens' per-dimension variance.
+    ``spans`` (B, 4) as ``Step.spans``; ``attention_mask`` (B, L).
+    """
+    angles, counts = trajectory_curvature(hidden.float(), spans[:, 2], spans[:, 3])
+    positions = torch.arange(hidden.shape[1], device=hidden.device)[None]
+    content = (((positions >= spans[:, :1]) & (positions < spans[:, 1:2]))
+               | ((positions >= spans[:, 2:3]) & (positions < spans[:, 3:4]))) & attention_mask.bool()
+    z = hidden[content].float()
+    unit = F.normalize(z, dim=-1)
+    n = unit.shape[0]
+    pairwise = ((unit.sum(0) @ unit.sum(0)) - n) / max(1, n * (n - 1))  # Σ_{i≠j} cos / (n(n − 1))
+    return {"geometry_curvature": float(angles.sum() / counts.sum().clamp(min=1)),
+            "geometry_anisotropy": float(pairwise), "geometry_variance": float(z.var(0).mean())}
