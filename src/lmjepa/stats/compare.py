@@ -63,12 +63,15 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
         for test, r, p in zip(tests, reject, adjusted):
             test[f"p_t_{sided}_corrected"] = p
             test[f"reject_{sided}"] = r
-    coupling = {}
+    coupling = {}  # cell (· term) -> mean ± sd over runs of each run's mean gradient cosine
     for cell, runs in sorted(by_cell.items()):
-        values = [m["grad_cosine_mean"] for m in runs.values() if m.get("grad_cosine_mean") is not None]
-        if values:
-            coupling[cell] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
-                              else math.nan, "runs": len(values)}
+        keys = sorted({k for m in runs.values() for k in m if k.startswith("grad_cosine") and k.endswith("_mean")})
+        for key in keys:
+            values = [m[key] for m in runs.values() if m.get(key) is not None]
+            term = key.removeprefix("grad_cosine").removesuffix("_mean").lstrip("_") or "llm-jepa"
+            label = cell if key == "grad_cosine_mean" and len(keys) == 1 else f"{cell} · {term}"
+            coupling[label] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
+                               else math.nan, "runs": len(values)}
     return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
             "family_size": len(tests), "tests": tests, "grad_cosine": coupling,
             "termination": decompose(by_cell, baseline)}
@@ -111,7 +114,7 @@ def render_markdown(result: dict) -> str:
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
     if result.get("grad_cosine"):
-        lines += ["", "Gradient coupling: cos(∇ JEPA term, ∇ NTP term) over trainable parameters, mean over the "
+        lines += ["", "Gradient coupling: cos(∇ term, ∇ NTP term) over trainable parameters, mean over the "
                   "logged steps of each run, then mean ± sd over runs (near 0: the auxiliary pulls in an "
                   "unrelated direction; negative: it fights the NTP loss).", "",
                   "| cell | runs | grad cosine |", "|---|---|---|"]
