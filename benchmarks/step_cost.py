@@ -37,6 +37,7 @@ from lmjepa.objectives.jepa import jepa_dropped
 from lmjepa.training.trainer import JEPATrainer
 
 BATCH, SEED = 8, 82
+DTYPE = torch.float32  # --bf16: torch.bfloat16 (the GPU check)
 CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", "packed", "shared_prefix") for k in (0, 1) for a in (0.0, 0.5, 0.75)]
 
 
@@ -50,7 +51,7 @@ def setup(data_dir: str, n_batches: int):
     tokenizer = load_tokenizer(path)
     predictor_ids = add_predictor_tokens(tokenizer, 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(path, tokenizer).to(device)
+    model = load_model(path, tokenizer).to(device=device, dtype=DTYPE)
     examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * n_batches)
     features = {k: encode_dataset(examples, tokenizer, predictor_ids[:k])[0] for k in (0, 1)}
     batches = {}
@@ -176,7 +177,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
     tokenizer = load_tokenizer(path)
     predictor_ids = add_predictor_tokens(tokenizer, 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(path, tokenizer).to(device)
+    model = load_model(path, tokenizer).to(device=device, dtype=DTYPE)
     examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * steps)
     features = encode_dataset(examples, tokenizer, predictor_ids)[0]
     collate = JEPACollator(tokenizer.pad_token_id, "separate", 1)
@@ -217,7 +218,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
             print(f"round {round_index + 1}/{rounds} {label:40s} {times[label][-1]:.3f} s/step", flush=True)
     ntp = times["NTP only"]
     lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, {rounds} rounds × "
-             f"{len(batches)} steps, SmolLM2-135M-Instruct fp32, NL-RX-SYNTH, separate views, k = 1", "",
+             f"{len(batches)} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH, separate views, k = 1", "",
              "| configuration | s/step | × NTP (median of rounds) |", "|---|---|---|"]
     for label, _ in AUX_CONFIGS:
         ratio = statistics.median(t / n for t, n in zip(times[label], ntp))
@@ -234,7 +235,11 @@ def main() -> None:
     parser.add_argument("--times", help="JSON of per-round step times: reused if it exists, else written")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--aux", action="store_true", help="time the auxiliary terms instead of the view modes")
+    parser.add_argument("--bf16", action="store_true", help="the model in bfloat16 (a GPU check)")
     args = parser.parse_args()
+    if args.bf16:
+        global DTYPE
+        DTYPE = torch.bfloat16
     if args.aux:
         table = time_auxiliaries(args.data_dir, args.rounds, args.steps)
         print("\n" + table)
@@ -258,14 +263,15 @@ def main() -> None:
     times_file.write_text(json.dumps({name(config): times[config] for config in CONFIGS}))
     memory = {}
     for config in CONFIGS:
-        result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir],
+        result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir,
+                                 *(["--bf16"] if args.bf16 else [])],
                                 capture_output=True, text=True, check=True)
         memory[config] = json.loads(result.stdout.strip().splitlines()[-1])
 
     ntp = CONFIGS[0]
     all_steps = range(args.rounds * args.steps)
     lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, "
-             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct fp32, NL-RX-SYNTH",
+             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH",
              "", "| configuration | s/step | × NTP (median of rounds) | dropped share | peak mem MiB | × NTP mem "
              "| tokens computed / real | same, 512-padded |", "|---|---|---|---|---|---|---|---|"]
     for config in CONFIGS:

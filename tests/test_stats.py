@@ -155,3 +155,15 @@ def test_k_lambda_grid_and_heatmap(tmp_path):
     result = compare(rows, "k0-l0.5", ["exact_match"])
     write_report(result, tmp_path, rows)
     assert (tmp_path / "k_lambda.png").stat().st_size > 1000 and "k_lambda.png" in (tmp_path / "report.md").read_text()
+
+
+def test_gradient_coupling_is_summarised_per_term():
+    rows = []
+    for seed in (1, 2, 3):
+        rows.append({"cell": "ntp", "seed": seed, "metrics": {"exact_match": 50.0 + seed}})
+        rows.append({"cell": "aux", "seed": seed, "metrics": {"exact_match": 51.0 + seed, "grad_cosine_mean": 0.1 * seed,
+                                                              "grad_cosine_sigreg_mean": -0.2 * seed}})
+    coupling = compare(rows, "ntp", ["exact_match"])["grad_cosine"]
+    assert coupling["aux · llm-jepa"]["mean"] == pytest.approx(0.2)
+    assert coupling["aux · sigreg"]["mean"] == pytest.approx(-0.4)
+    assert coupling["aux · sigreg"]["sd"] == pytest.approx(np.std([-0.2, -0.4, -0.6], ddof=1))

@@ -145,11 +145,12 @@ def _resolve_paths(values: dict, cls, folder: Path) -> dict:
 
 
 def _relative_path(value, folder: Path) -> bool:
-    """A relative path (not a keyword such as ``offline-corpus``): starts with ``.``, holds a ``/``,
-    or names something that exists in ``folder``. ``~`` and absolute paths are left as written."""
+    """A path relative to the config file: it starts with ``.`` or names something that exists in
+    ``folder``. Keywords (``offline-corpus``), hub ids (``org/name``), ``~`` and absolute paths are left
+    as written."""
     if not isinstance(value, str) or not value or value.startswith("~") or Path(value).is_absolute():
         return False
-    return value.startswith(".") or "/" in value or (folder / value).exists()
+    return value.startswith(".") or (folder / value).exists()
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, cls: type):

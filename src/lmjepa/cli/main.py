@@ -7,7 +7,7 @@
     lmjepa table RUN_DIR [RUN_DIR ...] [--out table.md]      # side-by-side metrics
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
-    lmjepa sweep SPEC.yaml [--concurrency N] [--output-dir DIR]  # cells × seeds into a results store
+    lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--address HOST:PORT]  # cells × seeds
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
@@ -102,7 +102,7 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     from ..training.sweep import run_sweep
 
-    store = run_sweep(args.spec, args.concurrency, args.output_dir)
+    store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("spec")
     sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
+    sweep.add_argument("--launcher", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's, else local)")
+    sweep.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
     sweep.set_defaults(func=cmd_sweep)
 
     pre = sub.add_parser("pretrain", help="pretrain a Predict-and-Reconstruct encoder (and its MLM-only control)")

@@ -118,20 +118,40 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
             yield where, record
 
 
-def read_examples(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
-    """Read up to ``limit`` examples (in file order) from a JSONL file.
+def read_examples(path: str | os.PathLike, limit: int | None = None, columns: dict | None = None,
+                  split: str | None = None) -> list[Example]:
+    """Read up to ``limit`` examples (in file order) from a JSONL file — or from a Hugging Face dataset
+    (a ``save_to_disk`` folder, parquet / arrow file or cached dataset id, ``hf_datasets.py``), whose
+    ``columns`` map lmjepa's fields to the dataset's and whose ``split`` picks a split.
 
-    Raises DataError if the file is absent, a line is not valid JSON, a role is missing,
-    or a view is empty — always naming ``path:line``.
+    Raises DataError if the source is absent, a line is not valid JSON, a role is missing,
+    or a view is empty — always naming ``path:line`` (or ``source:row N``).
     """
+    from .hf_datasets import is_jsonl, iter_dataset
+
+    if not is_jsonl(path):
+        rows = iter_dataset(path, columns, split)
+    elif columns:
+        rows = _renamed(iter_jsonl(path), columns)
+    else:
+        rows = iter_jsonl(path)
     examples: list[Example] = []
-    for where, record in iter_jsonl(path):
+    for where, record in rows:
         if limit is not None and len(examples) >= limit:
             break
         examples.append(parse_record(record, where))
     if not examples:
         raise DataError(f"{path}: no examples")
     return examples
+
+
+def _renamed(rows, columns: dict):
+    """JSONL rows with the user's field names mapped onto lmjepa's (``data.columns``)."""
+    for where, record in rows:
+        missing = [c for c in columns.values() if not isinstance(record, dict) or c not in record]
+        if missing:
+            raise DataError(f"{where}: column {missing[0]!r} (data.columns) not found")
+        yield where, {field: record[column] for field, column in columns.items()}
 
 
 SUBSETS = ("first", "spread")

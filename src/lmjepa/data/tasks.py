@@ -61,7 +61,7 @@ class Task:
         else:
             candidates = [data_dir(folder) / relative, cache_dir() / "data" / relative]
         for path in candidates:
-            if path.is_file():
+            if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
                 return path
         hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and split == "train" else ""
         raise DataError(f"task {self.name!r}: {split} file not found (looked for {', '.join(map(str, candidates))}){hint}")

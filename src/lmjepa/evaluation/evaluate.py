@@ -135,12 +135,13 @@ def _termination(predictions, references, rows, task, stopped, count_tokens, tim
 
 
 def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eval_config, out_dir: str | Path,
-                      data_dir: str | Path | None = None) -> dict:
+                      data_dir: str | Path | None = None, model_dir: str | Path | None = None) -> dict:
     """Generate (or choose, for multiple-choice tasks) for ``examples``, score with ``task``'s metric,
     and write ``predictions.jsonl`` (atomically) into ``out_dir``.
 
     Returns the metrics dict (plus ``task``, ``metric``, wall times); the caller adds run details and
-    writes ``metrics.json``. ``eval_config`` is an ``EvalConfig``.
+    writes ``metrics.json``. ``eval_config`` is an ``EvalConfig``; with ``backend: vllm`` generation
+    goes through vLLM on ``model_dir`` (the model's folder), greedy, with the same prompts.
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
@@ -152,7 +153,12 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     else:
         from .generate import generate
 
-        predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size, with_stops=True)
+        if getattr(eval_config, "backend", "hf") == "vllm":
+            from .vllm_backend import generate_vllm
+
+            predictions, stopped = generate_vllm(str(model_dir), tokenizer, examples, budget)
+        else:
+            predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size, with_stops=True)
     generate_s = time.perf_counter() - start
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
                           sql_timeout_s=eval_config.sql_timeout_s, stopped=None if task.choices else stopped,

@@ -40,6 +40,7 @@ def train_and_evaluate(config, force: bool = False) -> dict:
     run of another config, ConfigError / DataError on bad input, NonFiniteLossError on a NaN loss.
     """
     task = check_config(config)
+    resolve_model_path(config.model.name)  # a model not available offline stops here, before anything else
     finished = run_folder.prepare(config, force)
     if finished is not None:
         return finished
@@ -50,7 +51,7 @@ def train_and_evaluate(config, force: bool = False) -> dict:
         if trained is None:  # a non-main process under `accelerate launch`
             return {}
         metrics = evaluate_examples(trained.model, trained.tokenizer, test_examples, task, config.eval, out,
-                                    evaluation_data_dir(config))
+                                    evaluation_data_dir(config), model_dir=out / "model")
         metrics.update(trained.summary)
         run_folder.finish(out, metrics)
         key = METRICS[metrics["metric"]][0]
@@ -83,6 +84,8 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     config, task = _target_config(target, overrides or {})
     if not target.is_dir() and not out:
         raise ConfigError("lmjepa evaluate CONFIG needs --out DIR")
+    if not target.is_dir():
+        resolve_model_path(config.model.name)  # before the data: a missing model is the first thing said
     examples = load_examples(config, "test")  # data checked before the model loads
     if target.is_dir():
         tokenizer = load_tokenizer(str(target / "model"))
@@ -90,7 +93,9 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     else:
         model, tokenizer, _ = build_model_and_tokenizer(config)
     out = Path(out or target)
-    metrics = evaluate_examples(model, tokenizer, examples, task, config.eval, out, evaluation_data_dir(config))
+    model_dir = target / "model" if target.is_dir() else resolve_model_path(config.model.name)
+    metrics = evaluate_examples(model, tokenizer, examples, task, config.eval, out, evaluation_data_dir(config),
+                                model_dir=model_dir)
     if target.is_dir():  # a trained run: its objective's λ and k describe the model
         metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
     else:  # the config's base model as it is: no objective was applied, so no λ or k is recorded

@@ -58,18 +58,33 @@ def _package_folder(package: str, what: str) -> Path:
 
 
 def resolve_model_path(name: str) -> str:
-    """Return a local folder (or hub id) for ``name``.
+    """Return a local folder for ``name``, never downloading.
 
-    ``name`` is a built-in name (see ``BUILTIN_MODELS``), a local Hugging Face folder, or a hub id
-    (passed through unchanged; loading it needs network or a populated HF cache).
-    Raises ModelNotAvailable if a built-in model's package is not installed.
+    ``name`` is a built-in name (see ``BUILTIN_MODELS``, ``BUILTIN_TOKENIZERS``), a local Hugging Face
+    folder, or a hub id that is already in the local Hugging Face cache (its snapshot folder is
+    returned). Raises ModelNotAvailable if a built-in's package is not installed, a path does not
+    exist, or a hub id is not cached — naming the id and how to make it available.
     """
     if name in BUILTIN_MODELS:
         return str(_converted_builtin(name))
     if name in BUILTIN_TOKENIZERS:
         package, sub = BUILTIN_TOKENIZERS[name]
         return str(_package_folder(package, f"tokenizer {name!r}") / sub)
-    return name
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelNotAvailable(f"model {name!r}: no such folder, built-in name or hub id "
+                                f"(built-in: {sorted(BUILTIN_MODELS)})")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # LocalEntryNotFoundError and friends: not in the local cache
+        raise ModelNotAvailable(
+            f"model {name!r} is not available offline: lmjepa never downloads at run time. Download it once "
+            f"where there is network (`huggingface-cli download {name}`, with HF_HOME pointing at the cache this "
+            "machine reads), or set model.name to a local folder") from None
 
 
 def _converted_builtin(name: str) -> Path:

@@ -21,6 +21,7 @@ the dataset name is mapped to its task and the metric comes from the task.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ from ..objectives import check_specs
 from ..objectives.jepa import DISTANCES
 
 ATTN_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
+PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("hf", "vllm")
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+            "none": None}  # report_to name -> the module it needs
 LEGACY_DATASETS = {"synth": "nlrx-synth", "turk": "nlrx-turk", "gsm8k": "gsm8k", "spider": "spider",
                    "nq_open": "nq-open", "hellaswag": "hellaswag", "rotten_tomatoes": "rotten-tomatoes", "yelp": "yelp"}
 
@@ -57,9 +62,13 @@ class DataConfig:
     """Data folder; falls back to ``$LMJEPA_DATA_DIR``, then ``shared/data`` beside a source checkout.
     The task's files are relative to it; written in a YAML file, a relative path is relative to that file."""
     train_file: str | None = None
-    """Explicit training JSONL (replaces the task's; the task still decides prompt and metric)."""
+    """Explicit training data (replaces the task's; the task still decides prompt and metric): a JSONL
+    file, a ``datasets`` ``save_to_disk`` folder, a parquet or arrow file, or a dataset id in the local cache."""
     eval_file: str | None = None
-    """Explicit evaluation JSONL (replaces the task's)."""
+    """Explicit evaluation data (replaces the task's), in any of the same forms."""
+    columns: dict = field(default_factory=dict)
+    """Your column names for lmjepa's fields: ``{messages: conv}`` or ``{text: question, code: query,
+    system: instruction}``. Empty: the data already use lmjepa's names."""
     max_train_examples: int | None = None
     """Use the first N training examples (file order; the seed shuffles batches, not the subset)."""
     max_eval_examples: int | None = 200
@@ -115,6 +124,13 @@ class TrainConfig:
     logging_steps: int = 10
     save_steps: int = 100
     save_total_limit: int | None = 2
+    precision: str = choice("fp32", PRECISIONS)
+    """``fp32`` (default), ``bf16`` or ``fp16`` mixed precision (fp16 needs a GPU; bf16 runs on CPUs too)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more compute."""
+    report_to: list = field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers (``transformers`` names): ``tensorboard`` (default), ``wandb``, ``mlflow``, … —
+    each must be installed. Under ``lmjepa sweep`` the run is tagged with its sweep, cell and seed."""
     extra: dict = field(default_factory=dict)
     """Any other ``transformers.TrainingArguments`` field, passed through unchanged."""
 
@@ -128,6 +144,9 @@ class EvalConfig:
     """Time limit of one regex-equivalence decision (over it: undecided, counted wrong)."""
     sql_timeout_s: float = 10.0
     """Time limit of one SQL query (Spider execution match)."""
+    backend: str = choice("hf", BACKENDS)
+    """``hf``: batched greedy ``generate`` (default); ``vllm``: greedy vLLM on a GPU, the same prompts
+    (``pip install 'lmjepa[vllm]'``)."""
 
 
 @dataclass
@@ -180,6 +199,16 @@ class RunConfig(ConfigBase):
             if moved:
                 raise ConfigError(f"jepa.{moved[0]} is set, but objectives: is given; set it on the llm-jepa "
                                   "entry of objectives (weight, distance, temperature, dropout, compensate)")
+        for tracker in self.train.report_to:
+            if tracker not in TRACKERS:
+                raise ConfigError(f"config key 'train.report_to': {tracker!r} is not one of {list(TRACKERS)}")
+            if TRACKERS[tracker] and importlib.util.find_spec(TRACKERS[tracker]) is None:
+                raise ConfigError(f"train.report_to: {tracker!r} is not installed (pip install {TRACKERS[tracker]})")
+        if self.model.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            raise ConfigError("model.attn_implementation 'flash_attention_2' needs flash-attn, which is not "
+                              "installed (pip install flash-attn, on a CUDA machine); use 'sdpa'")
+        if self.eval.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ConfigError("eval.backend 'vllm' needs vLLM: pip install 'lmjepa[vllm]' (on a GPU machine)")
         for name, overrides in self.variants.items():
             try:
                 dataclasses.replace(self, variants={}).with_overrides(overrides or {})

@@ -8,6 +8,7 @@ loaded.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from ..data.jsonl import Example, read_examples, take
 from ..data.packing import JEPACollator
 from ..data.tasks import Task, find_task
 from ..data.views import encode_dataset
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
 from ..objectives import Objective
 from . import run_folder
@@ -49,7 +50,9 @@ def load_examples(config: RunConfig, split: str) -> list[Example]:
     limit = config.data.max_train_examples if split == "train" else config.data.max_eval_examples
     task = task_of(config)
     how = config.data.subset or task.subset
-    examples = take(read_examples(data_file(config, split), limit if how == "first" else None), limit, how)
+    source = data_file(config, split)
+    examples = take(read_examples(source, limit if how == "first" else None, config.data.columns or None,
+                                  split="train" if split == "train" else "test"), limit, how)
     if task.system_prompt is None:
         return examples
     return [e if e.system is not None else dataclasses.replace(e, system=task.system_prompt) for e in examples]
@@ -106,10 +109,22 @@ def training_arguments(config, out: Path) -> TrainingArguments:
     t = config.train
     extra = dict(t.extra)
     # Under `accelerate launch` without GPUs, the Trainer sets up multi-CPU DDP (gloo) only with use_cpu.
-    extra.setdefault("use_cpu", int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available())
+    # (and bf16 on a CPU only with use_cpu)
+    multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    extra.setdefault("use_cpu", (multi or t.precision == "bf16") and not torch.cuda.is_available())
     # Every trainable parameter takes part in every step (a dropped JEPA term still runs the full model).
     extra.setdefault("ddp_find_unused_parameters", False)
     extra.setdefault("dataloader_pin_memory", torch.cuda.is_available())  # no warning on a CPU
+    if t.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("train.precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on a CPU")
+    sweep = os.environ.get("LMJEPA_SWEEP")
+    if sweep:  # run tags for experiment trackers: the sweep, cell and seed
+        extra.setdefault("run_name", f"{sweep}/{os.environ.get('LMJEPA_CELL')}/seed-{os.environ.get('LMJEPA_SEED')}")
+        os.environ.setdefault("WANDB_RUN_GROUP", sweep)
+        os.environ.setdefault("WANDB_TAGS", f"sweep:{sweep},cell:{os.environ.get('LMJEPA_CELL')},"
+                                            f"seed:{os.environ.get('LMJEPA_SEED')}")
+        os.environ.setdefault("MLFLOW_TAGS", json.dumps({"sweep": sweep, "cell": os.environ.get("LMJEPA_CELL"),
+                                                         "seed": os.environ.get("LMJEPA_SEED")}))
     return TrainingArguments(
         output_dir=str(out),  # checkpoints: out/checkpoint-N; TensorBoard: out/runs/
         per_device_train_batch_size=t.batch_size,
@@ -126,7 +141,10 @@ def training_arguments(config, out: Path) -> TrainingArguments:
         save_total_limit=t.save_total_limit,
         seed=t.seed,
         data_seed=t.seed,
-        report_to=["tensorboard"],
+        report_to=[r for r in t.report_to if r != "none"] or "none",
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        gradient_checkpointing=t.gradient_checkpointing,
         remove_unused_columns=False,  # keep the view columns
         dataloader_num_workers=0,
         **extra,

@@ -13,12 +13,18 @@ Spec::
       jepa.lbd: [0.5, 1.0]
       jepa.predictors: [0, 1]
     concurrency: 1                            # runs at once; torch threads are split between them
+    launcher: local                           # or ray / slurm (``--launcher``); see training/launchers.py
+    resources: {num_cpus: 4, num_gpus: 1}     # per run, for ray and slurm
+    address: null                             # a running Ray cluster (``--address``); none: a local one
+    slurm: {partition: gpu, timeout_min: 600} # submitit options (``cluster: local`` for its local executor)
 
 Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell>/seed-<seed>-<config hash>``
 (so a killed run resumes from its last checkpoint) and, when it finishes, one line is added to
 ``output_dir/results.jsonl`` — rewritten atomically — with the cell, seed, resolved config and its
 hash, metrics, code version and wall time. A (cell, seed) whose config hash is already in the store
-is never recomputed; a killed sweep loses at most the runs in flight.
+is never recomputed; a killed sweep loses at most the runs in flight, and a failed run is reported
+with its log without stopping the others. Each run's environment names the sweep, cell and seed
+(``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers.
 """
 
 from __future__ import annotations
@@ -26,22 +32,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import subprocess
-import sys
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import save_config
 from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_text
 from .config import RunConfig, load_run_config
+from .launchers import RUNNERS
 
 PAPER_SEEDS = [82, 23, 37, 84, 4]
 _store_lock = threading.Lock()
@@ -139,50 +141,45 @@ def append_result(store: Path, row: dict) -> None:
         atomic_write_text(store, existing + json.dumps(row) + "\n")
 
 
-def _run_one(cell: str, seed: int, config: RunConfig, threads: int, store: Path, version: str) -> None:
-    folder = Path(config.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_config(config, folder / "sweep-config.yaml")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
-    with open(folder / "stdout.log", "a") as log:
-        subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder / "sweep-config.yaml")],
-                       check=True, env=env, stdout=log, stderr=subprocess.STDOUT)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    metrics.pop("log_history", None)
-    append_result(store, {
-        "cell": cell, "seed": seed, "config_hash": config_hash(config), "config": config.to_dict(),
-        "metrics": metrics, "code_version": version, "wall_seconds": round(time.perf_counter() - start, 1),
-    })
+def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
+              launcher: str | None = None, address: str | None = None) -> Path:
+    """Run every unfinished (cell, seed) of the spec on ``launcher`` (``local``, ``ray``, ``slurm``; default:
+    the spec's, else local); return the results store path.
 
-
-def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None) -> Path:
-    """Run every unfinished (cell, seed) of the spec; return the results store path.
-
-    Raises RunFolderError naming the failed run (its ``stdout.log`` has the details);
-    runs finished before the failure stay in the store.
+    Each finished run adds its row to the store at once; a failed run does not stop the others, and
+    when all are done RunFolderError names every failed run and its ``stdout.log``. Raises ConfigError
+    for an unknown launcher, a missing extra, or a Ray ``address`` that does not answer.
     """
+    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
     out, runs, spec_concurrency = plan(spec_path, output_dir)
+    launcher = launcher or spec.get("launcher", "local")
+    if launcher not in RUNNERS:
+        raise ConfigError(f"launcher {launcher!r} is not one of {list(RUNNERS)}")
     concurrency = max(1, concurrency or spec_concurrency)
     store = out / "results.jsonl"
     done = finished(store)
     todo = [(c, s, cfg) for c, s, cfg in runs if (c, s, config_hash(cfg)) not in done]
-    threads = max(1, (os.cpu_count() or 1) // concurrency)
     version = code_version()
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already in {store}, {len(todo)} to run, "
-          f"{concurrency} at a time × {threads} threads")
+    sweep_id = spec.get("name") or out.name
+    jobs = [{"cell": c, "seed": s, "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
+             "folder": cfg.output_dir, "row": {"cell": c, "seed": s, "config_hash": config_hash(cfg),
+                                               "config": cfg.to_dict(), "code_version": version},
+             "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}} for c, s, cfg in todo]
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already in {store}, {len(todo)} to run on {launcher}, "
+          f"{concurrency} at a time")
+    failures = []
     with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run") as bar:
-        with ThreadPoolExecutor(concurrency) as pool:
-            futures = {pool.submit(_run_one, c, s, cfg, threads, store, version): (c, s) for c, s, cfg in todo}
-            for future in futures:
-                cell, seed = futures[future]
-                try:
-                    future.result()
-                except subprocess.CalledProcessError as err:
-                    pool.shutdown(wait=True, cancel_futures=True)  # finish runs in flight, start no new ones
-                    folder = next(cfg.output_dir for c, s, cfg in todo if (c, s) == (cell, seed))
-                    raise RunFolderError(f"run {cell}/seed-{seed} failed (exit {err.returncode}); see "
-                                         f"{Path(folder) / 'stdout.log'}") from None
+        def report(cell, seed, row, error):
+            if row is not None:
+                append_result(store, row)
                 bar.set_postfix_str(f"{cell} seed {seed} done")
-                bar.update()
+            else:
+                failures.append(error)
+            bar.update()
+
+        RUNNERS[launcher](jobs, report, concurrency=concurrency, resources=spec.get("resources"), address=address
+                          or spec.get("address"), folder=out, slurm=spec.get("slurm"))
+    if failures:
+        raise RunFolderError(f"{len(failures)} of {len(jobs)} runs failed (the others are in {store}): "
+                             + "; ".join(failures))
     return store

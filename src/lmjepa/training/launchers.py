@@ -1,0 +1,141 @@
+"""Where a sweep's runs execute: ``local`` (subprocesses on this machine), ``ray`` (one Ray task per
+run, on a running cluster or one started for the sweep) or ``slurm`` (one job per run in a submitit
+job array). lmjepa schedules nothing itself: each launcher hands the engine a list of runs and
+reports each result back to the sweep, which alone writes the results store (atomically).
+
+Every run is the same function, ``execute``: ``lmjepa train`` in a subprocess on the run's own folder
+(so a killed run resumes from its checkpoint), returning its results row. A failed run is reported
+with its log path; the others go on. ``ray`` and ``slurm`` are optional extras
+(``pip install 'lmjepa[ray]'`` / ``'lmjepa[slurm]'``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from ..errors import ConfigError
+
+LAUNCHERS = ("local", "ray", "slurm")
+Report = Callable[[str, int, dict | None, str | None], None]  # (cell, seed, row or None, error or None)
+
+
+def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, row: dict, env: dict | None = None) -> dict:
+    """Train and evaluate one run (``lmjepa train`` on ``folder/sweep-config.yaml`` in a subprocess, output
+    in ``folder/stdout.log``); return ``row`` with its metrics and wall time. Raises RuntimeError naming
+    the log on failure. Picklable, so Ray and submitit can ship it to another machine."""
+    folder_path = Path(folder)
+    folder_path.mkdir(parents=True, exist_ok=True)
+    (folder_path / "sweep-config.yaml").write_text(config_yaml)
+    environment = {**os.environ, **(env or {}), "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with open(folder_path / "stdout.log", "a") as log:
+        code = subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder_path / "sweep-config.yaml")],
+                              env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"run {cell}/seed-{seed} failed (exit {code}); see {folder_path / 'stdout.log'}")
+    metrics = json.loads((folder_path / "metrics.json").read_text())
+    metrics.pop("log_history", None)
+    return {**row, "metrics": metrics, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_local(jobs: list[dict], report: Report, concurrency: int = 1, **_) -> None:
+    """Each job as a local subprocess, ``concurrency`` at a time; torch threads split between them."""
+    threads = max(1, (os.cpu_count() or 1) // concurrency)
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = {pool.submit(execute, **{**job, "threads": threads}): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                report(job["cell"], job["seed"], future.result(), None)
+            except RuntimeError as err:
+                report(job["cell"], job["seed"], None, str(err))
+
+
+def _needs(extra: str, module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"the {extra} launcher needs its extra: pip install 'lmjepa[{extra}]'") from None
+
+
+def check_address(address: str, timeout_s: float = 30.0) -> None:
+    """Raise ConfigError within ``timeout_s`` if nothing answers at a Ray ``host:port`` address."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"Ray address {address!r} does not answer ({err}); nothing was started") from None
+
+
+def run_ray(jobs: list[dict], report: Report, resources: dict | None = None, address: str | None = None, **_) -> None:
+    """Each job as a Ray task with ``resources`` (``num_cpus``, ``num_gpus``) on the cluster at ``address``,
+    or on a local cluster started for the sweep (and stopped after it)."""
+    ray = _needs("ray", "ray")
+    resources = resources or {}
+    if address:
+        check_address(address)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                 **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        cpus = resources.get("num_cpus", 1)
+        task = ray.remote(execute).options(num_cpus=cpus, num_gpus=resources.get("num_gpus", 0), max_retries=0)
+        pending = {task.remote(**{**job, "threads": int(cpus)}): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    report(job["cell"], job["seed"], ray.get(ref), None)
+                except ray.exceptions.RayTaskError as err:
+                    report(job["cell"], job["seed"], None, str(err.cause if hasattr(err, "cause") else err).splitlines()[-1])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_slurm(jobs: list[dict], report: Report, resources: dict | None = None, folder: str | Path = ".",
+              slurm: dict | None = None, concurrency: int = 1, **_) -> None:
+    """The jobs as one submitit job array (one job per run) with ``resources`` and the ``slurm`` options
+    (``partition``, ``timeout_min``, …; ``cluster: local`` runs them with submitit's local executor)."""
+    submitit = _needs("slurm", "submitit")
+    options = dict(slurm or {})
+    resources = resources or {}
+    executor = submitit.AutoExecutor(folder=str(Path(folder) / "submitit"), cluster=options.pop("cluster", None))
+    cpus = int(resources.get("num_cpus", 1))
+    params = {"timeout_min": options.pop("timeout_min", 24 * 60), "cpus_per_task": cpus, "name": "lmjepa-sweep"}
+    if resources.get("num_gpus"):
+        params["gpus_per_node"] = int(resources["num_gpus"])
+    if executor.cluster == "slurm":
+        params["slurm_array_parallelism"] = concurrency
+        params.update({f"slurm_{k}": v for k, v in options.items()})
+    executor.update_parameters(**params)
+    submitted = executor.map_array(functools.partial(_execute_job, threads=cpus), jobs)
+    for handle, job in zip(submitted, jobs):
+        try:
+            report(job["cell"], job["seed"], handle.result(), None)
+        except Exception as err:  # submitit wraps the job's exception (FailedJobError and others)
+            last = [line for line in str(err).splitlines() if line.strip()]
+            report(job["cell"], job["seed"], None, last[-1] if last else repr(err))
+
+
+def _execute_job(job: dict, threads: int) -> dict:
+    return execute(**{**job, "threads": threads})
+
+
+RUNNERS = {"local": run_local, "ray": run_ray, "slurm": run_slurm}
