@@ -46,13 +46,19 @@ def name(config) -> str:
     return "NTP only" if mode == "ntp" else f"{mode} k={k} α={alpha}"
 
 
-def setup(data_dir: str, n_batches: int):
+def load(data_dir: str, rows: int):
+    """SmolLM2-135M-Instruct (k = 1 predictor token added) on the device, and ``rows`` NL-RX-SYNTH rows."""
     path = resolve_model_path("smollm2-135m-instruct")
     tokenizer = load_tokenizer(path)
     predictor_ids = add_predictor_tokens(tokenizer, 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(path, tokenizer).to(device=device, dtype=DTYPE)
-    examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * n_batches)
+    examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", rows)
+    return model, tokenizer, predictor_ids, device, examples
+
+
+def setup(data_dir: str, n_batches: int):
+    model, tokenizer, predictor_ids, device, examples = load(data_dir, BATCH * n_batches)
     features = {k: encode_dataset(examples, tokenizer, predictor_ids[:k])[0] for k in (0, 1)}
     batches = {}
     for config in CONFIGS:
@@ -173,12 +179,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
     from lmjepa.objectives import Objective
 
     torch.manual_seed(0)
-    path = resolve_model_path("smollm2-135m-instruct")
-    tokenizer = load_tokenizer(path)
-    predictor_ids = add_predictor_tokens(tokenizer, 1)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(path, tokenizer).to(device=device, dtype=DTYPE)
-    examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", BATCH * steps)
+    model, tokenizer, predictor_ids, device, examples = load(data_dir, BATCH * steps)
     features = encode_dataset(examples, tokenizer, predictor_ids)[0]
     collate = JEPACollator(tokenizer.pad_token_id, "separate", 1)
     batches = [collate(features[i : i + BATCH]) for i in range(0, len(features), BATCH)]

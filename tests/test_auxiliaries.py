@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from lmjepa.errors import ConfigError
 from lmjepa.objectives import AUXILIARIES, Objective, Step, check_specs
-from lmjepa.objectives.distribution import random_directions, sigreg, uniformity, vicreg_terms
+from lmjepa.objectives.distribution import uniformity, vicreg_terms
+from lmjepa.objectives.sigreg import random_directions, sigreg
 from lmjepa.objectives.fisher import decoder_kl, fisher_distance
 from lmjepa.objectives.jepa import LLMJEPA, jepa_distance
 from lmjepa.objectives.monitors import geometry_monitors
