@@ -25,6 +25,7 @@ def _spec(tmp_path, tiny_model_dir, data_dir, **extra) -> str:
             "train": {"batch_size": 4, "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 100,
                       "extra": {"disable_tqdm": True}},
             "eval": {"max_new_tokens": 4, "batch_size": 4}}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     spec = {"base": "base.yaml", "output_dir": str(tmp_path / "sweep"), "seeds": [1], "concurrency": 2,
             "resources": {"num_cpus": 1}, "cells": {"ntp": {"jepa.lbd": 0.0}, "llm-jepa": {"jepa.lbd": 1.0}}, **extra}
@@ -59,6 +60,9 @@ def test_ray_gives_the_local_results_and_resumes(tmp_path, tiny_model_dir, data_
     mtime = (folders[kept] / "metrics.json").stat().st_mtime
     assert _results(run_sweep(spec, launcher="ray")) == local_results
     assert (folders[kept] / "metrics.json").stat().st_mtime == mtime
+    too_big = _spec(tmp_path / "gpu", tiny_model_dir, data_dir, resources={"num_gpus": 8})
+    with pytest.raises(ConfigError, match=r"resources.num_gpus = 8 per run, but the Ray cluster has 0 GPUs"):
+        run_sweep(too_big, launcher="ray")  # refused at once, not left waiting for GPUs
 
 
 def test_slurm_through_submitit_local_executor(tmp_path, tiny_model_dir, data_dir, local_results):

@@ -93,6 +93,11 @@ def run_ray(jobs: list[dict], report: Report, resources: dict | None = None, add
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
                  **({} if address else {"num_cpus": os.cpu_count()}))
     try:
+        cluster = ray.cluster_resources()
+        for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+            if resources.get(key, 0) > cluster.get(name, 0):  # Ray would wait for them for ever
+                raise ConfigError(f"resources.{key} = {resources[key]} per run, but the Ray cluster has "
+                                  f"{cluster.get(name, 0):g} {name}s")
         cpus = resources.get("num_cpus", 1)
         task = ray.remote(execute).options(num_cpus=cpus, num_gpus=resources.get("num_gpus", 0), max_retries=0)
         pending = {task.remote(**{**job, "threads": int(cpus)}): job for job in jobs}
