@@ -12,6 +12,7 @@
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
     lmjepa objectives                                        # the registered auxiliary terms
+    lmjepa inspect CONFIG.yaml [--rows N] [--json]           # what training sees: views, labels, Enc tokens
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
 
@@ -144,6 +145,26 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    import json
+
+    from ..evaluation.tasks import check_config
+    from ..training.config import load_run_config
+    from ..training.run import inspect_rows
+
+    config = load_run_config(args.config, _overrides(args))
+    check_config(config)
+    rows = inspect_rows(config, args.rows)
+    if args.json:
+        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows))
+        return 0
+    for i, row in enumerate(rows, start=1):
+        print(f"--- row {i} " + "-" * 60)
+        for key, value in row.items():
+            print(f"{key}: {value!r}")
+    return 0
+
+
 def cmd_objectives(args) -> int:
     from ..objectives import AUXILIARIES, FAMILIES
 
@@ -246,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=cmd_tasks)
+    inspect = sub.add_parser("inspect", help="what training sees: sequence, trained tokens, views, Enc tokens")
+    inspect.add_argument("config")
+    inspect.add_argument("--rows", type=int, default=3)
+    inspect.add_argument("--json", action="store_true", help="one JSON object per row")
+    inspect.add_argument("--set", action="append", metavar="KEY=VALUE")
+    inspect.add_argument("--task")
+    inspect.set_defaults(func=cmd_inspect)
     objectives = sub.add_parser("objectives", help="list the registered auxiliary terms (objectives: in a config)")
     objectives.set_defaults(func=cmd_objectives)
 

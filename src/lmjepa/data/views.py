@@ -12,6 +12,16 @@ is a token span of that one tokenisation, located by character offsets — no pe
 * ``spans``: where the user content and the assistant content lie in the full sequence,
   ``[user start, user end, answer start, answer end)`` — what trajectory terms (STP, curvature) read.
 
+``view_format`` (config ``jepa.view_format``): ``content`` (above, the default) or ``chat``, the official
+LLM-JEPA code's views: Text = the chat template applied to the user message alone, with the k predictor
+tokens appended to its content in descending order ``<|predictor_k|>…<|predictor_1|>``; Code = the chat
+template applied to the assistant message alone — each with whatever default system prompt the template
+injects. Enc is read at the last predictor token (k = 0: the last user content token) and at the last
+assistant content token; each view row ends there (causal attention: later tokens cannot change Enc).
+
+The official code's training conditions, each off by default: ``train_prompt`` (every token before the
+answer is an NTP label too) and ``train_eos=False`` (the end-of-turn token after the answer is not trained).
+
 Truncation policy (``max_length``): the full sequence is cut on the right to ``max_length``
 tokens; the Text view keeps its first ``max_length - k`` content tokens then the predictor
 tokens; the Code view keeps its first ``max_length`` tokens. Every truncated example is counted.
@@ -56,13 +66,25 @@ def _find_after(haystack: str, needle: str, start: int, where: str) -> int:
     return at
 
 
+def _chat_view(tokenizer, role: str, content: str, suffix: str, source: str) -> list[int]:
+    """The official view: the chat template on one message, cut right after ``content`` + ``suffix``."""
+    rendered = tokenizer.apply_chat_template([{"role": role, "content": content + suffix}], tokenize=False)
+    encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    at = _find_after(rendered, content + suffix, 0, source)
+    _, end = _token_span(encoding["offset_mapping"], at, at + len(content) + len(suffix))
+    return encoding["input_ids"][:end]
+
+
 def encode_example(
     example: Example,
     tokenizer: PreTrainedTokenizerBase,
     predictor_ids: list[int],
     max_length: int = 512,
+    view_format: str = "content",
+    train_prompt: bool = False,
+    train_eos: bool = True,
 ) -> EncodedExample:
-    """Tokenise ``example`` once through the chat template and cut out its views.
+    """Tokenise ``example`` once through the chat template and cut out its views (module docstring).
 
     Raises DataError if the template output does not contain the turns verbatim
     (the spans could not be located) — naming the example's source.
@@ -80,12 +102,19 @@ def encode_example(
     answer = _token_span(offsets, answer_at, answer_at + len(example.code))
 
     # Train the answer and the end-of-turn token right after it; mask the prompt and the rest.
-    trained_end = min(answer[1] + 1, len(ids))
-    labels = [IGNORE_INDEX] * answer[0] + ids[answer[0] : trained_end] + [IGNORE_INDEX] * (len(ids) - trained_end)
+    trained_end = min(answer[1] + 1, len(ids)) if train_eos else answer[1]
+    first = 0 if train_prompt else answer[0]
+    labels = [IGNORE_INDEX] * first + ids[first:trained_end] + [IGNORE_INDEX] * (len(ids) - trained_end)
 
     k = len(predictor_ids)
-    text_ids = ids[user[0] : user[1]]
-    code_ids = ids[answer[0] : answer[1]]
+    if view_format == "chat":
+        names = tokenizer.convert_ids_to_tokens(list(reversed(predictor_ids)))
+        text_ids = _chat_view(tokenizer, "user", example.text, "".join(names), example.source)[: -k or None]
+        code_ids = _chat_view(tokenizer, "assistant", example.code, "", example.source)
+        predictor_ids = list(reversed(predictor_ids))  # descending: Enc(Text) at <|predictor_1|>
+    else:
+        text_ids = ids[user[0] : user[1]]
+        code_ids = ids[answer[0] : answer[1]]
     truncated = len(ids) > max_length or len(text_ids) + k > max_length or len(code_ids) > max_length
     return EncodedExample(
         input_ids=ids[:max_length],
@@ -103,11 +132,13 @@ def encode_dataset(
     tokenizer: PreTrainedTokenizerBase,
     predictor_ids: list[int],
     max_length: int = 512,
+    **options,
 ) -> tuple[list[dict], Counter]:
-    """Encode every example; return the feature dicts and counts (``examples``, ``truncated``, ``dropped``)."""
+    """Encode every example (``options``: ``view_format``, ``train_prompt``, ``train_eos`` of
+    ``encode_example``); return the feature dicts and counts (``examples``, ``truncated``, ``dropped``)."""
     features, counts = [], Counter(examples=len(examples), truncated=0, dropped=0)
     for example in examples:
-        encoded = encode_example(example, tokenizer, predictor_ids, max_length)
+        encoded = encode_example(example, tokenizer, predictor_ids, max_length, **options)
         counts["truncated"] += encoded.truncated
         if all(label == IGNORE_INDEX for label in encoded.labels[1:]):
             counts["dropped"] += 1  # the cut left nothing to train on

@@ -77,6 +77,12 @@ class DataConfig:
     None = the task's choice (``spread`` for rotten-tomatoes, whose files are sorted by label)."""
     max_length: int = 512
     """Token budget per sequence and per view (see ``lmjepa.data.views`` for the truncation policy)."""
+    train_prompt: bool = False
+    """The official LLM-JEPA code's condition: every token before the answer (system, user, template) is an
+    NTP label too. Default: only the answer and its end-of-turn token are trained."""
+    train_eos: bool = True
+    """Train the end-of-turn token after the answer (the model learns to stop). ``false``: the official
+    code's condition, where it is not trained."""
 
 
 @dataclass
@@ -94,11 +100,20 @@ class JEPAConfig:
     monitor: bool = True
     """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
     views: str = choice("separate", VIEW_MODES)
+    view_format: str = choice("content", ("content", "chat"))
+    """``content`` (today's default): the views are the bare user / assistant content spans of the full
+    sequence, predictors ascending. ``chat``: the official code's views — each message rendered alone
+    through the chat template (with its injected default system prompt), predictors descending
+    (``lmjepa.data.views``). ``shared_prefix`` keeps its own Text view (the templated prompt)."""
     """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
     dropout: float = 0.0
     """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
     dropout_compensate: bool = False
     """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
+    accumulation_scaling: str = choice("lmjepa", ("lmjepa", "official"))
+    """``lmjepa``: every auxiliary term is divided by the accumulation steps, so batch B equals B/2 × 2
+    accumulation. ``official``: not divided — the official code's condition (the JEPA gradient grows with
+    the accumulation steps)."""
     grad_cosine_every: int = 0
     """Every N optimizer steps, log cos(∇ term, ∇ NTP term) over trainable parameters for every trained
     term (the audit's coupling measure; costs extra backward passes on those steps). 0 = off."""

@@ -69,6 +69,32 @@ def build_tokenizer(config: RunConfig):
     return tokenizer, add_predictor_tokens(tokenizer, config.jepa.predictors)
 
 
+def encoding_options(config: RunConfig) -> dict:
+    """The config's view format and training conditions, as ``encode_dataset`` options."""
+    return {"view_format": config.jepa.view_format, "train_prompt": config.data.train_prompt,
+            "train_eos": config.data.train_eos}
+
+
+def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
+    """Exactly what training sees for the first ``rows`` training rows, decoded (special tokens kept):
+    ``full`` sequence, ``trained`` tokens (labels ≠ −100), ``text_view`` / ``code_view`` and the tokens
+    at which Enc(Text) and Enc(Code) are read (``enc_text_token``, ``enc_code_token``). No model loads.
+    ``shared_prefix`` reads Enc(Text) in the full sequence: its ``text_view`` is the templated prompt."""
+    tokenizer, predictor_ids = build_tokenizer(config)
+    examples = load_examples(config, "train")[:rows]
+    features, _ = encode_dataset(examples, tokenizer, predictor_ids, config.data.max_length, **encoding_options(config))
+    k, out = config.jepa.predictors, []
+    for f in features:
+        text = f["input_ids"][: f["prompt_len"]] + f["text_ids"][len(f["text_ids"]) - k:] \
+            if config.jepa.views == "shared_prefix" else f["text_ids"]
+        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+        out.append({"full": decode(f["input_ids"]), "trained": decode([i for i, l in zip(f["input_ids"], f["labels"])
+                                                                      if l != -100]),
+                    "text_view": decode(text), "enc_text_token": decode(text[-1:]),
+                    "code_view": decode(f["code_ids"]), "enc_code_token": decode(f["code_ids"][-1:])})
+    return out
+
+
 def build_model(config: RunConfig, tokenizer, predictor_ids: list[int]):
     """The (optionally LoRA-wrapped) model for ``tokenizer``."""
     model = load_model(
@@ -184,7 +210,8 @@ def train(config: RunConfig) -> Trained | None:
     out = Path(config.output_dir)
     tokenizer, predictor_ids = build_tokenizer(config)
     train_file = data_file(config, "train")
-    features, counts = encode_dataset(load_examples(config, "train"), tokenizer, predictor_ids, config.data.max_length)
+    features, counts = encode_dataset(load_examples(config, "train"), tokenizer, predictor_ids, config.data.max_length,
+                                      **encoding_options(config))
     log.info("train data %s: %s (max_length=%d)", train_file, dict(counts), config.data.max_length)
     if not features:
         raise DataError(f"{train_file}: no trainable example left after truncation")

@@ -12,7 +12,8 @@ Gradient accumulation and many processes (TRL-style, no process-group code here)
   exactly the per-token mean of the global batch.
 * Every auxiliary term is a per-micro-batch mean, so it is divided by the accumulation steps
   (DDP's averaging takes care of processes). The gradient at batch B therefore equals the one at
-  B/2 with 2 accumulation steps (tests/test_trainer.py checks it).
+  B/2 with 2 accumulation steps (tests/test_trainer.py checks it). ``jepa.accumulation_scaling:
+  official`` reproduces the official code, which does not divide it.
 
 Every forward goes through the (possibly DDP/peft-wrapped) model itself, never a submodule, so
 gradient synchronisation stays with Accelerate.
@@ -190,7 +191,9 @@ class JEPATrainer(Trainer):
             ntp_mean = ntp.detach()
             ntp = ntp / accumulation
 
-        parts = objective(ntp, train, step, accumulation, monitor, monitor_step)
+        # the official code does not divide the JEPA term by the accumulation steps (jepa.accumulation_scaling)
+        scale = accumulation if self.jepa.accumulation_scaling == "lmjepa" else 1
+        parts = objective(ntp, train, step, scale, monitor, monitor_step)
         loss = parts.loss
         if self._every(model, self.jepa.grad_cosine_every):
             for key in parts.trained:

@@ -1,0 +1,109 @@
+"""The official LLM-JEPA code's views and training conditions, each a config key, each against a hand-built
+or independently rendered expectation; ``lmjepa inspect`` shows them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import TrainingArguments
+
+from lmjepa.cli.main import main
+from lmjepa.data.jsonl import Example
+from lmjepa.data.packing import JEPACollator, forward
+from lmjepa.data.views import IGNORE_INDEX, encode_example
+from lmjepa.models.loading import add_predictor_tokens
+from lmjepa.training.config import JEPAConfig
+from lmjepa.training.trainer import JEPATrainer
+
+from conftest import tiny_llama
+
+EXAMPLE = Example(text="lines with dog", code=".*dog.*", system="Convert natural language to regular expression.")
+
+
+def _rendered_prefix(tokenizer, role: str, content: str) -> list[int]:
+    """Independent: render the one message, cut the string right after the content, tokenise it."""
+    rendered = tokenizer.apply_chat_template([{"role": role, "content": content}], tokenize=False)
+    return tokenizer(rendered[: rendered.index(content) + len(content)], add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_chat_views_are_the_messages_rendered_alone(tokenizer, k):
+    ids = add_predictor_tokens(tokenizer, k) if k else []
+    names = "".join(f"<|predictor_{i}|>" for i in range(k, 0, -1))  # descending, as the official code
+    encoded = encode_example(EXAMPLE, tokenizer, ids, view_format="chat")
+    assert encoded.text_ids == _rendered_prefix(tokenizer, "user", EXAMPLE.text + names)
+    assert encoded.code_ids == _rendered_prefix(tokenizer, "assistant", EXAMPLE.code)
+    system = "You are a helpful AI assistant named SmolLM"  # the template's injected default system prompt
+    assert system in tokenizer.decode(encoded.text_ids) and system in tokenizer.decode(encoded.code_ids)
+    content = encode_example(EXAMPLE, tokenizer, ids)
+    assert content.input_ids == encoded.input_ids and content.labels == encoded.labels  # NTP rows unchanged
+
+
+@pytest.mark.parametrize("mode", ["separate", "packed"])
+def test_chat_views_embed_like_their_unpadded_forwards(tokenizer, mode):
+    ids = add_predictor_tokens(tokenizer, 2)
+    examples = [EXAMPLE, Example("three digits then a letter", "[0-9]{3}[a-z]", EXAMPLE.system)]
+    features = [dict(vars(encode_example(e, tokenizer, ids, view_format="chat")), spans=[0, 0, 0, 0]) for e in examples]
+    for f in features:
+        del f["truncated"]
+    model = tiny_llama(len(tokenizer)).eval()
+    batch = JEPACollator(tokenizer.pad_token_id, mode, 2)(features)
+    inputs = {k: batch.pop(k) for k in ("input_ids", "attention_mask", "labels")}
+    with torch.no_grad():
+        got = forward(mode, model, inputs, batch)
+        alone = [[model(torch.tensor([f[key]]), output_hidden_states=True).hidden_states[-1][0, -1] for f in features]
+                 for key in ("text_ids", "code_ids")]
+    torch.testing.assert_close(got.pred, torch.stack(alone[0]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.target, torch.stack(alone[1]), rtol=1e-4, atol=1e-5)
+
+
+def test_train_prompt_and_train_eos_labels_by_hand(tokenizer):
+    ids = add_predictor_tokens(tokenizer, 1)
+    default = encode_example(EXAMPLE, tokenizer, ids)
+    answer_start = default.labels.index(next(l for l in default.labels if l != IGNORE_INDEX))
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    trained = [i for i, l in enumerate(default.labels) if l != IGNORE_INDEX]
+    assert default.input_ids[trained[-1]] == eos  # today: the answer and its end-of-turn token
+    official = encode_example(EXAMPLE, tokenizer, ids, train_prompt=True, train_eos=False)
+    expected = default.input_ids[: trained[-1]] + [IGNORE_INDEX] * (len(default.input_ids) - trained[-1])
+    assert official.labels == expected  # the whole prompt and the answer, not the end-of-turn token
+    no_eos = encode_example(EXAMPLE, tokenizer, ids, train_eos=False)
+    assert [i for i, l in enumerate(no_eos.labels) if l != IGNORE_INDEX] == list(range(answer_start, trained[-1]))
+
+
+def test_official_accumulation_scaling_does_not_divide_the_jepa_term(tokenizer):
+    ids = add_predictor_tokens(tokenizer, 1)
+    features = [dict(vars(encode_example(EXAMPLE, tokenizer, ids)), spans=[0, 0, 0, 0])]
+    del features[0]["truncated"]
+    model = tiny_llama(len(tokenizer)).train()
+    batch = JEPACollator(tokenizer.pad_token_id)(features)
+    args = TrainingArguments(output_dir="/tmp/lmjepa-acc", report_to=[], remove_unused_columns=False, disable_tqdm=True)
+    losses = {}
+    for scaling in ("lmjepa", "official"):
+        trainer = JEPATrainer(model=model, args=args, jepa=JEPAConfig(accumulation_scaling=scaling, monitor=False))
+        trainer.current_gradient_accumulation_steps = 2
+        losses[scaling] = trainer.compute_loss(model, dict(batch)).item()
+    ntp = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+    enc = model(input_ids=batch["view_input_ids"], attention_mask=batch["view_attention_mask"],
+                output_hidden_states=True).hidden_states[-1]
+    pred, target = enc[torch.arange(2), batch["view_enc_index"]].chunk(2)
+    jepa = (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+    assert losses["lmjepa"] == pytest.approx((ntp / 2 + jepa / 2).item(), rel=1e-5)
+    assert losses["official"] == pytest.approx((ntp / 2 + jepa).item(), rel=1e-5)
+
+
+def test_inspect_prints_what_training_sees(tmp_path, data_dir, capsys, base_tokenizer_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n"
+                      "jepa: {predictors: 2, view_format: chat}\n")
+    assert main(["inspect", str(config), "--rows", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and set(rows[0]) == {"full", "trained", "text_view", "enc_text_token", "code_view",
+                                               "enc_code_token"}
+    first = json.loads((data_dir / "llm-jepa" / "synth_train.jsonl").read_text().splitlines()[0])["messages"]
+    answer = next(m["content"] for m in first if m["role"] == "assistant")
+    assert rows[0]["text_view"].endswith("<|predictor_2|><|predictor_1|>") and rows[0]["enc_text_token"] == "<|predictor_1|>"
+    assert rows[0]["code_view"].endswith(answer) and rows[0]["trained"] == answer + "<|im_end|>"
