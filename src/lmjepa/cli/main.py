@@ -8,6 +8,7 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--address HOST:PORT]  # cells × seeds
+    lmjepa audit SPEC.yaml [--launcher ...] [--report-only]  # factors × auxiliaries, corrected, with geometry coupling
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
@@ -106,6 +107,26 @@ def cmd_sweep(args) -> int:
     store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
+
+
+def cmd_audit(args) -> int:
+    from ..analysis.audit import audit_report, check_spec
+    from ..training.sweep import run_sweep
+
+    check_spec(args.spec)  # before anything trains
+    store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
+    if not args.report_only:
+        store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address)
+    report = audit_report(args.spec, store, args.out or store.parent / "audit")
+    print(report.read_text())
+    print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")
+    return 0
+
+
+def yaml_output_dir(spec: str) -> str:
+    import yaml
+
+    return (yaml.safe_load(Path(spec).read_text()) or {}).get("output_dir", ".")
 
 
 def cmd_pretrain(args) -> int:
@@ -245,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--launcher", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's, else local)")
     sweep.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
     sweep.set_defaults(func=cmd_sweep)
+
+    audit = sub.add_parser("audit", help="the JEPA audit: a sweep of factors and auxiliaries, corrected, with "
+                                          "gradient coupling, geometry shifts and their coupling with the task metric")
+    audit.add_argument("spec")
+    audit.add_argument("--concurrency", type=int)
+    audit.add_argument("--output-dir")
+    audit.add_argument("--launcher", choices=["local", "ray", "slurm"])
+    audit.add_argument("--address")
+    audit.add_argument("--report-only", action="store_true", help="report on the runs already in the store")
+    audit.add_argument("--out", help="report folder (default: OUTPUT_DIR/audit)")
+    audit.set_defaults(func=cmd_audit)
 
     pre = sub.add_parser("pretrain", help="pretrain a Predict-and-Reconstruct encoder (and its MLM-only control)")
     pre.add_argument("config")

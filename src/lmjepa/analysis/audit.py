@@ -1,0 +1,175 @@
+"""``lmjepa audit SPEC``: the JEPA audit's table for cells of factors and auxiliaries (issue 14).
+
+An audit spec is a sweep spec (``training/sweep.py``: base, cells, seeds, launcher…) plus::
+
+    audit:
+      baseline: ntp                  # the cell every other cell is compared with
+      family: [exact_match]          # the metrics tested: the family is cells × these (its size is stated)
+      geometry_rows: 200             # test rows each trained model embeds for the geometry shift (0: none)
+
+It runs the sweep (resumable: finished cells are never recomputed), then reports per cell: Δ vs the
+baseline with a 95 % paired bootstrap CI, the single-test paired p, Bonferroni and Holm over the declared
+family, d_z (``stats.compare``), the mean gradient cosine of each auxiliary with the NTP gradient, the
+content/termination split, and the geometry shift of the cell's models against the baseline's (the
+answer-trajectory curvature, anisotropy, uniformity and RankMe of ``AUDIT_GEOMETRY``); then the coupling
+of each geometry shift with the task-metric shift over all runs (``stats.coupling``), one scatter plot each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ..data.packing import JEPACollator
+from ..data.views import encode_dataset
+from ..errors import ConfigError
+from ..io import atomic_write_json, atomic_write_text
+from ..models.loading import load_model, load_tokenizer
+from ..objectives.trajectory import trajectory_curvature
+from ..stats.compare import compare, load_results, render_markdown
+from ..stats.coupling import coupling
+from ..training.config import load_run_config
+from ..training.run import load_examples
+from ..training.sweep import expand_cells
+from . import geometry
+
+AUDIT_GEOMETRY = ("geometry_curvature", "geometry_anisotropy", "geometry_uniformity", "geometry_rankme")
+
+
+def check_spec(spec_path: str | Path) -> dict:
+    """The ``audit:`` section of a spec, checked before anything trains. Raises ConfigError naming the cell
+    and key: a missing baseline cell, an empty family, a cell with its own seed, an unknown override key."""
+    spec_path = Path(spec_path)
+    spec = yaml.safe_load(spec_path.read_text()) or {}
+    audit = spec.get("audit") or {}
+    cells = expand_cells(spec)
+    baseline = audit.get("baseline")
+    if baseline not in cells:
+        raise ConfigError(f"{spec_path}: audit.baseline {baseline!r} is not a cell; cells: {sorted(cells)}")
+    if not audit.get("family"):
+        raise ConfigError(f"{spec_path}: audit.family is empty; name the metrics to test (e.g. [exact_match])")
+    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
+    base.variants = {}  # a sweep runs cells, not the base config's variants
+    for cell, overrides in cells.items():
+        if "train.seed" in (overrides or {}):
+            raise ConfigError(f"{spec_path}: cell {cell!r} sets train.seed; every cell runs the spec's seeds")
+        try:
+            base.with_overrides(overrides or {})
+        except ConfigError as err:
+            raise ConfigError(f"{spec_path}: cell {cell!r}: {err}") from None
+    return {"baseline": baseline, "family": list(audit["family"]), "geometry_rows": int(audit.get("geometry_rows", 200))}
+
+
+@torch.no_grad()
+def run_geometry(run_dir: str | Path, rows: int, batch_size: int = 16) -> dict[str, float]:
+    """The geometry of a trained run's model on its first ``rows`` test rows (full sequences, last layer):
+    ``geometry_curvature`` and ``geometry_anisotropy`` (as ``objectives.monitors``), and the uniformity and
+    RankMe of each row's mean content state. Cached in ``run_dir/audit_geometry.json``."""
+    run_dir = Path(run_dir)
+    cache = run_dir / "audit_geometry.json"
+    if cache.is_file() and json.loads(cache.read_text()).get("rows") == rows:
+        return json.loads(cache.read_text())["metrics"]
+    config = load_run_config(run_dir / "config.yaml")
+    tokenizer = load_tokenizer(str(run_dir / "model"))
+    model = load_model(str(run_dir / "model"), tokenizer).eval()
+    features, _ = encode_dataset(load_examples(config, "test")[:rows], tokenizer, [], config.data.max_length)
+    collate = JEPACollator(tokenizer.pad_token_id)
+    angles = counts = 0.0
+    states, pooled = [], []
+    for start in range(0, len(features), batch_size):
+        batch = collate(features[start:start + batch_size])
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True,
+                       logits_to_keep=1).hidden_states[-1].float()
+        sums, n = trajectory_curvature(hidden, batch["spans"][:, 2], batch["spans"][:, 3])  # the answer tokens
+        angles, counts = angles + float(sums.sum()), counts + float(n.sum())
+        positions = torch.arange(hidden.shape[1])[None]
+        s = batch["spans"]
+        content = (((positions >= s[:, :1]) & (positions < s[:, 1:2])) | ((positions >= s[:, 2:3]) & (positions < s[:, 3:4])))
+        content &= batch["attention_mask"].bool()
+        states.append(hidden[content])
+        pooled.append((hidden * content[..., None]).sum(1) / content.sum(1, keepdim=True).clamp(min=1))
+    unit = torch.nn.functional.normalize(torch.cat(states), dim=-1)
+    n = unit.shape[0]
+    metrics = {"geometry_curvature": angles / max(counts, 1),
+               "geometry_anisotropy": float(((unit.sum(0) @ unit.sum(0)) - n) / max(1, n * (n - 1))),
+               "geometry_uniformity": geometry.uniformity(torch.cat(pooled).numpy()),
+               "geometry_rankme": geometry.rankme(torch.cat(pooled).numpy())}
+    atomic_write_json(cache, {"rows": rows, "metrics": metrics})
+    return metrics
+
+
+def _plot_coupling(result: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    for row in result["rows"]:
+        if not row["pairs"]:
+            continue
+        fig, ax = plt.subplots(figsize=(4.2, 3.4))
+        for cell in sorted({p[0] for p in row["pairs"]}):
+            points = np.array([[p[2], p[3]] for p in row["pairs"] if p[0] == cell])
+            ax.scatter(points[:, 0], points[:, 1], label=cell, s=18)
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"Δ {row['metric']} vs baseline")
+        ax.set_ylabel(f"Δ {result['task_metric']}")
+        ax.set_title(f"ρ = {row['rho']:.2f}, p (Holm) = {row['p_corrected']:.3g}" if not math.isnan(row["rho"]) else "ρ undefined")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        name = f"coupling_{row['metric']}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> Path:
+    """Write ``audit.md``, ``stats.json``, ``deltas.png`` and the coupling plots into ``out`` from a finished
+    (or partial) results store; returns the report path. Geometry is computed once per run folder."""
+    settings = check_spec(spec_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = load_results(store)
+    if settings["geometry_rows"]:
+        for row in rows:
+            folder = Path(row["config"]["output_dir"])
+            if (folder / "model").is_dir():
+                row["metrics"].update(run_geometry(folder, settings["geometry_rows"]))
+    geometry_keys = [k for k in AUDIT_GEOMETRY if any(k in r["metrics"] for r in rows)]
+    results = {method: compare(rows, settings["baseline"], settings["family"] + geometry_keys, method)
+               for method in ("holm", "bonferroni")}
+    by_cell = defaultdict(dict)
+    for row in rows:
+        by_cell[row["cell"]][int(row["seed"])] = row["metrics"]
+    couple = coupling(by_cell, settings["baseline"], settings["family"][0], geometry_keys)
+    plots = _plot_coupling(couple, out) if geometry_keys else []
+    from ..stats.compare import plot_deltas
+
+    plot_deltas(results["holm"], out / "deltas.png")
+    lines = [render_markdown(results["holm"]),
+             "Bonferroni over the same family (same tests; only the correction differs):", "",
+             "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
+    for t in results["bonferroni"]["tests"]:
+        lines.append(f"| {t['cell']} | {t['metric']} | {t['p_t_one_sided']:.4f} | {t['p_t_one_sided_corrected']:.4f} | "
+                     f"{'**improves**' if t['reject_one_sided'] else 'no evidence'} |")
+    if couple["rows"]:
+        lines += ["", f"Coupling of geometry and {couple['task_metric']} over all paired runs (Spearman ρ of the "
+                  f"shifts vs the baseline at the same seed; two-sided permutation p; {couple['correction']} over "
+                  f"{couple['family_size']} geometry metrics):", "",
+                  "| geometry metric | runs | ρ | p | p (corrected) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['metric']} | {r['n']} | {r['rho']:+.2f} | {r['p']:.3g} | {r['p_corrected']:.3g} |"
+                  for r in couple["rows"]]
+    lines += ["", "![Δ per cell](deltas.png)", *[f"![coupling]({name})" for name in plots]]
+    atomic_write_json(out / "stats.json", {"holm": results["holm"], "bonferroni": results["bonferroni"],
+                                           "coupling": couple, "settings": settings})
+    atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
+    return out / "audit.md"
