@@ -31,6 +31,7 @@ from ..data.views import encode_dataset
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
 from ..models.loading import load_model, load_tokenizer
+from ..objectives.monitors import anisotropy, content_mask
 from ..objectives.trajectory import trajectory_curvature
 from ..stats.compare import compare, load_results, render_markdown
 from ..stats.coupling import coupling
@@ -88,16 +89,10 @@ def run_geometry(run_dir: str | Path, rows: int, batch_size: int = 16) -> dict[s
                        logits_to_keep=1).hidden_states[-1].float()
         sums, n = trajectory_curvature(hidden, batch["spans"][:, 2], batch["spans"][:, 3])  # the answer tokens
         angles, counts = angles + float(sums.sum()), counts + float(n.sum())
-        positions = torch.arange(hidden.shape[1])[None]
-        s = batch["spans"]
-        content = (((positions >= s[:, :1]) & (positions < s[:, 1:2])) | ((positions >= s[:, 2:3]) & (positions < s[:, 3:4])))
-        content &= batch["attention_mask"].bool()
+        content = content_mask(batch["spans"], batch["attention_mask"])
         states.append(hidden[content])
         pooled.append((hidden * content[..., None]).sum(1) / content.sum(1, keepdim=True).clamp(min=1))
-    unit = torch.nn.functional.normalize(torch.cat(states), dim=-1)
-    n = unit.shape[0]
-    metrics = {"geometry_curvature": angles / max(counts, 1),
-               "geometry_anisotropy": float(((unit.sum(0) @ unit.sum(0)) - n) / max(1, n * (n - 1))),
+    metrics = {"geometry_curvature": angles / max(counts, 1), "geometry_anisotropy": anisotropy(torch.cat(states)),
                "geometry_uniformity": geometry.uniformity(torch.cat(pooled).numpy()),
                "geometry_rankme": geometry.rankme(torch.cat(pooled).numpy())}
     atomic_write_json(cache, {"rows": rows, "metrics": metrics})

@@ -56,11 +56,9 @@ class Step:
 
     def content_mask(self) -> torch.Tensor:
         """(B, L) bool: the user and the assistant content tokens of each row."""
-        positions = torch.arange(self.attention_mask.shape[1], device=self.attention_mask.device)[None]
-        s = self.spans
-        user = (positions >= s[:, :1]) & (positions < s[:, 1:2])
-        answer = (positions >= s[:, 2:3]) & (positions < s[:, 3:4])
-        return (user | answer) & self.attention_mask.bool()
+        from .monitors import content_mask
+
+        return content_mask(self.spans, self.attention_mask)
 
 
 class Auxiliary(nn.Module):

@@ -8,6 +8,21 @@ import torch.nn.functional as F
 from .trajectory import trajectory_curvature
 
 
+def content_mask(spans: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the user and assistant content tokens (``spans`` (B, 4) as ``Step.spans``)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None]
+    user = (positions >= spans[:, :1]) & (positions < spans[:, 1:2])
+    answer = (positions >= spans[:, 2:3]) & (positions < spans[:, 3:4])
+    return (user | answer) & attention_mask.bool()
+
+
+def anisotropy(z: torch.Tensor) -> float:
+    """Mean pairwise cosine over the distinct pairs of rows of ``z`` (N, D): Σ_{i≠j} cos / (N(N − 1))."""
+    unit = F.normalize(z.float(), dim=-1)
+    n = unit.shape[0]
+    return float(((unit.sum(0) @ unit.sum(0)) - n) / max(1, n * (n - 1)))
+
+
 @torch.no_grad()
 def geometry_monitors(hidden: torch.Tensor, spans: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, float]:
     """On the full sequence's last-layer states ``hidden`` (B, L, D) of a held batch:
@@ -19,12 +34,6 @@ def geometry_monitors(hidden: torch.Tensor, spans: torch.Tensor, attention_mask:
     ``spans`` (B, 4) as ``Step.spans``; ``attention_mask`` (B, L).
     """
     angles, counts = trajectory_curvature(hidden.float(), spans[:, 2], spans[:, 3])
-    positions = torch.arange(hidden.shape[1], device=hidden.device)[None]
-    content = (((positions >= spans[:, :1]) & (positions < spans[:, 1:2]))
-               | ((positions >= spans[:, 2:3]) & (positions < spans[:, 3:4]))) & attention_mask.bool()
-    z = hidden[content].float()
-    unit = F.normalize(z, dim=-1)
-    n = unit.shape[0]
-    pairwise = ((unit.sum(0) @ unit.sum(0)) - n) / max(1, n * (n - 1))  # Σ_{i≠j} cos / (n(n − 1))
+    z = hidden[content_mask(spans, attention_mask)].float()
     return {"geometry_curvature": float(angles.sum() / counts.sum().clamp(min=1)),
-            "geometry_anisotropy": float(pairwise), "geometry_variance": float(z.var(0).mean())}
+            "geometry_anisotropy": anisotropy(z), "geometry_variance": float(z.var(0).mean())}
