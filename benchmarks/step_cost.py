@@ -38,6 +38,7 @@ from lmjepa.training.trainer import JEPATrainer
 
 BATCH, SEED = 8, 82
 DTYPE = torch.float32  # --bf16: torch.bfloat16 (the GPU check)
+VIEW_FORMAT = "content"  # --view-format chat: the official code's views (jepa.view_format)
 CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", "packed", "shared_prefix") for k in (0, 1) for a in (0.0, 0.5, 0.75)]
 
 
@@ -59,7 +60,7 @@ def load(data_dir: str, rows: int):
 
 def setup(data_dir: str, n_batches: int):
     model, tokenizer, predictor_ids, device, examples = load(data_dir, BATCH * n_batches)
-    features = {k: encode_dataset(examples, tokenizer, predictor_ids[:k])[0] for k in (0, 1)}
+    features = {k: encode_dataset(examples, tokenizer, predictor_ids[:k], view_format=VIEW_FORMAT)[0] for k in (0, 1)}
     batches = {}
     for config in CONFIGS:
         mode, k, _ = config
@@ -237,9 +238,16 @@ def main() -> None:
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--aux", action="store_true", help="time the auxiliary terms instead of the view modes")
     parser.add_argument("--bf16", action="store_true", help="the model in bfloat16 (a GPU check)")
+    parser.add_argument("--view-format", choices=["content", "chat"], default="content",
+                        help="the views' format (jepa.view_format); chat = the official code's")
+    parser.add_argument("--only", help="the configurations to time besides NTP, e.g. 'separate:1:0.0,packed:1:0.0'")
     args = parser.parse_args()
+    global DTYPE, VIEW_FORMAT, CONFIGS
+    VIEW_FORMAT = args.view_format
+    if args.only:
+        chosen = [(m, int(k), float(a)) for m, k, a in (item.split(":") for item in args.only.split(","))]
+        CONFIGS = [CONFIGS[0]] + [c for c in CONFIGS[1:] if c in chosen]
     if args.bf16:
-        global DTYPE
         DTYPE = torch.bfloat16
     if args.aux:
         table = time_auxiliaries(args.data_dir, args.rounds, args.steps)
@@ -265,14 +273,15 @@ def main() -> None:
     memory = {}
     for config in CONFIGS:
         result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir,
-                                 *(["--bf16"] if args.bf16 else [])],
+                                 "--view-format", VIEW_FORMAT, *(["--bf16"] if args.bf16 else [])],
                                 capture_output=True, text=True, check=True)
         memory[config] = json.loads(result.stdout.strip().splitlines()[-1])
 
     ntp = CONFIGS[0]
     all_steps = range(args.rounds * args.steps)
     lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, "
-             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH",
+             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH, "
+             f"{VIEW_FORMAT} views",
              "", "| configuration | s/step | × NTP (median of rounds) | dropped share | peak mem MiB | × NTP mem "
              "| tokens computed / real | same, 512-padded |", "|---|---|---|---|---|---|---|---|"]
     for config in CONFIGS:
