@@ -21,7 +21,7 @@ import numpy as np
 from ..config import ConfigBase, choice
 from ..errors import ConfigError
 from ..io import atomic_write_json
-from ..models.loading import load_any
+from ..models.loading import load_any, resolve_model_path
 from . import geometry
 from .data import AnalysisData, load_analysis_data
 from .embed import POOLINGS, embed_sequences
@@ -81,15 +81,11 @@ def analyze_config(spec: str | Path | None, models: list[str], flags: dict) -> A
 
 
 def resolve_model(spec: str) -> str:
-    """A run folder (its ``model/``), a local Hugging Face folder, or a built-in model name."""
-    from ..models.loading import resolve_model_path
-
+    """A run folder (its ``model/``), else ``resolve_model_path`` (a local folder, built-in name or cached
+    hub id; ModelNotAvailable for anything else)."""
     run_model = Path(spec).expanduser() / "model"
     if (run_model / "config.json").is_file():
         return str(run_model)
-    looks_local = spec.startswith(("/", ".", "~")) or spec.count("/") > 1  # a hub id is "org/name"
-    if looks_local and not Path(spec).expanduser().exists():
-        raise ConfigError(f"model {spec!r}: no such model folder or run folder")
     return resolve_model_path(spec)
 
 

@@ -31,7 +31,8 @@ from ..data.views import encode_dataset
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
 from ..models.loading import load_model, load_tokenizer
-from ..objectives.monitors import anisotropy, content_mask
+from ..objectives.base import content_mask
+from ..objectives.monitors import anisotropy
 from ..objectives.trajectory import trajectory_curvature
 from ..stats.compare import compare, load_results, render_markdown
 from ..stats.coupling import coupling

@@ -62,14 +62,23 @@ def iter_dataset(source: str | os.PathLike, columns: dict | None = None, split: 
     """
     source = str(source)
     dataset = _load(source, split)
-    columns = dict(columns or {})
-    for field, column in columns.items():
-        if field not in FIELDS:
-            raise DataError(f"data.columns: {field!r} is not one of {list(FIELDS)}")
+    for field, column in (columns or {}).items():
         if column not in dataset.column_names:
             raise DataError(f"{source}: column {column!r} (data.columns.{field}) not found; columns: "
                             f"{dataset.column_names}")
     name = f"{source}[{split}]" if split else source
-    for number, row in enumerate(dataset, start=1):
-        record = {field: row[column] for field, column in columns.items()} if columns else dict(row)
-        yield f"{name}:row {number}", record
+    rows = ((f"{name}:row {number}", dict(row)) for number, row in enumerate(dataset, start=1))
+    yield from renamed(rows, columns) if columns else rows
+
+
+def renamed(rows: Iterator[tuple[str, dict]], columns: dict) -> Iterator[tuple[str, dict]]:
+    """``rows`` with the user's column names mapped onto lmjepa's fields (``data.columns``), for JSONL and
+    datasets alike. Raises DataError for a field that is not lmjepa's or a column a row lacks."""
+    for field in columns:
+        if field not in FIELDS:
+            raise DataError(f"data.columns: {field!r} is not one of {list(FIELDS)}")
+    for where, record in rows:
+        missing = [c for c in columns.values() if not isinstance(record, dict) or c not in record]
+        if missing:
+            raise DataError(f"{where}: column {missing[0]!r} (data.columns) not found")
+        yield where, {field: record[column] for field, column in columns.items()}

@@ -127,12 +127,12 @@ def read_examples(path: str | os.PathLike, limit: int | None = None, columns: di
     Raises DataError if the source is absent, a line is not valid JSON, a role is missing,
     or a view is empty — always naming ``path:line`` (or ``source:row N``).
     """
-    from .hf_datasets import is_jsonl, iter_dataset
+    from .hf_datasets import is_jsonl, iter_dataset, renamed
 
     if not is_jsonl(path):
         rows = iter_dataset(path, columns, split)
     elif columns:
-        rows = _renamed(iter_jsonl(path), columns)
+        rows = renamed(iter_jsonl(path), columns)
     else:
         rows = iter_jsonl(path)
     examples: list[Example] = []
@@ -143,15 +143,6 @@ def read_examples(path: str | os.PathLike, limit: int | None = None, columns: di
     if not examples:
         raise DataError(f"{path}: no examples")
     return examples
-
-
-def _renamed(rows, columns: dict):
-    """JSONL rows with the user's field names mapped onto lmjepa's (``data.columns``)."""
-    for where, record in rows:
-        missing = [c for c in columns.values() if not isinstance(record, dict) or c not in record]
-        if missing:
-            raise DataError(f"{where}: column {missing[0]!r} (data.columns) not found")
-        yield where, {field: record[column] for field, column in columns.items()}
 
 
 SUBSETS = ("first", "spread")

@@ -84,8 +84,8 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     config, task = _target_config(target, overrides or {})
     if not target.is_dir() and not out:
         raise ConfigError("lmjepa evaluate CONFIG needs --out DIR")
-    if not target.is_dir():
-        resolve_model_path(config.model.name)  # before the data: a missing model is the first thing said
+    # resolved before the data: a missing model is the first thing said
+    model_dir = target / "model" if target.is_dir() else resolve_model_path(config.model.name)
     examples = load_examples(config, "test")  # data checked before the model loads
     if target.is_dir():
         tokenizer = load_tokenizer(str(target / "model"))
@@ -93,7 +93,6 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     else:
         model, tokenizer, _ = build_model_and_tokenizer(config)
     out = Path(out or target)
-    model_dir = target / "model" if target.is_dir() else resolve_model_path(config.model.name)
     metrics = evaluate_examples(model, tokenizer, examples, task, config.eval, out, evaluation_data_dir(config),
                                 model_dir=model_dir)
     if target.is_dir():  # a trained run: its objective's λ and k describe the model

@@ -26,6 +26,20 @@ from ..errors import ConfigError
 FAMILIES = ("jepa", "trajectory", "distribution", "asymmetry", "fisher", "decoder")
 
 
+def span_masks(spans: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(user, answer), each (B, length) bool: the positions of ``spans`` (B, 4) long
+    ``[user start, user end, answer start, answer end)``."""
+    positions = torch.arange(length, device=spans.device)[None]
+    return ((positions >= spans[:, :1]) & (positions < spans[:, 1:2]),
+            (positions >= spans[:, 2:3]) & (positions < spans[:, 3:4]))
+
+
+def content_mask(spans: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the user and assistant content tokens (``spans`` (B, 4) as ``Step.spans``)."""
+    user, answer = span_masks(spans, attention_mask.shape[1])
+    return (user | answer) & attention_mask.bool()
+
+
 @dataclass(frozen=True)
 class Needs:
     """What a term needs from one training step's forward."""
@@ -56,8 +70,6 @@ class Step:
 
     def content_mask(self) -> torch.Tensor:
         """(B, L) bool: the user and the assistant content tokens of each row."""
-        from .monitors import content_mask
-
         return content_mask(self.spans, self.attention_mask)
 
 

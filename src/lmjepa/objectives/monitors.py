@@ -5,15 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .base import content_mask
 from .trajectory import trajectory_curvature
-
-
-def content_mask(spans: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, L) bool: the user and assistant content tokens (``spans`` (B, 4) as ``Step.spans``)."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None]
-    user = (positions >= spans[:, :1]) & (positions < spans[:, 1:2])
-    answer = (positions >= spans[:, 2:3]) & (positions < spans[:, 3:4])
-    return (user | answer) & attention_mask.bool()
 
 
 def anisotropy(z: torch.Tensor) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Auxiliary, Needs, Step, register
+from .base import Auxiliary, Needs, Step, register, span_masks
 
 _EPS = 1e-6  # keeps acos differentiable: cos is clamped to [−1 + ε, 1 − ε]
 
@@ -101,10 +101,8 @@ class STP(Auxiliary):
             rest, patch = _at(h, ue - 1) - _at(h, us - 1), _at(h, ae - 1) - _at(h, a_s - 1)
             return 1 - F.cosine_similarity(rest, patch, dim=-1).mean()
         if mode == "mean":
-            positions = torch.arange(h.shape[1], device=h.device)[None]
-            user = ((positions >= spans[:, :1]) & (positions < spans[:, 1:2])).to(h.dtype)
-            answer = ((positions >= spans[:, 2:3]) & (positions < spans[:, 3:4])).to(h.dtype)
-            mean = [(m[..., None] * h).sum(1) / m.sum(1, keepdim=True).clamp(min=1) for m in (user, answer)]
+            masks = [m.to(h.dtype) for m in span_masks(spans, h.shape[1])]
+            mean = [(m[..., None] * h).sum(1) / m.sum(1, keepdim=True).clamp(min=1) for m in masks]
             return 1 - F.cosine_similarity(mean[0], mean[1], dim=-1).mean()
         lengths = (spans[:, 1] - spans[:, 0]) + (spans[:, 3] - spans[:, 2])
         usable = lengths >= 2

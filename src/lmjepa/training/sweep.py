@@ -33,7 +33,6 @@ import hashlib
 import itertools
 import json
 import subprocess
-import threading
 from pathlib import Path
 
 import yaml
@@ -46,7 +45,6 @@ from .config import RunConfig, load_run_config
 from .launchers import RUNNERS
 
 PAPER_SEEDS = [82, 23, 37, 84, 4]
-_store_lock = threading.Lock()
 
 
 def _non_default(values: dict, defaults: dict) -> dict:
@@ -135,10 +133,10 @@ def finished(store: Path) -> set[tuple[str, int, str]]:
 
 
 def append_result(store: Path, row: dict) -> None:
-    """Add one line to the store by an atomic rewrite (readers never see a partial line)."""
-    with _store_lock:
-        existing = store.read_text() if store.exists() else ""
-        atomic_write_text(store, existing + json.dumps(row) + "\n")
+    """Add one line to the store by an atomic rewrite (readers never see a partial line). Only the sweep
+    calls it, from its own thread, as each run reports back."""
+    existing = store.read_text() if store.exists() else ""
+    atomic_write_text(store, existing + json.dumps(row) + "\n")
 
 
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
