@@ -38,8 +38,15 @@ from lmjepa.training.trainer import JEPATrainer
 
 BATCH, SEED = 8, 82
 DTYPE = torch.float32  # --bf16: torch.bfloat16 (the GPU check)
-VIEW_FORMAT = "content"  # --view-format chat: the official code's views (jepa.view_format)
-CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", "packed", "shared_prefix") for k in (0, 1) for a in (0.0, 0.5, 0.75)]
+VIEW_FORMAT = "chat"  # --view-format: the views (jepa.view_format); chat = the official code's
+PREFIX = "separate+prefix"  # separate views whose common template prefix runs once (jepa.shared_view_prefix)
+CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", PREFIX, "packed", "shared_prefix") for k in (0, 1)
+                               for a in (0.0, 0.5, 0.75)]
+
+
+def views_of(mode: str) -> str:
+    """The ``jepa.views`` value of a benchmark mode."""
+    return "separate" if mode in ("ntp", PREFIX) else mode
 
 
 def name(config) -> str:
@@ -64,14 +71,14 @@ def setup(data_dir: str, n_batches: int):
     batches = {}
     for config in CONFIGS:
         mode, k, _ = config
-        collate = JEPACollator(tokenizer.pad_token_id, "separate" if mode == "ntp" else mode, k)
+        collate = JEPACollator(tokenizer.pad_token_id, views_of(mode), k, share_prefix=mode == PREFIX)
         batches[config] = [collate(features[k][i : i + BATCH]) for i in range(0, len(features[k]), BATCH)]
     return model, tokenizer, batches, device
 
 
 def make_trainer(model, config, tmp: str) -> JEPATrainer:
     mode, k, alpha = config
-    jepa = JEPAConfig(lbd=0.0 if mode == "ntp" else 1.0, views="separate" if mode == "ntp" else mode,
+    jepa = JEPAConfig(lbd=0.0 if mode == "ntp" else 1.0, views=views_of(mode),
                       predictors=k, dropout=alpha, monitor=False)
     args = TrainingArguments(output_dir=tmp, report_to=[], remove_unused_columns=False, seed=SEED, disable_tqdm=True)
     trainer = JEPATrainer(model=model, args=args, jepa=jepa)
@@ -100,9 +107,10 @@ def padding_efficiency(batches: list[dict], mode: str) -> tuple[float, float]:
         real_full = int(b["attention_mask"].sum())
         if mode == "ntp":
             computed += b["input_ids"].numel(); real += real_full; fixed += 512 * b["input_ids"].shape[0]
-        elif mode == "separate":
-            computed += b["input_ids"].numel() + b["view_input_ids"].numel()
-            real += real_full + int(b["view_attention_mask"].sum()); fixed += 512 * 3 * b["input_ids"].shape[0]
+        elif views_of(mode) == "separate":
+            shared = int(b.get("view_prefix_len", 0)) * (b["view_input_ids"].shape[0] - 1)  # computed once
+            computed += b["input_ids"].numel() + b["view_input_ids"].numel() - shared
+            real += real_full + int(b["view_attention_mask"].sum()) - shared; fixed += 512 * 3 * b["input_ids"].shape[0]
         else:  # packed and shared_prefix: one row per example; real positions attend to something
             computed += b["pack_input_ids"].numel()
             real += int(b["pack_allowed"].any(-1).sum()); fixed += 512 * 2 * b["input_ids"].shape[0]
@@ -182,7 +190,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
     torch.manual_seed(0)
     model, tokenizer, predictor_ids, device, examples = load(data_dir, BATCH * steps)
     features = encode_dataset(examples, tokenizer, predictor_ids)[0]
-    collate = JEPACollator(tokenizer.pad_token_id, "separate", 1)
+    collate = JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=True)  # the default config
     batches = [collate(features[i : i + BATCH]) for i in range(0, len(features), BATCH)]
     args = TrainingArguments(output_dir="/tmp/lmjepa-bench", report_to=[], remove_unused_columns=False, seed=SEED,
                              disable_tqdm=True)
@@ -238,7 +246,7 @@ def main() -> None:
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--aux", action="store_true", help="time the auxiliary terms instead of the view modes")
     parser.add_argument("--bf16", action="store_true", help="the model in bfloat16 (a GPU check)")
-    parser.add_argument("--view-format", choices=["content", "chat"], default="content",
+    parser.add_argument("--view-format", choices=["content", "chat"], default="chat",
                         help="the views' format (jepa.view_format); chat = the official code's")
     parser.add_argument("--only", help="the configurations to time besides NTP, e.g. 'separate:1:0.0,packed:1:0.0'")
     args = parser.parse_args()

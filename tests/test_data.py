@@ -101,10 +101,10 @@ def test_labels_mask_prompt_and_train_answer_plus_end_of_turn(tokenizer, real_ex
 
 
 @pytest.mark.parametrize("k", [0, 1, 3])
-def test_views_and_enc_index(base_tokenizer_path, real_examples, k):
+def test_content_views_and_enc_index(base_tokenizer_path, real_examples, k):
     tokenizer = load_tokenizer(base_tokenizer_path)
     predictor_ids = add_predictor_tokens(tokenizer, k)
-    features, counts = encode_dataset(real_examples[:4], tokenizer, predictor_ids)
+    features, counts = encode_dataset(real_examples[:4], tokenizer, predictor_ids, view_format="content")
     assert counts["truncated"] == 0 and counts["dropped"] == 0
     batch = JEPACollator(tokenizer.pad_token_id)(features)
     n = len(features)

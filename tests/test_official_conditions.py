@@ -107,3 +107,40 @@ def test_inspect_prints_what_training_sees(tmp_path, data_dir, capsys, base_toke
     answer = next(m["content"] for m in first if m["role"] == "assistant")
     assert rows[0]["text_view"].endswith("<|predictor_2|><|predictor_1|>") and rows[0]["enc_text_token"] == "<|predictor_1|>"
     assert rows[0]["code_view"].endswith(answer) and rows[0]["trained"] == answer + "<|im_end|>"
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_shared_view_prefix_equals_each_row_alone_values_and_gradients(tokenizer, k):
+    """The template prefix of the chat views runs once; Enc and the gradient match every row run alone."""
+    ids = add_predictor_tokens(tokenizer, k) if k else []
+    examples = [EXAMPLE, Example("three digits then a letter", "[0-9]{3}[a-z]", EXAMPLE.system),
+                Example("a", "b", EXAMPLE.system)]
+    features = [dict(vars(encode_example(e, tokenizer, ids, view_format="chat")), spans=[0, 0, 0, 0]) for e in examples]
+    views = [f["text_ids"] for f in features] + [f["code_ids"] for f in features]
+    torch.manual_seed(0)
+    model = tiny_llama(len(tokenizer)).eval()
+    batch = JEPACollator(tokenizer.pad_token_id, "separate", k, share_prefix=True)(features)
+    prefix = int(batch["view_prefix_len"])
+    system = tokenizer.decode(views[0][:prefix])
+    assert "You are a helpful AI assistant named SmolLM" in system and prefix < min(len(v) for v in views)
+    assert all(v[:prefix] == views[0][:prefix] for v in views) and len({v[prefix] for v in views}) > 1
+    inputs = {key: batch.pop(key) for key in ("input_ids", "attention_mask", "labels")}
+    got = forward("separate", model, inputs, batch)
+    (got.pred.sum() + got.target.pow(2).sum()).backward()
+    shared_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    alone = torch.stack([model(torch.tensor([v]), output_hidden_states=True).hidden_states[-1][0, -1] for v in views])
+    pred, target = alone.chunk(2)
+    (pred.sum() + target.pow(2).sum()).backward()
+    torch.testing.assert_close(got.pred, pred, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got.target, target, rtol=1e-4, atol=1e-5)
+    for shared, reference in zip(shared_grads, [p.grad for p in model.parameters()]):
+        torch.testing.assert_close(shared, reference, rtol=1e-3, atol=1e-5)
+
+
+def test_common_prefix_len_keeps_every_enc_token_after_the_prefix():
+    from lmjepa.data.packing import common_prefix_len
+
+    assert common_prefix_len([[1, 2, 3], [1, 2, 4]]) == 2
+    assert common_prefix_len([[1, 2], [1, 2, 3]]) == 1  # the shorter row keeps its last token
+    assert common_prefix_len([[5, 2], [1, 2]]) == 0

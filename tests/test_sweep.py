@@ -41,8 +41,12 @@ def test_grid_cells_and_hashes(tmp_path, tiny_model_dir, data_dir):
 
 def test_sweep_runs_once_resumes_and_feeds_compare(tmp_path, tiny_model_dir, data_dir, capsys):
     spec = _spec(tmp_path, tiny_model_dir, data_dir)
-    assert main(["sweep", spec]) == 0
+    assert main(["sweep", spec, "--cells", "nope"]) == 2 and "no cell 'nope'" in capsys.readouterr().err
+    assert main(["sweep", spec, "--cells", "llm-jepa"]) == 0  # one cell first: both seeds, nothing else
     store = tmp_path / "sweep" / "results.jsonl"
+    assert sorted((r["cell"], r["seed"]) for r in map(json.loads, store.read_text().splitlines())) == [
+        ("llm-jepa", 1), ("llm-jepa", 2)]
+    assert main(["sweep", spec]) == 0  # then the rest
     rows = [json.loads(line) for line in store.read_text().splitlines()]
     assert sorted((r["cell"], r["seed"]) for r in rows) == [("llm-jepa", 1), ("llm-jepa", 2), ("ntp", 1), ("ntp", 2)]
     assert all(r["code_version"].startswith("lmjepa") and r["wall_seconds"] > 0 and "exact_match" in r["metrics"]

@@ -95,13 +95,14 @@ def _special_ids(tokenizer) -> set[int]:
 
 
 def tokenize(data: AnalysisData, tokenizer, predictor_ids: list[int], max_length: int) -> dict:
-    """Token ids per row: ``{"text": [...], "code": [...]}`` (two views) or ``{"text": [...]}``."""
+    """Token ids per row: ``{"text": [...], "code": [...]}`` (two views: the bare content views, so that
+    the geometry is that of the content, not of a template prefix every row shares) or ``{"text": [...]}``."""
     if data.two_view:
         from ..data.views import encode_example
 
         if tokenizer.chat_template is None:
             raise ConfigError("two-view data is encoded through the chat template; this tokenizer has none")
-        encoded = [encode_example(e, tokenizer, predictor_ids, max_length) for e in data.examples]
+        encoded = [encode_example(e, tokenizer, predictor_ids, max_length, view_format="content") for e in data.examples]
         return {"text": [e.text_ids for e in encoded], "code": [e.code_ids for e in encoded]}
     ids = tokenizer(data.texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     return {"text": ids}

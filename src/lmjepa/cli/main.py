@@ -104,7 +104,8 @@ def cmd_compare(args) -> int:
 def cmd_sweep(args) -> int:
     from ..training.sweep import run_sweep
 
-    store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address)
+    store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
+                      args.cells.split(",") if args.cells else None)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
@@ -116,7 +117,8 @@ def cmd_audit(args) -> int:
     check_spec(args.spec)  # before anything trains
     store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
     if not args.report_only:
-        store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address)
+        store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
+                          args.cells.split(",") if args.cells else None)
     report = audit_report(args.spec, store, args.out or store.parent / "audit")
     print(report.read_text())
     print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
     sweep.add_argument("--launcher", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's, else local)")
     sweep.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
+    sweep.add_argument("--cells", help="comma-separated: run only these cells now, in this order (the rest stay to do)")
     sweep.set_defaults(func=cmd_sweep)
 
     audit = sub.add_parser("audit", help="the JEPA audit: a sweep of factors and auxiliaries, corrected, with "
@@ -274,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--output-dir")
     audit.add_argument("--launcher", choices=["local", "ray", "slurm"])
     audit.add_argument("--address")
+    audit.add_argument("--cells", help="comma-separated: run only these cells now, in this order; the report "
+                       "covers every cell with runs in the store")
     audit.add_argument("--report-only", action="store_true", help="report on the runs already in the store")
     audit.add_argument("--out", help="report folder (default: OUTPUT_DIR/audit)")
     audit.set_defaults(func=cmd_audit)

@@ -6,6 +6,10 @@ longest row (no fixed 512 padding). Depending on the mode it adds:
 ``separate`` (reference semantics): Text rows and Code rows as their own sequences,
     ``view_input_ids, view_attention_mask`` (2B, V) — rows [Text_1..Text_B, Code_1..Code_B] — and
     ``view_enc_index`` (2B,). The trainer runs the full rows and the view rows as separate forwards.
+    With ``share_prefix`` it adds ``view_prefix_len`` (scalar long): the number of leading tokens every
+    view row has in common (chat views: the template and its system prompt; capped so that every Enc
+    token lies after it). The forward runs that prefix once and the 2B rows attend to its cached keys
+    and values — exactly the states each row would compute for it alone (causal attention).
 
 ``packed`` (the paper's two-block form): Text + predictors and Code as two blocks with a block-causal
     mask (no attention across blocks) and position ids restarting at 0 in each block, so each block
@@ -44,13 +48,26 @@ def _pad(rows: list[list[int]], value: int, width: int | None = None) -> torch.T
     return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-def _separate(features: list[dict], pad: int) -> dict[str, torch.Tensor]:
+def common_prefix_len(rows: list[list[int]]) -> int:
+    """The number of leading tokens all ``rows`` share, at most the shortest row's length − 1 (so every
+    row keeps its last token — its Enc token — after the prefix)."""
+    limit = min(len(r) for r in rows) - 1
+    n = 0
+    while n < limit and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return max(n, 0)
+
+
+def _separate(features: list[dict], pad: int, share_prefix: bool = False) -> dict[str, torch.Tensor]:
     views = [f["text_ids"] for f in features] + [f["code_ids"] for f in features]
-    return {
+    batch = {
         "view_input_ids": _pad(views, pad),
         "view_attention_mask": _pad([[1] * len(r) for r in views], 0),
         "view_enc_index": torch.tensor([len(r) - 1 for r in views], dtype=torch.long),
     }
+    if share_prefix:
+        batch["view_prefix_len"] = torch.tensor(common_prefix_len(views), dtype=torch.long)
+    return batch
 
 
 def _packed(features: list[dict], pad: int) -> dict[str, torch.Tensor]:
@@ -117,6 +134,7 @@ class JEPACollator:
         views: ``separate``, ``packed`` or ``shared_prefix`` (see the module docstring).
         predictors: k, the number of predictor tokens at the end of each ``text_ids``
             (needed by ``shared_prefix``). Raises ValueError on an unknown mode.
+        share_prefix: ``separate`` mode: add ``view_prefix_len`` (config ``jepa.shared_view_prefix``).
     Besides the mode's tensors, every batch has ``spans`` (B, 4) long: ``[user start, user end, answer
     start, answer end)`` in ``input_ids`` (for the trajectory terms).
     """
@@ -124,6 +142,7 @@ class JEPACollator:
     pad_token_id: int
     views: str = "separate"
     predictors: int = 0
+    share_prefix: bool = False
 
     def __post_init__(self):
         if self.views not in VIEW_MODES:
@@ -139,7 +158,7 @@ class JEPACollator:
         if all("spans" in f for f in features):
             batch["spans"] = torch.tensor([f["spans"] for f in features], dtype=torch.long)
         if self.views == "separate":
-            batch.update(_separate(features, self.pad_token_id))
+            batch.update(_separate(features, self.pad_token_id, self.share_prefix))
         elif self.views == "packed":
             batch.update(_packed(features, self.pad_token_id))
         else:
@@ -172,8 +191,25 @@ def gather_enc(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
-def encode_rows(model, input_ids, attention_mask, enc_index, **kwargs) -> torch.Tensor:
-    """Enc of each row: the last-layer hidden state at ``enc_index`` (N,), as (N, D). No LM-head work."""
+def encode_rows(model, input_ids, attention_mask, enc_index, prefix_len: int = 0, **kwargs) -> torch.Tensor:
+    """Enc of each row: the last-layer hidden state at ``enc_index`` (N,), as (N, D). No LM-head work.
+
+    ``prefix_len`` > 0: the first ``prefix_len`` tokens are the same in every row (``view_prefix_len``);
+    they run once, as one row, and the N rows continue from their cached keys and values (gradients flow
+    into the prefix through the cache). Every ``enc_index`` must be ≥ ``prefix_len``. Ignored under
+    gradient checkpointing (which drops caches) and with extra ``kwargs`` such as ``position_ids``.
+    """
+    checkpointing = getattr(model, "is_activation_checkpointing", None)
+    if checkpointing is None:  # transformers < 5.2x
+        checkpointing = getattr(model, "is_gradient_checkpointing", False)
+    if prefix_len > 0 and not kwargs and not checkpointing:
+        prefix = model(input_ids=input_ids[:1, :prefix_len], attention_mask=attention_mask[:1, :prefix_len],
+                       use_cache=True, logits_to_keep=1)
+        cache = prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values
+        cache.batch_repeat_interleave(input_ids.shape[0])
+        outputs = model(input_ids=input_ids[:, prefix_len:], attention_mask=attention_mask, cache=cache,
+                        use_cache=True, output_hidden_states=True, logits_to_keep=1)
+        return gather_enc(outputs.hidden_states[-1], enc_index - prefix_len)
     outputs = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
                     **kwargs)
     return gather_enc(outputs.hidden_states[-1], enc_index)
@@ -199,11 +235,12 @@ def forward(mode: str, model, inputs: dict, views: dict, num_items_in_batch=None
         if not want_views:
             return ViewForward(outputs, hidden)
         ids, mask, index = views["view_input_ids"], views["view_attention_mask"], views["view_enc_index"]
+        prefix = int(views.get("view_prefix_len", 0))
         if target_encoder is None:  # one forward over [Text rows; Code rows]
-            pred, target = encode_rows(model, ids, mask, index).chunk(2)
+            pred, target = encode_rows(model, ids, mask, index, prefix).chunk(2)
         else:
             half = ids.shape[0] // 2
-            pred = encode_rows(model, ids[:half], mask[:half], index[:half])
+            pred = encode_rows(model, ids[:half], mask[:half], index[:half], prefix)
             target = target_encoder(ids[half:], mask[half:], index[half:])
         return ViewForward(outputs, hidden, pred, target)
     # packed / shared_prefix: one row per example; the full sequence is its last L tokens

@@ -12,7 +12,7 @@ is a token span of that one tokenisation, located by character offsets — no pe
 * ``spans``: where the user content and the assistant content lie in the full sequence,
   ``[user start, user end, answer start, answer end)`` — what trajectory terms (STP, curvature) read.
 
-``view_format`` (config ``jepa.view_format``): ``content`` (above, the default) or ``chat``, the official
+``view_format`` (config ``jepa.view_format``): ``content`` (above) or ``chat`` (the default), the official
 LLM-JEPA code's views: Text = the chat template applied to the user message alone, with the k predictor
 tokens appended to its content in descending order ``<|predictor_k|>…<|predictor_1|>``; Code = the chat
 template applied to the assistant message alone — each with whatever default system prompt the template
@@ -59,18 +59,36 @@ def _token_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[i
     return inside[0], inside[-1] + 1
 
 
-def _find_after(haystack: str, needle: str, start: int, where: str) -> int:
-    at = haystack.find(needle, start)
-    if at < 0:
-        raise DataError(f"{where}: chat template output does not contain the turn content verbatim")
-    return at
+def _render(tokenizer, messages: list[dict], source: str) -> tuple[str, list[int]]:
+    """The chat template's output and where each message's content starts in it.
+
+    Each content is located by rendering the conversation once more with a unique placeholder in its
+    place (so a content such as ``a`` is never found inside ``assistant`` or the system prompt); the
+    real output must be the placeholders' output with each content put back. Raises DataError naming
+    ``source`` if the template does not insert the contents verbatim.
+    """
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+    marked = tokenizer.apply_chat_template([{**m, "content": mark} for m, mark in zip(messages, marks)],
+                                           tokenize=False)
+    starts, rebuilt, cursor = [], "", 0
+    for message, mark in zip(messages, marks):
+        at = marked.find(mark, cursor)
+        if at < 0:
+            break
+        rebuilt += marked[cursor:at]
+        starts.append(len(rebuilt))
+        rebuilt += message["content"]
+        cursor = at + len(mark)
+    if len(starts) != len(messages) or rebuilt + marked[cursor:] != rendered:
+        raise DataError(f"{source}: chat template output does not contain the turn content verbatim")
+    return rendered, starts
 
 
 def _chat_view(tokenizer, role: str, content: str, suffix: str, source: str) -> list[int]:
     """The official view: the chat template on one message, cut right after ``content`` + ``suffix``."""
-    rendered = tokenizer.apply_chat_template([{"role": role, "content": content + suffix}], tokenize=False)
+    rendered, (at,) = _render(tokenizer, [{"role": role, "content": content + suffix}], source)
     encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
-    at = _find_after(rendered, content + suffix, 0, source)
     _, end = _token_span(encoding["offset_mapping"], at, at + len(content) + len(suffix))
     return encoding["input_ids"][:end]
 
@@ -80,7 +98,7 @@ def encode_example(
     tokenizer: PreTrainedTokenizerBase,
     predictor_ids: list[int],
     max_length: int = 512,
-    view_format: str = "content",
+    view_format: str = "chat",
     train_prompt: bool = False,
     train_eos: bool = True,
 ) -> EncodedExample:
@@ -89,15 +107,10 @@ def encode_example(
     Raises DataError if the template output does not contain the turns verbatim
     (the spans could not be located) — naming the example's source.
     """
-    rendered = tokenizer.apply_chat_template(example.messages(), tokenize=False)
+    rendered, starts = _render(tokenizer, example.messages(), example.source)
     encoding = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
-
-    cursor = 0
-    if example.system is not None:
-        cursor = _find_after(rendered, example.system, 0, example.source) + len(example.system)
-    user_at = _find_after(rendered, example.text, cursor, example.source)
-    answer_at = _find_after(rendered, example.code, user_at + len(example.text), example.source)
+    user_at, answer_at = starts[-2:]
     user = _token_span(offsets, user_at, user_at + len(example.text))
     answer = _token_span(offsets, answer_at, answer_at + len(example.code))
 

@@ -100,12 +100,18 @@ class JEPAConfig:
     monitor: bool = True
     """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
     views: str = choice("separate", VIEW_MODES)
-    view_format: str = choice("content", ("content", "chat"))
-    """``content`` (today's default): the views are the bare user / assistant content spans of the full
-    sequence, predictors ascending. ``chat``: the official code's views — each message rendered alone
-    through the chat template (with its injected default system prompt), predictors descending
-    (``lmjepa.data.views``). ``shared_prefix`` keeps its own Text view (the templated prompt)."""
     """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
+    view_format: str = choice("chat", ("chat", "content"))
+    """``chat`` (the default since issue 14; the definition the paper's results were obtained with): the
+    official code's views — each message rendered alone through the chat template (with its injected
+    default system prompt), predictors descending. ``content``: the bare user / assistant content spans of
+    the full sequence, predictors ascending (lmjepa's default before issue 14). ``lmjepa.data.views``;
+    ``shared_prefix`` keeps its own Text view (the templated prompt)."""
+    shared_view_prefix: bool = True
+    """``separate`` mode: the tokens every view row of a batch begins with (chat views: the template and
+    its system prompt) run once, and each view row attends to their keys and values — an exact saving
+    (causal attention: a prefix's states do not depend on what follows). ``false``: every row recomputes
+    them (the official code's cost). Off under gradient checkpointing, which drops caches."""
     dropout: float = 0.0
     """α, JEPA loss dropout (paper §5.2): the share of optimizer steps that skip the JEPA term."""
     dropout_compensate: bool = False

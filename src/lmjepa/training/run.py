@@ -216,7 +216,8 @@ def train(config: RunConfig) -> Trained | None:
     if not features:
         raise DataError(f"{train_file}: no trainable example left after truncation")
     model = build_model(config, tokenizer, predictor_ids)
-    collator = JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors)
+    collator = JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors,
+                            config.jepa.shared_view_prefix)
     objective = build_objective(config, model)
     trainer = JEPATrainer(
         model=model,

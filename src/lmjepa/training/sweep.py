@@ -140,9 +140,10 @@ def append_result(store: Path, row: dict) -> None:
 
 
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
-              launcher: str | None = None, address: str | None = None) -> Path:
+              launcher: str | None = None, address: str | None = None, cells: list[str] | None = None) -> Path:
     """Run every unfinished (cell, seed) of the spec on ``launcher`` (``local``, ``ray``, ``slurm``; default:
-    the spec's, else local); return the results store path.
+    the spec's, else local); return the results store path. ``cells``: run only these cells now (the
+    others stay to do; the store is the same), in the order given — e.g. the cells a first report needs.
 
     Each finished run adds its row to the store at once; a failed run does not stop the others, and
     when all are done RunFolderError names every failed run and its ``stdout.log``. Raises ConfigError
@@ -156,6 +157,14 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     concurrency = max(1, concurrency or spec_concurrency)
     store = out / "results.jsonl"
     done = finished(store)
+    if cells:
+        unknown = sorted(set(cells) - {c for c, _, _ in runs})
+        if unknown:
+            raise ConfigError(f"{spec_path}: no cell {unknown[0]!r}; cells: {sorted({c for c, _, _ in runs})}")
+        # seed-major, then the order given: a stop part-way still leaves complete seed pairs
+        per_seed = len(expand_cells(spec))
+        chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
+        runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
     todo = [(c, s, cfg) for c, s, cfg in runs if (c, s, config_hash(cfg)) not in done]
     version = code_version()
     sweep_id = spec.get("name") or out.name
