@@ -50,6 +50,20 @@ def test_membership_of_compiled_dialect():
     assert compile_regex("[^a-c]").accepts("d") and not compile_regex("[^a-c]").accepts("b")
 
 
+@pytest.mark.parametrize("text", ["a|", "a&", "", "(a|)", "a(", "(a|b", "[a", "a{2", "a{,3}"])
+def test_what_dk_brics_rejects_is_a_syntax_error(text):
+    with pytest.raises(RegexSyntaxError):
+        compile_regex(text)
+
+
+def test_dk_brics_literals_and_empty_repeat():
+    """dk.brics reads a character that starts no construct as a literal, and {n,m} with m < n as the empty
+    language (``Automaton.repeat``); ``()`` is the empty string."""
+    assert compile_regex("(|a)").accepts("|a") and equivalent("(|a)", "\\|a") is True
+    assert compile_regex("*a").accepts("*a") and compile_regex("a||b").accepts("|b")
+    assert degenerate("a{3,2}") == "empty" and compile_regex("()").accepts("")
+
+
 def test_unparsable_is_never_equivalent():
     with pytest.raises(RegexSyntaxError):
         compile_regex("(a|b")
@@ -103,8 +117,8 @@ FIXED_LENGTH_PAIRS = [  # (fixed-length pattern, regex): the shortcut's side, ch
     ("(a)(b).", "ab.", True),
     ("a.c", "a[a-z]c", False),
     ("dog", "dog|dogs", False),  # same shortest length: decided by the automata
-    ("", "a*", False),
-    ("", "()", True),
+    ("()", "a*", False),
+    ("()", "(a?)&(b?)", True),
     ("abc", "~(.*)", False),  # empty language: no shortest string
     ("lines with dog", ".*dog.*", False),
     ("x", "[x]", True),

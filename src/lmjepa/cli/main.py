@@ -15,6 +15,8 @@
     lmjepa objectives                                        # the registered auxiliary terms
     lmjepa inspect CONFIG.yaml [--rows N] [--json]           # what training sees: views, labels, Enc tokens
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
+    lmjepa build-data nlrx-splits [--seed S] [--out DIR]     # OOD splits of NL-RX (dedup, paraphrase, depth, ...)
+    lmjepa build-data parallel --src F --targ F --system S --out F.jsonl   # bring your own regex data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
 
 Only lmjepa's own errors (``lmjepa.errors``: bad config, bad data, unusable run folder, missing model)
@@ -25,6 +27,7 @@ bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -161,15 +164,16 @@ def cmd_tasks(args) -> int:
     print("| task | metric | reported as | test file | train file | max new tokens |\n|---|---|---|---|---|---|")
     for task in TASKS.values():
         how = f"choice among {'/'.join(task.choices)}" if task.choices else str(task.max_new_tokens)
-        train = task.train_file or "(evaluation only)"
-        if task.build:
-            train += f" — build: `lmjepa build-data {task.build}`"
-        print(f"| {task.name} | {task.metric} | {METRICS[task.metric][0]} | {task.test_file} | {train} | {how} |")
+        files = [task.test_file, task.train_file or "(evaluation only)"]
+        if task.build:  # the hint goes beside the file(s) the build writes
+            built = [i for i, f in enumerate(files) if f.startswith("nlrx-splits/")] or [1]
+            for i in built:
+                files[i] += f" — build: `lmjepa build-data {task.build}`"
+        print(f"| {task.name} | {task.metric} | {METRICS[task.metric][0]} | {files[0]} | {files[1]} | {how} |")
     return 0
 
 
 def cmd_inspect(args) -> int:
-    import json
 
     from ..evaluation.tasks import check_config
     from ..training.config import load_run_config
@@ -207,8 +211,18 @@ def cmd_objectives(args) -> int:
 def cmd_build_data(args) -> int:
     from ..data.build import build
 
-    path, rows = build(args.name, args.data_dir, args.out)
+    options = {"src": args.src, "targ": args.targ, "system": args.system, "seed": args.seed, "min_test": args.min_test}
+    if args.name == "nlrx-splits":
+        from ..data.nlrx_splits import manifest_summary, parse_combo
+        from ..models.loading import load_tokenizer, resolve_model_path
+
+        tokenizer = load_tokenizer(resolve_model_path(args.tokenizer))
+        options["count_tokens"] = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        options["combo"] = parse_combo(args.combo) if args.combo else None
+    path, rows = build(args.name, args.data_dir, args.out, **options)
     print(f"wrote {rows} rows to {path}")
+    if args.name == "nlrx-splits":
+        print(manifest_summary(json.loads((path / "manifest.json").read_text())))
     return 0
 
 
@@ -315,9 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
     objectives.set_defaults(func=cmd_objectives)
 
     build_data = sub.add_parser("build-data", help="build an LLM-JEPA-format training file from raw data")
-    build_data.add_argument("name", help="gsm8k")
+    build_data.add_argument("name", help="gsm8k, nlrx-splits or parallel")
     build_data.add_argument("--data-dir")
-    build_data.add_argument("--out", help="output JSONL (default: $LMJEPA_CACHE_DIR/data/llm-jepa/<name>_train.jsonl)")
+    build_data.add_argument("--out", help="output JSONL (default: $LMJEPA_CACHE_DIR/data/llm-jepa/<name>_train.jsonl); "
+                            "nlrx-splits: a folder (default $LMJEPA_CACHE_DIR/data/nlrx-splits)")
+    build_data.add_argument("--src", help="parallel: descriptions, one per line")
+    build_data.add_argument("--targ", help="parallel: targets (regexes), one per line, aligned with --src")
+    build_data.add_argument("--system", help="parallel: the system prompt of every row")
+    build_data.add_argument("--seed", type=int, default=0, help="nlrx-splits: the shuffle seed")
+    build_data.add_argument("--min-test", type=int, default=300, help="nlrx-splits: held-out rows at least")
+    build_data.add_argument("--combo", help="nlrx-splits: held-out compositions OUTER>INNER, comma-separated "
+                            "(e.g. '~>&,{n,}>|'); default: the rarest with >= --min-test rows")
+    build_data.add_argument("--tokenizer", default="smollm2-135m-instruct",
+                            help="nlrx-splits: the tokenizer counting target tokens for the length split")
     build_data.set_defaults(func=cmd_build_data)
 
     analyze = sub.add_parser("analyze", help="representation geometry of several models on one dataset")

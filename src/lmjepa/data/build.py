@@ -1,6 +1,8 @@
-"""``lmjepa build-data NAME``: build LLM-JEPA-format training files from raw datasets.
+"""``lmjepa build-data NAME``: build LLM-JEPA-format files from raw datasets.
 
     lmjepa build-data gsm8k [--data-dir DIR] [--out FILE]
+    lmjepa build-data nlrx-splits [--seed S] [--min-test N] [--combo '~>&'] [--out DIR]   # nlrx_splits.py
+    lmjepa build-data parallel --src src.txt --targ targ.txt --system "..." --out FILE.jsonl
 
 ``gsm8k`` reads ``<data_dir>/gsm8k/train.jsonl`` (fields ``question``, ``answer``; 7,473 rows)
 and writes ``{"messages": [system, user, assistant]}`` rows with system "Answer the math
@@ -44,10 +46,44 @@ BUILDERS: dict[str, tuple[str, str, Callable[[Path], list[dict]]]] = {
 }
 
 
-def build(name: str, folder: str | None = None, out: str | Path | None = None) -> tuple[Path, int]:
-    """Build training file ``name``; return (path written, rows). Raises ConfigError for an unknown name."""
+def parallel_rows(src: str | Path, targ: str | Path, system: str | None) -> list[dict]:
+    """Messages rows from line-aligned text files (the original NL-RX / KB13 layout: one description per line
+    in ``src``, one regex per line in ``targ``). Raises DataError on a line-count mismatch or an empty line,
+    naming the file and line."""
+    texts, targets = (Path(p).read_text(encoding="utf-8").split("\n") for p in (src, targ))
+    for path, lines in ((src, texts), (targ, targets)):
+        if lines and lines[-1] == "":
+            lines.pop()  # the final newline
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                raise DataError(f"{path}:{number}: empty line")
+    if len(texts) != len(targets):
+        raise DataError(f"{src} has {len(texts)} lines but {targ} has {len(targets)}: they must be line-aligned")
+    head = [{"role": "system", "content": system}] if system else []
+    return [{"messages": head + [{"role": "user", "content": t.strip()}, {"role": "assistant", "content": r.strip()}]}
+            for t, r in zip(texts, targets)]
+
+
+def build(name: str, folder: str | None = None, out: str | Path | None = None, **options) -> tuple[Path, int]:
+    """Build ``name``; return (path written, rows). ``options``: ``src``, ``targ``, ``system`` (``parallel``);
+    ``count_tokens``, ``seed``, ``min_test``, ``combo`` (``nlrx-splits``, written to a folder). Raises
+    ConfigError for an unknown name or a missing option, DataError for bad data (nothing written then)."""
+    if name == "parallel":
+        if not options.get("src") or not options.get("targ") or not out:
+            raise ConfigError("build-data parallel needs --src, --targ and --out")
+        rows = parallel_rows(options["src"], options["targ"], options.get("system"))
+        atomic_write_jsonl(Path(out), rows)
+        return Path(out), len(rows)
+    if name == "nlrx-splits":
+        from .nlrx_splits import build_splits, write_splits
+
+        files, manifest = build_splits(data_dir(folder), options["count_tokens"], options.get("seed", 0),
+                                       options.get("min_test", 300), options.get("combo"))
+        target = Path(out) if out else cache_dir() / "data" / "nlrx-splits"
+        write_splits(target, files, manifest)
+        return target, sum(len(rows) for rows in files.values())
     if name not in BUILDERS:
-        raise ConfigError(f"unknown build {name!r}; known: {sorted(BUILDERS)}")
+        raise ConfigError(f"unknown build {name!r}; known: {sorted([*BUILDERS, 'nlrx-splits', 'parallel'])}")
     raw, relative, builder = BUILDERS[name]
     rows = builder(data_dir(folder) / raw)
     target = Path(out) if out else cache_dir() / "data" / relative

@@ -63,11 +63,13 @@ class Task:
         for path in candidates:
             if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
                 return path
-        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and split == "train" else ""
+        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and relative.startswith(
+            ("nlrx-splits/", "llm-jepa/gsm8k")) else ""
         raise DataError(f"task {self.name!r}: {split} file not found (looked for {', '.join(map(str, candidates))}){hint}")
 
 
 CLASSIFY = "Determine whether the comment is positive or negative"
+NLRX = "Convert natural language to regular expression."
 TASKS: dict[str, Task] = {}
 
 
@@ -107,6 +109,19 @@ for _task in [
     Task("nlrx-turk", "llm-jepa/turk_test.jsonl", "regex", "llm-jepa/turk_train.jsonl",
          "Convert natural language to regular expression.", 48,
          description="NL-RX-TURK (human paraphrases): exact match and DFA equivalence"),
+    # Out-of-distribution splits (issue 15): `lmjepa build-data nlrx-splits` writes them (data/nlrx_splits.py)
+    Task("nlrx-dedup", "nlrx-splits/dedup_synth_test.jsonl", "regex", "llm-jepa/synth_train.jsonl", NLRX, 48,
+         build="nlrx-splits", description="NL-RX-SYNTH test without rows whose regex or description is in training"),
+    Task("nlrx-dedup-turk", "nlrx-splits/dedup_turk_test.jsonl", "regex", "llm-jepa/turk_train.jsonl", NLRX, 48,
+         build="nlrx-splits", description="NL-RX-TURK test without rows whose regex or description is in training"),
+    Task("nlrx-paraphrase", "nlrx-splits/paraphrase_test.jsonl", "regex", "llm-jepa/synth_train.jsonl", NLRX, 48,
+         build="nlrx-splits", description="TURK wording of the nlrx-dedup rows: the shift in language alone"),
+    Task("nlrx-depth", "nlrx-splits/depth_test.jsonl", "regex", "nlrx-splits/depth_train.jsonl", NLRX, 48,
+         build="nlrx-splits", description="train on parse-tree depth <= d, test on deeper regexes"),
+    Task("nlrx-length", "nlrx-splits/length_test.jsonl", "regex", "nlrx-splits/length_train.jsonl", NLRX, 64,
+         build="nlrx-splits", description="train on targets of <= n tokens, test on longer ones"),
+    Task("nlrx-combo", "nlrx-splits/combo_test.jsonl", "regex", "nlrx-splits/combo_train.jsonl", NLRX, 48,
+         build="nlrx-splits", description="held-out operator compositions: in every test target, no training one"),
     Task("gsm8k", "llm-jepa/gsm8k_test.jsonl", "gsm8k", "llm-jepa/gsm8k_train.jsonl",
          "Answer the math question, show steps.", 256, build="gsm8k",
          description="GSM8K: numeric final answer after ####"),

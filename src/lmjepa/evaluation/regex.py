@@ -1,15 +1,8 @@
 """Semantic (DFA-equivalence) match for NL-RX regexes, in the dk.brics.automaton dialect.
 
-Grammar, lowest precedence first (as dk.brics.automaton's RegExp):
-
-    union      := inter ('|' inter)*
-    inter      := concat ('&' concat)*            # & is intersection
-    concat     := repeat*                         # empty = the empty string
-    repeat     := complement ('*' | '+' | '?' | '{n}' | '{n,}' | '{n,m}')*
-    complement := '~' complement | atom           # ~ complements against ALL strings
-    atom       := '(' union ')' | '[' ['^'] class ']' | '.' | '\\' char | char
-
-So ``~a*`` is ``(~a)*`` and ``.*X&Y.*`` is ``(.*X)&(Y.*)``.
+The grammar is dk.brics.automaton's RegExp (``lmjepa.data.regex_syntax`` parses it): ``&`` is
+intersection, ``~`` complements against all strings, so ``~a*`` is ``(~a)*`` and ``.*X&Y.*`` is
+``(.*X)&(Y.*)``; ``a|``, ``a&`` and the empty regex are syntax errors.
 
 ``\\b``: dk.brics reads ``\\x`` as the literal character x, so ``\\b`` is the letter ``b`` here,
 exactly as in the deep-regex evaluation that defined NL-RX semantic accuracy — even though the
@@ -31,148 +24,41 @@ from contextlib import contextmanager
 from greenery.charclass import DOT, Charclass
 from greenery.fsm import EPSILON, Fsm, from_charclass
 
+from ..data.regex_syntax import RegexSyntaxError, parse_regex
 
-class RegexSyntaxError(ValueError):
-    """The string is not a regex of the NL-RX dialect."""
+__all__ = ["RegexSyntaxError", "compile_regex", "degenerate", "equivalent", "target_language"]
 
 
-class _Parser:
-    def __init__(self, text: str):
-        self.text, self.pos = text, 0
-
-    def error(self, message: str) -> RegexSyntaxError:
-        return RegexSyntaxError(f"{message} at position {self.pos} in {self.text!r}")
-
-    def peek(self) -> str | None:
-        return self.text[self.pos] if self.pos < len(self.text) else None
-
-    def take(self) -> str:
-        char = self.peek()
-        if char is None:
-            raise self.error("unexpected end")
-        self.pos += 1
-        return char
-
-    def parse(self) -> Fsm:
-        fsm = self.union()
-        if self.peek() is not None:
-            raise self.error(f"unexpected {self.peek()!r}")
-        return fsm
-
-    def union(self) -> Fsm:
-        parts = [self.inter()]
-        while self.peek() == "|":
-            self.pos += 1
-            parts.append(self.inter())
-        return Fsm.union(*parts).reduce() if len(parts) > 1 else parts[0]
-
-    def inter(self) -> Fsm:
-        parts = [self.concat()]
-        while self.peek() == "&":
-            self.pos += 1
-            parts.append(self.concat())
-        return Fsm.intersection(*parts).reduce() if len(parts) > 1 else parts[0]
-
-    def concat(self) -> Fsm:
-        parts = []
-        while self.peek() not in (None, "|", "&", ")"):
-            parts.append(self.repeat())
-        if not parts:
-            return EPSILON
-        return Fsm.concatenate(*parts).reduce() if len(parts) > 1 else parts[0]
-
-    def repeat(self) -> Fsm:
-        fsm = self.complement()
-        while self.peek() in ("*", "+", "?", "{"):
-            op = self.take()
-            if op == "*":
-                fsm = fsm.star()
-            elif op == "+":
-                fsm = fsm + fsm.star()
-            elif op == "?":
-                fsm = fsm | EPSILON
-            else:
-                low, high = self.bounds()
-                fixed = fsm.times(low) if low else EPSILON
-                if high is None:
-                    fsm = fixed + fsm.star()
-                else:
-                    fsm = fixed + (fsm | EPSILON).times(high - low)
-            fsm = fsm.reduce()
-        return fsm
-
-    def bounds(self) -> tuple[int, int | None]:
-        low = self.number()
-        if self.peek() == "}":
-            self.pos += 1
-            return low, low
-        if self.take() != ",":
-            raise self.error("expected ',' or '}' in a repeat")
-        high = None if self.peek() == "}" else self.number()
-        if self.take() != "}":
-            raise self.error("expected '}'")
+def _to_fsm(node: tuple) -> Fsm:
+    """The (reduced) automaton of a parse tree of ``lmjepa.data.regex_syntax``."""
+    kind = node[0]
+    if kind == "char":
+        return from_charclass(Charclass(node[1]))
+    if kind == "class":
+        return from_charclass(Charclass(node[1], negated=node[2]))
+    if kind == "dot":
+        return from_charclass(DOT)
+    if kind == "empty":
+        return EPSILON
+    if kind == "not":
+        return _to_fsm(node[1]).everythingbut().reduce()
+    if kind == "repeat":
+        fsm, low, high = _to_fsm(node[1]), node[2], node[3]
         if high is not None and high < low:
-            raise self.error(f"repeat {{{low},{high}}} has max < min")
-        return low, high
-
-    def number(self) -> int:
-        start = self.pos
-        while (self.peek() or "").isdigit():
-            self.pos += 1
-        if start == self.pos:
-            raise self.error("expected a number in a repeat")
-        return int(self.text[start : self.pos])
-
-    def complement(self) -> Fsm:
-        if self.peek() == "~":
-            self.pos += 1
-            return self.complement().everythingbut().reduce()
-        return self.atom()
-
-    def atom(self) -> Fsm:
-        char = self.take()
-        if char == "(":
-            fsm = self.union()
-            if self.take() != ")":
-                raise self.error("expected ')'")
-            return fsm
-        if char == "[":
-            return from_charclass(self.charclass())
-        if char == ".":
-            return from_charclass(DOT)
-        if char == "\\":
-            return from_charclass(Charclass(self.take()))
-        if char in ")*+?{}|&]":
-            self.pos -= 1
-            raise self.error(f"unexpected {char!r}")
-        return from_charclass(Charclass(char))
-
-    def charclass(self) -> Charclass:
-        negated = self.peek() == "^"
-        if negated:
-            self.pos += 1
-        ranges: list[tuple[str, str]] = []
-        while self.peek() != "]":
-            low = self.take()
-            if low == "\\":
-                low = self.take()
-            high = low
-            if self.peek() == "-" and self.pos + 1 < len(self.text) and self.text[self.pos + 1] != "]":
-                self.pos += 1
-                high = self.take()
-                if high == "\\":
-                    high = self.take()
-                if high < low:
-                    raise self.error(f"bad range {low}-{high}")
-            ranges.append((low, high))
-        self.pos += 1  # ']'
-        return Charclass(tuple(ranges), negated=negated)
+            return from_charclass(DOT) & EPSILON  # dk.brics: the empty language
+        fixed = fsm.times(low) if low else EPSILON
+        if high is None:
+            return (fixed + fsm.star()).reduce()
+        return (fixed + (fsm | EPSILON).times(high - low)).reduce()
+    parts = [_to_fsm(child) for child in node[1:]]
+    combine = {"union": Fsm.union, "inter": Fsm.intersection, "concat": Fsm.concatenate}[kind]
+    return combine(*parts).reduce()
 
 
 @functools.lru_cache(maxsize=8192)
 def compile_regex(text: str) -> Fsm:
     """Minimal DFA of an NL-RX regex. Raises RegexSyntaxError if ``text`` does not parse."""
-    return _Parser(text.strip()).parse().reduce()
+    return _to_fsm(parse_regex(text)).reduce()
 
 
 def degenerate(text: str) -> str | None:

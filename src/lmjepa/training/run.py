@@ -8,6 +8,7 @@ loaded.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -130,6 +131,11 @@ def build_model_and_tokenizer(config: RunConfig):
     return build_model(config, tokenizer, predictor_ids), tokenizer, predictor_ids
 
 
+# transformers 5.2x renamed ``gradient_checkpointing`` (the old name warns); our config key keeps the old name.
+CHECKPOINTING = ("activation_checkpointing" if "activation_checkpointing" in inspect.signature(TrainingArguments).parameters
+                 else "gradient_checkpointing")
+
+
 def training_arguments(config, out: Path) -> TrainingArguments:
     """``TrainingArguments`` from ``config.train`` (a ``TrainConfig``): checkpoints in ``out``."""
     t = config.train
@@ -170,7 +176,7 @@ def training_arguments(config, out: Path) -> TrainingArguments:
         report_to=[r for r in t.report_to if r != "none"] or "none",
         bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
-        gradient_checkpointing=t.gradient_checkpointing,
+        **{CHECKPOINTING: t.gradient_checkpointing},
         remove_unused_columns=False,  # keep the view columns
         dataloader_num_workers=0,
         **extra,
