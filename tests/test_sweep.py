@@ -1,6 +1,7 @@
 """lmjepa sweep: every (cell, seed) once, results appended atomically, nothing recomputed; then compare."""
 
 import json
+from pathlib import Path
 
 import yaml
 
@@ -65,3 +66,28 @@ def test_sweep_runs_once_resumes_and_feeds_compare(tmp_path, tiny_model_dir, dat
 
     assert main(["compare", str(store), "--baseline", "ntp", "--out", str(tmp_path / "cmp")]) == 0
     assert "Family: 1 tests" in (tmp_path / "cmp" / "report.md").read_text()
+
+
+def test_evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, tiny_model_dir, data_dir, capsys):
+    spec_path = _spec(tmp_path, tiny_model_dir, data_dir)
+    assert main(["sweep", spec_path]) == 0
+    store = tmp_path / "sweep" / "results.jsonl"
+    models = sorted((tmp_path / "sweep").glob("*/seed-*-*/model/model.safetensors"))
+    mtimes = [m.stat().st_mtime for m in models]
+    spec = yaml.safe_load(open(spec_path))
+    spec["evaluate_on"] = ["nlrx-turk"]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["sweep", spec_path]) == 0
+    assert "0 to run and 4 to evaluate on ['nlrx-turk']" in capsys.readouterr().out
+    assert [m.stat().st_mtime for m in models] == mtimes  # no model trained again
+    from lmjepa.stats.compare import load_results
+
+    rows = load_results(store)
+    assert len(rows) == 4 and all(r["metrics_by_task"]["nlrx-turk"]["n"] == 3 for r in rows)
+    for row in rows:  # the task's metrics are the run folder's eval/<task>/metrics.json
+        saved = json.loads((Path(row["config"]["output_dir"]) / "eval" / "nlrx-turk" / "metrics.json").read_text())
+        assert saved["exact_match"] == row["metrics_by_task"]["nlrx-turk"]["exact_match"]
+    before = store.read_text()
+    assert main(["sweep", spec_path]) == 0 and store.read_text() == before  # nothing left to do
+    assert main(["compare", str(store), "--baseline", "ntp", "--task", "nlrx-turk", "--out", str(tmp_path / "c")]) == 0
+    assert "## Generalisation" in (tmp_path / "c" / "report.md").read_text()

@@ -98,6 +98,11 @@ def cmd_compare(args) -> int:
         raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
     rows = load_results(args.results)
     result = compare(rows, args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
+    if args.task:
+        from ..stats.generalisation import gap_table
+
+        result["generalisation"] = gap_table(rows, args.baseline, result["metrics"], args.task, args.correction,
+                                             args.alpha)
     report = write_report(result, args.out or Path(args.results).parent / "compare", rows)
     print(report.read_text())
     print(f"written: {report}, stats.json, deltas.png")
@@ -272,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "bh"])
     comp.add_argument("--alpha", type=float, default=0.05)
     comp.add_argument("--out", help="folder for report.md, stats.json, deltas.png")
+    comp.add_argument("--task", action="append", help="an OOD task the runs were also evaluated on (repeatable): "
+                      "adds ID vs OOD and the generalisation gap, per cell and against the baseline")
     comp.add_argument("--mcnemar", nargs=2, metavar=("RUN_A", "RUN_B"), help="McNemar test of two run folders")
     comp.set_defaults(func=cmd_compare)
 

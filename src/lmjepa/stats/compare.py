@@ -25,14 +25,16 @@ from .termination import decompose, render_lines
 
 
 def load_results(path: str | Path) -> list[dict]:
-    """Read a results store. Raises DataError naming ``path:line`` on a malformed or incomplete row."""
-    rows = []
+    """Read a results store; a later row for the same run (cell, seed, config hash) replaces the earlier one
+    (a sweep adds a run's row again when it evaluates it on more tasks). Raises DataError naming
+    ``path:line`` on a malformed or incomplete row."""
+    rows = {}
     for where, row in iter_jsonl(path, "results file"):
         for key in ("cell", "seed", "metrics"):
             if not isinstance(row, dict) or key not in row:
                 raise DataError(f"{where}: missing {key!r}")
-        rows.append(row)
-    return rows
+        rows[(row["cell"], row["seed"], row.get("config_hash"))] = row
+    return list(rows.values())
 
 
 def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str = "holm", alpha: float = 0.05) -> dict:
@@ -120,7 +122,12 @@ def render_markdown(result: dict) -> str:
                   "| cell | runs | grad cosine |", "|---|---|---|"]
         lines += [f"| {cell} | {c['runs']} | {c['mean']:+.3f} ± {c['sd']:.3f} |" for cell, c in result["grad_cosine"].items()]
     lines += render_lines(result.get("termination") or {}, result["baseline"])
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if result.get("generalisation"):
+        from .generalisation import render_gaps
+
+        text += render_gaps(result["generalisation"])
+    return text
 
 
 def plot_deltas(result: dict, path: str | Path) -> None:

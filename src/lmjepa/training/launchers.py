@@ -28,10 +28,14 @@ LAUNCHERS = ("local", "ray", "slurm")
 Report = Callable[[str, int, dict | None, str | None], None]  # (cell, seed, row or None, error or None)
 
 
-def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, row: dict, env: dict | None = None) -> dict:
+def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, row: dict, env: dict | None = None,
+            evaluate_on: list[str] | tuple = ()) -> dict:
     """Train and evaluate one run (``lmjepa train`` on ``folder/sweep-config.yaml`` in a subprocess, output
-    in ``folder/stdout.log``); return ``row`` with its metrics and wall time. Raises RuntimeError naming
-    the log on failure. Picklable, so Ray and submitit can ship it to another machine."""
+    in ``folder/stdout.log``); return ``row`` with its metrics and wall time. A finished run is not
+    trained again (``lmjepa train`` returns its stored metrics). Each task of ``evaluate_on`` not yet in
+    ``folder/eval/<task>/metrics.json`` is evaluated there (``lmjepa evaluate RUN --task T --out DIR``), and
+    the row gets ``metrics_by_task``. Raises RuntimeError naming the log on failure. Picklable, so Ray
+    and submitit can ship it to another machine."""
     folder_path = Path(folder)
     folder_path.mkdir(parents=True, exist_ok=True)
     (folder_path / "sweep-config.yaml").write_text(config_yaml)
@@ -40,11 +44,27 @@ def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, r
     with open(folder_path / "stdout.log", "a") as log:
         code = subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder_path / "sweep-config.yaml")],
                               env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        raise RuntimeError(f"run {cell}/seed-{seed} failed (exit {code}); see {folder_path / 'stdout.log'}")
-    metrics = json.loads((folder_path / "metrics.json").read_text())
+        if code != 0:
+            raise RuntimeError(f"run {cell}/seed-{seed} failed (exit {code}); see {folder_path / 'stdout.log'}")
+        by_task = {}
+        for task in evaluate_on:
+            out = folder_path / "eval" / task
+            if not (out / "metrics.json").is_file():
+                code = subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "evaluate", str(folder_path), "--task",
+                                       task, "--out", str(out)], env=environment, stdout=log,
+                                      stderr=subprocess.STDOUT).returncode
+                if code != 0:
+                    raise RuntimeError(f"run {cell}/seed-{seed}: evaluation on {task} failed (exit {code}); "
+                                       f"see {folder_path / 'stdout.log'}")
+            by_task[task] = _summary(json.loads((out / "metrics.json").read_text()))
+    metrics = _summary(json.loads((folder_path / "metrics.json").read_text()))
+    extra = {"metrics_by_task": by_task} if by_task else {}
+    return {**row, "metrics": metrics, **extra, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def _summary(metrics: dict) -> dict:
     metrics.pop("log_history", None)
-    return {**row, "metrics": metrics, "wall_seconds": round(time.perf_counter() - start, 1)}
+    return metrics
 
 
 def run_local(jobs: list[dict], report: Report, concurrency: int = 1, **_) -> None:

@@ -17,12 +17,15 @@ Spec::
     resources: {num_cpus: 4, num_gpus: 1}     # per run, for ray and slurm
     address: null                             # a running Ray cluster (``--address``); none: a local one
     slurm: {partition: gpu, timeout_min: 600} # submitit options (``cluster: local`` for its local executor)
+    evaluate_on: [nlrx-dedup, nlrx-paraphrase] # also evaluate each trained model on these tasks (no retraining)
 
 Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell>/seed-<seed>-<config hash>``
 (so a killed run resumes from its last checkpoint) and, when it finishes, one line is added to
 ``output_dir/results.jsonl`` — rewritten atomically — with the cell, seed, resolved config and its
 hash, metrics, code version and wall time. A (cell, seed) whose config hash is already in the store
-is never recomputed; a killed sweep loses at most the runs in flight, and a failed run is reported
+is never recomputed; a killed sweep loses at most the runs in flight. ``evaluate_on`` tasks are evaluated
+into ``<run>/eval/<task>/`` (once each, also for runs finished before the task was listed: their row is
+added again with ``metrics_by_task``, and a later row for the same run replaces the earlier one); and a failed run is reported
 with its log without stopping the others. Each run's environment names the sweep, cell and seed
 (``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers.
 """
@@ -125,11 +128,12 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     return out, runs, int(spec.get("concurrency", 1))
 
 
-def finished(store: Path) -> set[tuple[str, int, str]]:
+def finished(store: Path) -> dict[tuple[str, int, str], dict]:
+    """The store's rows by (cell, seed, config hash); a later row for the same run wins."""
     if not store.exists():
-        return set()
+        return {}
     rows = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
-    return {(r["cell"], r["seed"], r["config_hash"]) for r in rows}
+    return {(r["cell"], r["seed"], r["config_hash"]): r for r in rows}
 
 
 def append_result(store: Path, row: dict) -> None:
@@ -165,19 +169,31 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
         per_seed = len(expand_cells(spec))
         chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
         runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
-    todo = [(c, s, cfg) for c, s, cfg in runs if (c, s, config_hash(cfg)) not in done]
+    evaluate_on = list(spec.get("evaluate_on") or [])
+
+    def missing_tasks(key) -> bool:  # a stored run not yet evaluated on every evaluate_on task
+        return bool(set(evaluate_on) - set(done[key].get("metrics_by_task") or {}))
+
+    todo = [(c, s, cfg) for c, s, cfg in runs
+            if (c, s, config_hash(cfg)) not in done or missing_tasks((c, s, config_hash(cfg)))]
     version = code_version()
     sweep_id = spec.get("name") or out.name
     jobs = [{"cell": c, "seed": s, "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
-             "folder": cfg.output_dir, "row": {"cell": c, "seed": s, "config_hash": config_hash(cfg),
-                                               "config": cfg.to_dict(), "code_version": version},
+             "folder": cfg.output_dir, "evaluate_on": evaluate_on,
+             "row": done.get((c, s, config_hash(cfg))) or {"cell": c, "seed": s, "config_hash": config_hash(cfg),
+                                                          "config": cfg.to_dict(), "code_version": version},
              "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}} for c, s, cfg in todo]
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already in {store}, {len(todo)} to run on {launcher}, "
+    stored = {(c, s) for c, s, cfg in todo if (c, s, config_hash(cfg)) in done}
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo) + len(stored)} already in {store}, "
+          f"{len(todo) - len(stored)} to run and {len(stored)} to evaluate on {evaluate_on} on {launcher}, "
           f"{concurrency} at a time")
     failures = []
+    done_rows = {(r["cell"], r["seed"]): r for r in done.values()}
     with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run") as bar:
         def report(cell, seed, row, error):
             if row is not None:
+                if (cell, seed) in stored:  # only new evaluations: keep the training run's own wall time
+                    row["wall_seconds"] = done_rows[(cell, seed)].get("wall_seconds", row["wall_seconds"])
                 append_result(store, row)
                 bar.set_postfix_str(f"{cell} seed {seed} done")
             else:

@@ -1,0 +1,112 @@
+"""The generalisation report of ``lmjepa compare --task T``: in-distribution vs out-of-distribution (issue 15).
+
+Each run of a results store was trained once and evaluated on its own task (in distribution, ``metrics``)
+and on other tasks (``metrics_by_task`` of its row, written by a sweep's ``evaluate_on``, or
+``<output_dir>/eval/<task>/metrics.json``). For a metric m and an OOD task T, a run's generalisation gap is
+
+    gap = m(ID) − m(T)          (percentage points; positive: the run does worse out of distribution)
+
+Per cell: ID and OOD means ± sd over seeds, the mean gap with the paired t-test of ID against OOD across
+seeds (H0: no gap; scipy ``ttest_rel``, two-sided). Per cell against the baseline: Δgap (cell − baseline,
+paired by seed; negative: the cell narrows the gap) with its paired bootstrap CI and two-sided paired
+t-test. Both families (cells × tasks × metrics) are corrected (Holm by default) and their sizes stated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..data.jsonl import DataError
+from .paired import correct, paired_comparison
+
+
+def task_metrics(row: dict, task: str) -> dict | None:
+    """The row's metrics on ``task``: its ``metrics_by_task`` entry, else the run folder's
+    ``eval/<task>/metrics.json``; None if neither exists."""
+    if task in (row.get("metrics_by_task") or {}):
+        return row["metrics_by_task"][task]
+    folder = (row.get("config") or {}).get("output_dir")
+    path = Path(folder) / "eval" / task / "metrics.json" if folder else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
+def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[str],
+              correction: str = "holm", alpha: float = 0.05) -> dict:
+    """ID vs OOD statistics of every cell (module docstring). Raises DataError naming the cell, seed and
+    task of a run without that task's metrics, or a cell with fewer than 2 runs."""
+    by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
+    for row in rows:
+        seed = int(row["seed"])
+        values = {"id": row["metrics"]}
+        for task in tasks:
+            found = task_metrics(row, task)
+            if found is None:
+                raise DataError(f"cell {row['cell']!r} seed {seed}: no metrics on task {task!r} (evaluate it: "
+                                f"lmjepa evaluate RUN --task {task} --out RUN/eval/{task}, or evaluate_on in the sweep)")
+            values[task] = found
+        by_cell[row["cell"]][seed] = values
+    cells, deltas = [], []
+    for cell in sorted(by_cell, key=lambda c: (c != baseline, c)):
+        runs = by_cell[cell]
+        if len(runs) < 2:
+            raise DataError(f"cell {cell!r} has {len(runs)} run(s); a paired test needs at least 2")
+        seeds = sorted(runs)
+        for task in tasks:
+            for metric in metrics:
+                ind = np.array([runs[s]["id"][metric] for s in seeds], dtype=float)
+                ood = np.array([runs[s][task][metric] for s in seeds], dtype=float)
+                gap = ind - ood
+                p = float(stats.ttest_rel(ind, ood).pvalue) if np.std(gap) > 0 else (1.0 if gap.mean() == 0 else 0.0)
+                cells.append({"cell": cell, "task": task, "metric": metric, "n": len(seeds),
+                              "id_mean": float(ind.mean()), "id_sd": float(ind.std(ddof=1)),
+                              "ood_mean": float(ood.mean()), "ood_sd": float(ood.std(ddof=1)),
+                              "gap_mean": float(gap.mean()), "gap_sd": float(gap.std(ddof=1)), "p_gap": p})
+                if cell != baseline and baseline in by_cell:
+                    shared = sorted(set(seeds) & set(by_cell[baseline]))
+                    if len(shared) < 2:
+                        raise DataError(f"cell {cell!r} shares {len(shared)} seed(s) with {baseline!r}")
+                    base_gap = [by_cell[baseline][s]["id"][metric] - by_cell[baseline][s][task][metric] for s in shared]
+                    cell_gap = [runs[s]["id"][metric] - runs[s][task][metric] for s in shared]
+                    result = paired_comparison(base_gap, cell_gap, alpha=alpha).to_dict()
+                    deltas.append({"cell": cell, "task": task, "metric": metric, "seeds": shared, **result})
+    for family, key in ((cells, "p_gap"), (deltas, "p_t_two_sided")):
+        reject, adjusted = correct([t[key] for t in family], correction, alpha) if family else ([], [])
+        for test, r, p in zip(family, reject, adjusted):
+            test[f"{key}_corrected"], test["reject"] = p, r
+    return {"baseline": baseline, "tasks": tasks, "metrics": metrics, "correction": correction, "alpha": alpha,
+            "gaps": cells, "deltas": deltas, "family_sizes": {"gap": len(cells), "delta_gap": len(deltas)}}
+
+
+def _p(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def render_gaps(result: dict) -> str:
+    """Markdown: the ID/OOD/gap table per cell, then Δgap against the baseline."""
+    c, a = result["correction"], result["alpha"]
+    lines = ["", "## Generalisation: in distribution vs out of distribution", "",
+             f"gap = ID − OOD in points (positive: worse out of distribution), mean ± sd over seeds; p: paired "
+             f"t-test of ID against OOD across seeds (two-sided), {c}-corrected over {result['family_sizes']['gap']} "
+             f"tests (cells × tasks × metrics) at α = {a}.", "",
+             "| cell | OOD task | metric | n | ID | OOD | gap | p | corrected |", "|---|---|---|---|---|---|---|---|---|"]
+    for g in result["gaps"]:
+        lines.append(f"| {g['cell']} | {g['task']} | {g['metric']} | {g['n']} | {g['id_mean']:.2f} ± {g['id_sd']:.2f} | "
+                     f"{g['ood_mean']:.2f} ± {g['ood_sd']:.2f} | {g['gap_mean']:+.2f} ± {g['gap_sd']:.2f} | "
+                     f"{_p(g['p_gap'])} | {_p(g['p_gap_corrected'])} |")
+    if result["deltas"]:
+        lines += ["", f"Δgap = gap(cell) − gap(`{result['baseline']}`), paired by seed (negative: the cell narrows "
+                  f"the gap); two-sided paired t-test, {c}-corrected over {result['family_sizes']['delta_gap']} tests.",
+                  "", "| cell | OOD task | metric | n | Δgap [95% bootstrap CI] | p | corrected | decision |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for d in result["deltas"]:
+            decision = ("**narrows**" if d["delta"] < 0 else "**widens**") if d["reject"] else "no evidence"
+            lines.append(f"| {d['cell']} | {d['task']} | {d['metric']} | {d['n']} | {d['delta']:+.2f} "
+                         f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] | {_p(d['p_t_two_sided'])} | "
+                         f"{_p(d['p_t_two_sided_corrected'])} | {decision} |")
+    return "\n".join(lines) + "\n"
