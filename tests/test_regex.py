@@ -152,3 +152,20 @@ def test_prose_prediction_is_rejected_without_building_its_automaton(monkeypatch
     prose = "The regular expression for lines with the word dog is as follows."
     assert regex._decide(prose, ".*dog.*") is False
     assert compiled == [".*dog.*"]
+
+
+@pytest.mark.parametrize("text", ["(.*([A-Z])|(dog)|(truck).*){3,}", "~((dog.*[0-9].*){3,})", "(a|b)*abb",
+                                  "([AEIOUaeiou])&(.*[a-z].*)", "((dog)|(truck)){2,4}", "a{3,2}"])
+def test_moore_minimisation_equals_greenery_reduce(text):
+    """Independent: greenery's own Brzozowski reduce on the same unminimised automaton."""
+    from greenery.fsm import Fsm
+
+    from lmjepa.data.regex_syntax import parse_regex
+    from lmjepa.evaluation.regex import _to_fsm, minimise
+
+    raw = _to_fsm(parse_regex(text))  # built with greenery's reduce (outside the fast block)
+    ours, theirs = minimise(raw), Fsm.reduce(raw)
+    assert ours.equivalent(theirs) and len(ours.states) == len(theirs.states)
+    assert Fsm.reduce is not minimise  # the fast block restored greenery's method
+    for probe in ["", "dog", "Adogtruck", "AAA", "dogdogdog1", "aabb", "abb", "dogtruck"]:
+        assert ours.accepts(probe) == theirs.accepts(probe)

@@ -29,6 +29,50 @@ from ..data.regex_syntax import RegexSyntaxError, parse_regex
 __all__ = ["RegexSyntaxError", "compile_regex", "degenerate", "equivalent", "target_language"]
 
 
+def minimise(fsm: Fsm) -> Fsm:
+    """The minimal complete DFA of ``fsm`` by Moore's partition refinement (unreachable states dropped).
+
+    Same language and state count as greenery's ``Fsm.reduce`` (Brzozowski's double reversal, whose
+    reversal step scans every state for every predecessor: seconds on the nested ``{n,}`` repeats of NL-RX
+    targets); ``_fast_minimisation`` puts this in its place while lmjepa builds and compares automata.
+    """
+    alphabet = sorted(fsm.alphabet)
+    seen, stack = {fsm.initial}, [fsm.initial]
+    while stack:
+        for target in fsm.map.get(stack.pop(), {}).values():
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    states = sorted(seen, key=repr)
+    block = {s: int(s in fsm.finals) for s in states}
+    count = len(set(block.values()))
+    while True:
+        signatures = {s: (block[s], *(block.get(fsm.map.get(s, {}).get(a), -1) for a in alphabet)) for s in states}
+        numbering: dict[tuple, int] = {}
+        refined = {s: numbering.setdefault(signatures[s], len(numbering)) for s in states}
+        block = refined
+        if len(numbering) == count:
+            break
+        count = len(numbering)
+    transitions: dict[int, dict] = {}
+    for s in states:
+        transitions.setdefault(block[s], {a: block[t] for a, t in fsm.map.get(s, {}).items() if t in block})
+    return Fsm(alphabet=fsm.alphabet, states=set(block.values()), initial=block[fsm.initial],
+               finals={block[s] for s in states if s in fsm.finals}, map=transitions)
+
+
+@contextmanager
+def _fast_minimisation():
+    """Within the block, greenery's own operations (which end in ``.reduce()``) minimise with ``minimise``.
+    Scoped, and restored on exit; lmjepa only builds automata in one thread at a time."""
+    original = Fsm.reduce
+    Fsm.reduce = minimise
+    try:
+        yield
+    finally:
+        Fsm.reduce = original
+
+
 def _to_fsm(node: tuple) -> Fsm:
     """The (reduced) automaton of a parse tree of ``lmjepa.data.regex_syntax``."""
     kind = node[0]
@@ -58,7 +102,8 @@ def _to_fsm(node: tuple) -> Fsm:
 @functools.lru_cache(maxsize=8192)
 def compile_regex(text: str) -> Fsm:
     """Minimal DFA of an NL-RX regex. Raises RegexSyntaxError if ``text`` does not parse."""
-    return _to_fsm(parse_regex(text)).reduce()
+    with _fast_minimisation():
+        return _to_fsm(parse_regex(text)).reduce()
 
 
 def degenerate(text: str) -> str | None:
@@ -153,7 +198,9 @@ def _decide(a: str, b: str) -> bool:
             length = fixed_length(fixed)
             if length is not None and shortest_length(compile_regex(other)) != length:
                 return False
-        return compile_regex(a).equivalent(compile_regex(b))
+        first, second = compile_regex(a), compile_regex(b)
+        with _fast_minimisation():
+            return first.equivalent(second)
     except RegexSyntaxError:
         return False
 
