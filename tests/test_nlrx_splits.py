@@ -122,3 +122,16 @@ def test_parallel_files_become_messages_rows_with_line_errors(tmp_path, capsys):
     out.unlink()
     assert main(["build-data", "parallel", "--src", str(src), "--targ", str(targ), "--out", str(out)]) == 2
     assert "targ.txt:2: empty line" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("split", ["depth", "combo", "length"])
+def test_the_ood_sweep_specs_train_and_test_on_their_split(split):
+    from pathlib import Path
+
+    from lmjepa.evaluation.tasks import check_config
+    from lmjepa.training.sweep import plan
+
+    _, runs, _ = plan(Path(__file__).resolve().parents[1] / "configs" / f"ood-nlrx-{split}.yaml")
+    assert len(runs) == 10 and {c.task for _, _, c in runs} == {f"nlrx-{split}"}
+    assert sorted({(cell, c.jepa.lbd) for cell, _, c in runs}) == [("llm-jepa", 1.0), ("ntp", 0.0)]
+    assert check_config(runs[0][2]).train_file == f"nlrx-splits/{split}_train.jsonl"
