@@ -17,6 +17,7 @@
     lmjepa build-data gsm8k [--out FILE]                     # LLM-JEPA-format training file from raw data
     lmjepa build-data nlrx-splits [--seed S] [--out DIR]     # OOD splits of NL-RX (dedup, paraphrase, depth, ...)
     lmjepa build-data parallel --src F --targ F --system S --out F.jsonl   # bring your own regex data
+    lmjepa build-data paraphrase-nlrx [--with-regex] / paraphrase-mrpc     # multi-view {"views": [...]} data
     lmjepa analyze [SPEC.yaml] --model LABEL=MODEL ... [--data nlrx-synth] [--out DIR]  # representation geometry
 
 Only lmjepa's own errors (``lmjepa.errors``: bad config, bad data, unusable run folder, missing model)
@@ -164,6 +165,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_tasks(args) -> int:
+    from ..data.tasks import built
     from ..evaluation.tasks import METRICS, TASKS
 
     print("| task | metric | reported as | test file | train file | max new tokens |\n|---|---|---|---|---|---|")
@@ -171,8 +173,7 @@ def cmd_tasks(args) -> int:
         how = f"choice among {'/'.join(task.choices)}" if task.choices else str(task.max_new_tokens)
         files = [task.test_file, task.train_file or "(evaluation only)"]
         if task.build:  # the hint goes beside the file(s) the build writes
-            built = [i for i, f in enumerate(files) if f.startswith("nlrx-splits/")] or [1]
-            for i in built:
+            for i in [i for i, f in enumerate(files) if built(f)] or [1]:
                 files[i] += f" — build: `lmjepa build-data {task.build}`"
         print(f"| {task.name} | {task.metric} | {METRICS[task.metric][0]} | {files[0]} | {files[1]} | {how} |")
     return 0
@@ -216,7 +217,8 @@ def cmd_objectives(args) -> int:
 def cmd_build_data(args) -> int:
     from ..data.build import build
 
-    options = {"src": args.src, "targ": args.targ, "system": args.system, "seed": args.seed, "min_test": args.min_test}
+    options = {"src": args.src, "targ": args.targ, "system": args.system, "seed": args.seed, "min_test": args.min_test,
+               "with_regex": args.with_regex}
     if args.name == "nlrx-splits":
         from ..data.nlrx_splits import manifest_summary, parse_combo
         from ..models.loading import load_tokenizer, resolve_model_path
@@ -336,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     objectives.set_defaults(func=cmd_objectives)
 
     build_data = sub.add_parser("build-data", help="build an LLM-JEPA-format training file from raw data")
-    build_data.add_argument("name", help="gsm8k, nlrx-splits or parallel")
+    build_data.add_argument("name", help="gsm8k, nlrx-splits, parallel, paraphrase-nlrx or paraphrase-mrpc")
     build_data.add_argument("--data-dir")
     build_data.add_argument("--out", help="output JSONL (default: $LMJEPA_CACHE_DIR/data/llm-jepa/<name>_train.jsonl); "
                             "nlrx-splits: a folder (default $LMJEPA_CACHE_DIR/data/nlrx-splits)")
@@ -347,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_data.add_argument("--min-test", type=int, default=300, help="nlrx-splits: held-out rows at least")
     build_data.add_argument("--combo", help="nlrx-splits: held-out compositions OUTER>INNER, comma-separated "
                             "(e.g. '~>&,{n,}>|'); default: the rarest with >= --min-test rows")
+    build_data.add_argument("--with-regex", action="store_true", help="paraphrase-nlrx: the regex as a third view")
     build_data.add_argument("--tokenizer", default="smollm2-135m-instruct",
                             help="nlrx-splits: the tokenizer counting target tokens for the length split")
     build_data.set_defaults(func=cmd_build_data)

@@ -3,6 +3,8 @@
     lmjepa build-data gsm8k [--data-dir DIR] [--out FILE]
     lmjepa build-data nlrx-splits [--seed S] [--min-test N] [--combo '~>&'] [--out DIR]   # nlrx_splits.py
     lmjepa build-data parallel --src src.txt --targ targ.txt --system "..." --out FILE.jsonl
+    lmjepa build-data paraphrase-nlrx [--with-regex] [--out FILE]   # {"views": [SYNTH, TURK(, regex)]} rows
+    lmjepa build-data paraphrase-mrpc [--out FILE]                  # MRPC's positive pairs as views
 
 ``gsm8k`` reads ``<data_dir>/gsm8k/train.jsonl`` (fields ``question``, ``answer``; 7,473 rows)
 and writes ``{"messages": [system, user, assistant]}`` rows with system "Answer the math
@@ -40,9 +42,44 @@ def gsm8k_rows(source: Path) -> list[dict]:
     return rows
 
 
+def paraphrase_nlrx_rows(root: Path, with_regex: bool = False) -> list[dict]:
+    """``{"views": [SYNTH description, TURK description(, regex)]}`` for every row of the aligned
+    ``llm-jepa/{synth,turk}_train.jsonl`` (TURK's description is a human paraphrase of SYNTH's). Raises
+    DataError naming file:line where the two files disagree on a row's regex."""
+    synth = list(iter_jsonl(root / "llm-jepa" / "synth_train.jsonl", "NL-RX file"))
+    turk = list(iter_jsonl(root / "llm-jepa" / "turk_train.jsonl", "NL-RX file"))
+    if len(synth) != len(turk):
+        raise DataError(f"synth_train.jsonl has {len(synth)} rows but turk_train.jsonl {len(turk)}: not aligned")
+    rows = []
+    for (where, a), (_, b) in zip(synth, turk):
+        text_a, regex_a = a["messages"][-2]["content"], a["messages"][-1]["content"]
+        text_b, regex_b = b["messages"][-2]["content"], b["messages"][-1]["content"]
+        if regex_a != regex_b:
+            raise DataError(f"{where}: SYNTH and TURK rows are not aligned ({regex_a!r} vs {regex_b!r})")
+        rows.append({"views": [text_a, text_b] + ([regex_a] if with_regex else [])})
+    return rows
+
+
+def paraphrase_mrpc_rows(source: Path) -> list[dict]:
+    """``{"views": [sentence 1, sentence 2]}`` for MRPC's positive (Quality 1) pairs of ``msr_paraphrase_train.txt``
+    (tab-separated, header line). Raises DataError naming file:line on a malformed line."""
+    rows = []
+    lines = source.read_text(encoding="utf-8-sig").splitlines() if source.is_file() else None
+    if lines is None:
+        raise DataError(f"{source}: MRPC file not found")
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 5 or fields[0] not in ("0", "1"):
+            raise DataError(f"{source}:{number}: expected Quality, #1 ID, #2 ID, #1 String, #2 String")
+        if fields[0] == "1":
+            rows.append({"views": [fields[3].strip(), fields[4].strip()]})
+    return rows
+
+
 BUILDERS: dict[str, tuple[str, str, Callable[[Path], list[dict]]]] = {
     # name: (raw file under data_dir, output path relative to the data root, builder)
     "gsm8k": ("gsm8k/train.jsonl", "llm-jepa/gsm8k_train.jsonl", gsm8k_rows),
+    "paraphrase-mrpc": ("glue/MRPC/msr_paraphrase_train.txt", "paraphrase/mrpc.jsonl", paraphrase_mrpc_rows),
 }
 
 
@@ -74,6 +111,11 @@ def build(name: str, folder: str | None = None, out: str | Path | None = None, *
         rows = parallel_rows(options["src"], options["targ"], options.get("system"))
         atomic_write_jsonl(Path(out), rows)
         return Path(out), len(rows)
+    if name == "paraphrase-nlrx":
+        rows = paraphrase_nlrx_rows(data_dir(folder), options.get("with_regex", False))
+        target = Path(out) if out else cache_dir() / "data" / "paraphrase" / "nlrx.jsonl"
+        atomic_write_jsonl(target, rows)
+        return target, len(rows)
     if name == "nlrx-splits":
         from .nlrx_splits import build_splits, write_splits
 
@@ -83,7 +125,8 @@ def build(name: str, folder: str | None = None, out: str | Path | None = None, *
         write_splits(target, files, manifest)
         return target, sum(len(rows) for rows in files.values())
     if name not in BUILDERS:
-        raise ConfigError(f"unknown build {name!r}; known: {sorted([*BUILDERS, 'nlrx-splits', 'parallel'])}")
+        raise ConfigError(f"unknown build {name!r}; known: "
+                          f"{sorted([*BUILDERS, 'nlrx-splits', 'parallel', 'paraphrase-nlrx'])}")
     raw, relative, builder = BUILDERS[name]
     rows = builder(data_dir(folder) / raw)
     target = Path(out) if out else cache_dir() / "data" / relative

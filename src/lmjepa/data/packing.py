@@ -41,6 +41,7 @@ from .masks import PAD_BLOCK, block_causal, positions_in_blocks, to_float_mask
 from .views import IGNORE_INDEX
 
 VIEW_MODES = ("separate", "packed", "shared_prefix")
+MULTIVIEW = "multiview"  # {"views": [...]} data, its own collator (data/multiview.py)
 
 
 def _pad(rows: list[list[int]], value: int, width: int | None = None) -> torch.Tensor:
@@ -226,6 +227,8 @@ def forward(mode: str, model, inputs: dict, views: dict, num_items_in_batch=None
     packed rows. Every forward goes through ``model`` itself (never a submodule), so DDP/peft
     wrappers keep working. Raises ValueError on an unknown mode.
     """
+    if mode == MULTIVIEW:
+        return _forward_multiview(model, inputs, views, num_items_in_batch, layers, want_views, target_encoder)
     if mode not in VIEW_MODES:
         raise ValueError(f"unknown view mode {mode!r}")
     want_hidden = bool(layers)
@@ -256,4 +259,18 @@ def forward(mode: str, model, inputs: dict, views: dict, num_items_in_batch=None
     pred, target = gather_enc(last, enc[:, 0]), gather_enc(last, enc[:, 1])
     if target_encoder is not None:
         target = target_encoder(row["input_ids"], row["attention_mask"], enc[:, 1], position_ids=row["position_ids"])
+    return ViewForward(outputs, hidden, pred, target)
+
+
+def _forward_multiview(model, inputs, views, num_items_in_batch, layers, want_views, target_encoder) -> ViewForward:
+    """``multiview``: one forward over every view row; pred / target (P, D) for the P consecutive pairs."""
+    outputs = model(**inputs, num_items_in_batch=num_items_in_batch, output_hidden_states=want_views or bool(layers))
+    hidden = {layer: outputs.hidden_states[layer] for layer in layers}
+    if not want_views:
+        return ViewForward(outputs, hidden)
+    rows, index = views["view_pair_rows"], views["view_pair_index"]
+    last = outputs.hidden_states[-1]
+    pred, target = last[rows[:, 0], index[:, 0]], last[rows[:, 1], index[:, 1]]
+    if target_encoder is not None:
+        target = target_encoder(inputs["input_ids"][rows[:, 1]], inputs["attention_mask"][rows[:, 1]], index[:, 1])
     return ViewForward(outputs, hidden, pred, target)

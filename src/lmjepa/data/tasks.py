@@ -63,9 +63,13 @@ class Task:
         for path in candidates:
             if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
                 return path
-        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and relative.startswith(
-            ("nlrx-splits/", "llm-jepa/gsm8k")) else ""
+        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and built(relative) else ""
         raise DataError(f"task {self.name!r}: {split} file not found (looked for {', '.join(map(str, candidates))}){hint}")
+
+
+def built(relative: str) -> bool:
+    """Whether a task file is written by a ``lmjepa build-data`` recipe (not shipped with the data)."""
+    return relative.startswith(("nlrx-splits/", "paraphrase/", "llm-jepa/gsm8k_train"))
 
 
 CLASSIFY = "Determine whether the comment is positive or negative"
@@ -109,6 +113,13 @@ for _task in [
     Task("nlrx-turk", "llm-jepa/turk_test.jsonl", "regex", "llm-jepa/turk_train.jsonl",
          "Convert natural language to regular expression.", 48,
          description="NL-RX-TURK (human paraphrases): exact match and DFA equivalence"),
+    # Multi-view paraphrase data for LLM-JEPA pretraining (jepa.views: multiview; eval.skip: true)
+    Task("paraphrase-nlrx", "llm-jepa/synth_test.jsonl", "regex", "paraphrase/nlrx.jsonl", NLRX, 48,
+         build="paraphrase-nlrx", description="views: SYNTH and TURK descriptions of each training row"),
+    Task("paraphrase-mrpc", "llm-jepa/synth_test.jsonl", "regex", "paraphrase/mrpc.jsonl", NLRX, 48,
+         build="paraphrase-mrpc", description="views: MRPC's positive sentence pairs"),
+    Task("nlrx-synth-pretrain", "llm-jepa/synth_test.jsonl", "prefix", "llm-jepa/synth_train.jsonl", NLRX, 48,
+         description="NL-RX-SYNTH for models pretrained from scratch: the generation begins with the target"),
     # Out-of-distribution splits (issue 15): `lmjepa build-data nlrx-splits` writes them (data/nlrx_splits.py)
     Task("nlrx-dedup", "nlrx-splits/dedup_synth_test.jsonl", "regex", "llm-jepa/synth_train.jsonl", NLRX, 48,
          build="nlrx-splits", description="NL-RX-SYNTH test without rows whose regex or description is in training"),

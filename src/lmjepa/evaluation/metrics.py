@@ -18,6 +18,14 @@ def exact_match(prediction: str, reference: str) -> bool:
     return prediction.strip() == reference.strip()
 
 
+def prefix_match(prediction: str, reference: str) -> bool:
+    """The stripped generation starts with the stripped target (LLM-JEPA §4.1, pretraining from scratch:
+    a small model that never learned to stop is credited for a correct beginning). An empty target
+    never matches (it would credit every generation); a target longer than the generation does not."""
+    target = reference.strip()
+    return bool(target) and prediction.strip().startswith(target)
+
+
 # --- GSM8K -----------------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"[-+]?\$?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+)")

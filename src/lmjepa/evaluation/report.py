@@ -24,6 +24,8 @@ def comparison_table(results: dict[str, dict]) -> str:
             details.append(f"{m['undecided']} undecided")
         if "note" in m:
             details.append(m["note"])
+        if m.get("evaluated") is False:
+            details.append("not evaluated (eval.skip: a pretraining stage)")
         if "invalid" in m:
             details.append(f"{m['invalid']} not a label")
         if "answer_marker_rate" in m:
@@ -35,7 +37,9 @@ def comparison_table(results: dict[str, dict]) -> str:
                            f"line break {m['exact_if_truncated']:.1f}%, extra tokens {extra}")
         lines.append(
             f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
-            f"{'' if value is None else f'{value:.2f}'} | {m['exact_match']:.2f} | {'; '.join(details)} | {m['n']} | "
+            f"{'' if value is None else f'{value:.2f}'} | "
+            f"{'' if m.get('exact_match') is None else format(m['exact_match'], '.2f')} | {'; '.join(details)} | "
+            f"{m.get('n', '')} | "
             f"{m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
         )
     return "\n".join(lines) + "\n"

@@ -46,16 +46,22 @@ def train_and_evaluate(config, force: bool = False) -> dict:
         return finished
     out = Path(config.output_dir)
     with run_folder.run_log(out):
-        test_examples = load_examples(config, "test")  # checked before training, not after
+        # checked before training, not after (none for a pretraining stage: eval.skip)
+        test_examples = None if config.eval.skip else load_examples(config, "test")
         trained = train(config)
         if trained is None:  # a non-main process under `accelerate launch`
             return {}
-        metrics = evaluate_examples(trained.model, trained.tokenizer, test_examples, task, config.eval, out,
-                                    evaluation_data_dir(config), model_dir=out / "model")
+        if config.eval.skip:
+            metrics = {"task": task.name, "metric": task.metric, "evaluated": False, "exact_match": None}
+        else:
+            metrics = evaluate_examples(trained.model, trained.tokenizer, test_examples, task, config.eval, out,
+                                        evaluation_data_dir(config), model_dir=out / "model")
         metrics.update(trained.summary)
         run_folder.finish(out, metrics)
-        key = METRICS[metrics["metric"]][0]
-        log.info("metrics: %s=%s exact_match=%.2f%% n=%d", key, metrics.get(key), metrics["exact_match"], metrics["n"])
+        if not config.eval.skip:
+            key = METRICS[metrics["metric"]][0]
+            log.info("metrics: %s=%s exact_match=%.2f%% n=%d", key, metrics.get(key), metrics["exact_match"],
+                     metrics["n"])
         return metrics
 
 

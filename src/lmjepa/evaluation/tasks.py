@@ -52,6 +52,7 @@ def _check_metric(task: Task) -> Task:
 
 METRICS: dict[str, tuple[str, Callable[[str, str], bool] | None]] = {
     "exact": ("exact_match", m.exact_match),
+    "prefix": ("prefix_match", m.prefix_match),
     "regex": ("semantic_match", None),  # scored by evaluate.score_regex (DFA equivalence, timeouts)
     "gsm8k": ("gsm8k_match", m.gsm8k_match),
     "nq-open": ("nq_open_match", m.nq_open_match),

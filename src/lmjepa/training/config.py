@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import ConfigBase, choice, load_config
 from ..data.jsonl import SUBSETS
-from ..data.packing import VIEW_MODES
+from ..data.packing import MULTIVIEW, VIEW_MODES
 from ..errors import ConfigError
 from ..objectives import check_specs
 from ..objectives.jepa import DISTANCES
@@ -99,8 +99,9 @@ class JEPAConfig:
     """τ for infonce."""
     monitor: bool = True
     """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
-    views: str = choice("separate", VIEW_MODES)
-    """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``)."""
+    views: str = choice("separate", (*VIEW_MODES, MULTIVIEW))
+    """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``); ``multiview``
+    for ``{"views": [...]}`` data, each view predicting the next (``lmjepa.data.multiview``)."""
     view_format: str = choice("chat", ("chat", "content"))
     """``chat`` (the default since issue 14; the definition the paper's results were obtained with): the
     official code's views — each message rendered alone through the chat template (with its injected
@@ -168,6 +169,8 @@ class EvalConfig:
     backend: str = choice("hf", BACKENDS)
     """``hf``: batched greedy ``generate`` (default); ``vllm``: greedy vLLM on a GPU, the same prompts
     (``pip install 'lmjepa[vllm]'``)."""
+    skip: bool = False
+    """No evaluation after training (a pretraining stage): ``metrics.json`` holds the training summary."""
 
 
 @dataclass

@@ -19,7 +19,8 @@ import torch
 from transformers import TrainingArguments
 
 from ..data.jsonl import Example, read_examples, take
-from ..data.packing import JEPACollator
+from ..data.multiview import MultiViewCollator, encode_views, read_views
+from ..data.packing import MULTIVIEW, JEPACollator
 from ..data.tasks import Task, find_task
 from ..data.views import encode_dataset
 from ..errors import ConfigError, DataError
@@ -216,14 +217,24 @@ def train(config: RunConfig) -> Trained | None:
     out = Path(config.output_dir)
     tokenizer, predictor_ids = build_tokenizer(config)
     train_file = data_file(config, "train")
-    features, counts = encode_dataset(load_examples(config, "train"), tokenizer, predictor_ids, config.data.max_length,
-                                      **encoding_options(config))
+    if config.jepa.views == MULTIVIEW:
+        others = sorted({spec["name"] for spec in config.objectives} - {"llm-jepa"})
+        if others or config.jepa.geometry_every:
+            raise ConfigError(f"jepa.views: multiview trains NTP and the llm-jepa term only (each view predicts the "
+                              f"next); not {others or 'jepa.geometry_every'}")
+        rows = read_views(train_file, config.data.max_train_examples)
+        features = [encode_views(views, tokenizer, predictor_ids, config.data.max_length) for views in rows]
+        counts = {"examples": len(rows), "views": sum(len(v) for v in rows)}
+        collator = MultiViewCollator(tokenizer.pad_token_id)
+    else:
+        features, counts = encode_dataset(load_examples(config, "train"), tokenizer, predictor_ids,
+                                          config.data.max_length, **encoding_options(config))
+        collator = JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors,
+                                config.jepa.shared_view_prefix)
     log.info("train data %s: %s (max_length=%d)", train_file, dict(counts), config.data.max_length)
     if not features:
         raise DataError(f"{train_file}: no trainable example left after truncation")
     model = build_model(config, tokenizer, predictor_ids)
-    collator = JEPACollator(tokenizer.pad_token_id, config.jepa.views, config.jepa.predictors,
-                            config.jepa.shared_view_prefix)
     objective = build_objective(config, model)
     trainer = JEPATrainer(
         model=model,
