@@ -21,10 +21,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import atomic_write_json
-from ..models.loading import load_model, load_tokenizer, resolve_model_path
+from ..models.loading import load_model, load_tokenizer
 from ..training import run_folder
 from ..training.config import load_run_config
-from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, train
+from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, model_path, train
 from .evaluate import evaluate_examples, rescore
 from .tasks import METRICS, check_config
 
@@ -40,7 +40,7 @@ def train_and_evaluate(config, force: bool = False) -> dict:
     run of another config, ConfigError / DataError on bad input, NonFiniteLossError on a NaN loss.
     """
     task = check_config(config)
-    resolve_model_path(config.model.name)  # a model not available offline stops here, before anything else
+    model_path(config)  # a model not available offline, or an unfinished init_from run, stops here
     finished = run_folder.prepare(config, force)
     if finished is not None:
         return finished
@@ -91,7 +91,7 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     if not target.is_dir() and not out:
         raise ConfigError("lmjepa evaluate CONFIG needs --out DIR")
     # resolved before the data: a missing model is the first thing said
-    model_dir = target / "model" if target.is_dir() else resolve_model_path(config.model.name)
+    model_dir = target / "model" if target.is_dir() else model_path(config)
     examples = load_examples(config, "test")  # data checked before the model loads
     if target.is_dir():
         tokenizer = load_tokenizer(str(target / "model"))
@@ -118,6 +118,6 @@ def rescore_target(target: str | Path, overrides: dict | None = None, out: str |
         raise ConfigError("lmjepa evaluate CONFIG --rescore needs --out DIR (the folder with predictions.jsonl)")
     out = Path(out or target)
     model_dir = target / "model" if target.is_dir() and (target / "model").is_dir() else None
-    tokenizer = load_tokenizer(str(model_dir) if model_dir else resolve_model_path(config.model.name))
+    tokenizer = load_tokenizer(str(model_dir) if model_dir else model_path(config))
     metrics = rescore(out, task, config.eval, evaluation_data_dir(config), tokenizer=tokenizer)
     return config.name, _save_metrics(out, metrics, merge=True)

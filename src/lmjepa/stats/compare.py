@@ -43,9 +43,14 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
     Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
     Raises ConfigError if the baseline cell is absent, DataError if a cell shares fewer than 2 seeds with it.
     """
-    by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
-    for row in rows:
-        by_cell[row["cell"]][int(row["seed"])] = row["metrics"]  # a later row for the same run wins
+    rows = [r for r in rows if r.get("stage", "finetune") == "finetune"]  # a two-stage sweep's pretraining rows
+    nested = None
+    if any("pretrain_seed" in r for r in rows):
+        by_cell, nested = nest(rows, metrics)
+    else:
+        by_cell = defaultdict(dict)
+        for row in rows:
+            by_cell[row["cell"]][int(row["seed"])] = row["metrics"]  # a later row for the same run wins
     if baseline not in by_cell:
         raise ConfigError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
     tests = []
@@ -76,7 +81,41 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
                                else math.nan, "runs": len(values)}
     return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
             "family_size": len(tests), "tests": tests, "grad_cosine": coupling,
-            "termination": decompose(by_cell, baseline)}
+            "termination": decompose(by_cell, baseline), "nested": nested}
+
+
+def nest(rows: list[dict], metrics: list[str]) -> tuple[dict[str, dict[int, dict]], dict]:
+    """A nested design (pretraining seeds × fine-tuning seeds, rows with ``pretrain_seed``): each pretraining
+    seed's metrics averaged over its fine-tuning seeds — the unit of pairing is the pretrained model — and
+    per cell and metric the two variance components: ``finetune_sd`` (sd over fine-tuning seeds, pooled
+    within pretraining seeds) and ``pretrain_sd`` (sd of the pretraining seeds' means).
+
+    Raises DataError naming the cell and pretraining seed when the design is unbalanced (a pretraining seed
+    lacks some fine-tuning seed) or a row lacks ``pretrain_seed``."""
+    runs: dict[str, dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        if "pretrain_seed" not in row:
+            raise DataError(f"cell {row['cell']!r} seed {row['seed']}: no pretrain_seed in a nested results store")
+        runs[row["cell"]][int(row["pretrain_seed"])][int(row["seed"])] = row["metrics"]
+    by_cell, components = {}, {}
+    for cell, pretrained in runs.items():
+        expected = sorted(set().union(*(set(f) for f in pretrained.values())))
+        for pseed, finetuned in sorted(pretrained.items()):
+            if sorted(finetuned) != expected:
+                raise DataError(f"cell {cell!r} pretraining seed {pseed}: fine-tuning seeds {sorted(finetuned)}, "
+                                f"others have {expected}; finish the sweep (a nested design must be balanced)")
+        keys = {k for f in pretrained.values() for m in f.values() for k, v in m.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        by_cell[cell] = {pseed: {k: float(np.mean([m[k] for m in f.values() if k in m])) for k in keys}
+                         for pseed, f in pretrained.items()}
+        for metric in metrics:
+            within = [np.var([m[metric] for m in f.values()], ddof=1) for f in pretrained.values() if len(f) > 1]
+            means = [by_cell[cell][p][metric] for p in pretrained]
+            components[f"{cell} · {metric}"] = {
+                "pretrain_seeds": len(pretrained), "finetune_seeds": len(expected),
+                "finetune_sd": float(np.sqrt(np.mean(within))) if within else math.nan,
+                "pretrain_sd": float(np.std(means, ddof=1)) if len(means) > 1 else math.nan}
+    return by_cell, components
 
 
 def _p(value: float) -> str:
@@ -115,6 +154,15 @@ def render_markdown(result: dict) -> str:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
+    if result.get("nested"):
+        first = next(iter(result["nested"].values()))
+        lines += ["", f"Nested design: {first['pretrain_seeds']} pretraining seeds × {first['finetune_seeds']} "
+                  "fine-tuning seeds. Each pretraining seed's runs are averaged over its fine-tuning seeds, then "
+                  "cells are paired by pretraining seed (n above = pretraining seeds): the gain is attributed to "
+                  "pretraining, and fine-tuning noise is not counted as independent evidence.", "",
+                  "| cell · metric | sd over fine-tuning seeds (pooled within pretraining seeds) | "
+                  "sd of pretraining-seed means |", "|---|---|---|"]
+        lines += [f"| {key} | {c['finetune_sd']:.2f} | {c['pretrain_sd']:.2f} |" for key, c in result["nested"].items()]
     if result.get("grad_cosine"):
         lines += ["", "Gradient coupling: cos(∇ term, ∇ NTP term) over trainable parameters, mean over the "
                   "logged steps of each run, then mean ± sd over runs (near 0: the auxiliary pulls in an "
@@ -160,7 +208,7 @@ def k_lambda_grid(rows: list[dict], metric: str) -> tuple[list[int], list[float]
     cells: dict[tuple[int, float], list[float]] = defaultdict(list)
     for row in rows:
         jepa = (row.get("config") or {}).get("jepa")
-        if jepa and metric in row["metrics"]:
+        if jepa and row["metrics"].get(metric) is not None and row.get("stage", "finetune") == "finetune":
             cells[(int(jepa["predictors"]), float(jepa["lbd"]))].append(float(row["metrics"][metric]))
     ks, lambdas = sorted({k for k, _ in cells}), sorted({lbd for _, lbd in cells})
     if len(ks) < 2 or len(lambdas) < 2:

@@ -54,6 +54,9 @@ class ModelConfig:
     """None = full fine-tuning; else LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
     attn_implementation: str | None = choice(None, ATTN_IMPLEMENTATIONS)
     """``sdpa`` (None: the transformers default), ``eager`` or ``flash_attention_2`` (needs flash-attn)."""
+    init_from: str | None = None
+    """A finished run folder (a pretraining stage): start from its ``model/`` (weights and tokenizer)
+    instead of ``name``. Refused before anything trains if that run has not finished."""
 
 
 @dataclass
@@ -177,7 +180,7 @@ class EvalConfig:
 class RunConfig(ConfigBase):
     """One run of ``lmjepa train`` / ``evaluate`` / ``sweep`` (see the module docstring)."""
 
-    PATH_FIELDS = ("data.data_dir", "data.train_file", "data.eval_file")
+    PATH_FIELDS = ("data.data_dir", "data.train_file", "data.eval_file", "model.init_from")
     name: str = "run"
     output_dir: str = "runs/run"
     task: str = "nlrx-synth"

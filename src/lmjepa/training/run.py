@@ -23,7 +23,7 @@ from ..data.multiview import MultiViewCollator, encode_views, read_views
 from ..data.packing import MULTIVIEW, JEPACollator
 from ..data.tasks import Task, find_task
 from ..data.views import encode_dataset
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RunFolderError
 from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, resolve_model_path
 from ..objectives import Objective
 from . import run_folder
@@ -65,9 +65,22 @@ def evaluation_data_dir(config: RunConfig) -> str | None:
     return config.data.data_dir or os.environ.get("LMJEPA_DATA_DIR")
 
 
+def model_path(config: RunConfig) -> str:
+    """The weights a run starts from: the ``model/`` of the finished run ``model.init_from`` (a two-stage
+    protocol's pretraining stage), else ``model.name`` resolved. Raises RunFolderError if that run has not
+    finished (no ``metrics.json`` or no ``model/``), ModelNotAvailable for an unknown name."""
+    if config.model.init_from:
+        run = Path(config.model.init_from)
+        if not (run / "metrics.json").is_file() or not (run / "model" / "config.json").is_file():
+            raise RunFolderError(f"model.init_from {run}: that run has not finished (no metrics.json or model/); "
+                                 "train the pretraining stage first — nothing was trained")
+        return str(run / "model")
+    return resolve_model_path(config.model.name)
+
+
 def build_tokenizer(config: RunConfig):
     """The model's tokenizer with the k predictor tokens: ``(tokenizer, predictor ids)``."""
-    tokenizer = load_tokenizer(resolve_model_path(config.model.name))
+    tokenizer = load_tokenizer(model_path(config))
     return tokenizer, add_predictor_tokens(tokenizer, config.jepa.predictors)
 
 
@@ -100,7 +113,7 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
 def build_model(config: RunConfig, tokenizer, predictor_ids: list[int]):
     """The (optionally LoRA-wrapped) model for ``tokenizer``."""
     model = load_model(
-        resolve_model_path(config.model.name),
+        model_path(config),
         tokenizer,
         from_scratch=config.model.from_scratch,
         config_overrides=config.model.config_overrides,

@@ -72,6 +72,8 @@ def config_hash(config: RunConfig) -> str:
     data = _non_default(config.to_dict(), RunConfig().to_dict())
     for key in ("name", "output_dir", "variants"):
         data.pop(key, None)
+    if (data.get("model") or {}).get("init_from"):  # the pretraining run by its folder name (seed and hash),
+        data["model"]["init_from"] = Path(data["model"]["init_from"]).name  # not where the sweep lies
     if isinstance(data.get("data"), dict):  # where the data lie is no part of the experiment
         data["data"].pop("data_dir", None)
         if not data["data"]:
@@ -143,66 +145,126 @@ def append_result(store: Path, row: dict) -> None:
     atomic_write_text(store, existing + json.dumps(row) + "\n")
 
 
+def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[list[tuple]], int]:
+    """A two-stage spec (a ``pretrain:`` section): (output folder, [pretraining runs, fine-tuning runs],
+    concurrency), each run ``(cell, seed, config, row fields)``.
+
+    Spec::
+
+        base: finetune.yaml                      # the fine-tuning stage (e.g. NTP only, its own task and lr)
+        pretrain: {base: pretrain.yaml, seeds: [1, 2, 3], overrides: {...}}
+        seeds: [11, 12, 13]                      # fine-tuning seeds, for every pretrained model
+        cells: {ntp: {pretrain.jepa.lbd: 0.0}, llm-jepa: {pretrain.jepa.lbd: 1.0}}   # pretrain.* keys: stage 1
+
+    Each (cell, pretraining seed) is pretrained once, in ``<cell>/pretrain-seed-<p>-<hash>``, and every
+    fine-tuning seed starts from it (``model.init_from``), in ``<cell>/pretrain-seed-<p>/seed-<f>-<hash>``.
+    Raises ConfigError naming what is missing (``pretrain.base``, ``pretrain.seeds``)."""
+    spec_path = Path(spec_path)
+    spec = yaml.safe_load(spec_path.read_text()) or {}
+    pre = spec.get("pretrain") or {}
+    for key in ("base", "seeds"):
+        if not pre.get(key):
+            raise ConfigError(f"{spec_path}: pretrain.{key} is missing; a two-stage sweep names its pretraining "
+                              "stage's config and seeds")
+    if "base" not in spec or "output_dir" not in spec:
+        raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    pre_base = load_run_config(spec_path.parent / pre["base"], pre.get("overrides") or {})
+    fine_base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
+    pre_base.variants = fine_base.variants = {}
+    out = Path(output_dir or spec["output_dir"])
+    pretraining, finetuning = [], []
+    for pseed in pre["seeds"]:
+        for cell, overrides in expand_cells(spec).items():
+            stage1 = {k.removeprefix("pretrain."): v for k, v in overrides.items() if k.startswith("pretrain.")}
+            stage2 = {k: v for k, v in overrides.items() if not k.startswith("pretrain.")}
+            first = pre_base.with_overrides({**stage1, "train.seed": pseed, "name": f"{cell}/pretrain-seed-{pseed}"})
+            first.output_dir = str((out / cell / f"pretrain-seed-{pseed}-{config_hash(first)}").resolve())
+            pretraining.append((cell, pseed, first, {"stage": "pretrain"}))
+            for fseed in spec.get("seeds") or PAPER_SEEDS:
+                second = fine_base.with_overrides({**stage2, "train.seed": fseed, "model.init_from": first.output_dir,
+                                                   "name": f"{cell}/pretrain-seed-{pseed}/seed-{fseed}"})
+                second.output_dir = str(out / cell / f"pretrain-seed-{pseed}" / f"seed-{fseed}-{config_hash(second)}")
+                finetuning.append((cell, fseed, second, {"stage": "finetune", "pretrain_seed": pseed}))
+    return out, [pretraining, finetuning], int(spec.get("concurrency", 1))
+
+
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
               launcher: str | None = None, address: str | None = None, cells: list[str] | None = None) -> Path:
     """Run every unfinished (cell, seed) of the spec on ``launcher`` (``local``, ``ray``, ``slurm``; default:
     the spec's, else local); return the results store path. ``cells``: run only these cells now (the
     others stay to do; the store is the same), in the order given — e.g. the cells a first report needs.
+    A two-stage spec (``plan_nested``) runs its pretraining runs first, then the fine-tuning runs of each
+    pretrained model that finished; rows carry ``stage`` and ``pretrain_seed``.
 
     Each finished run adds its row to the store at once; a failed run does not stop the others, and
     when all are done RunFolderError names every failed run and its ``stdout.log``. Raises ConfigError
-    for an unknown launcher, a missing extra, or a Ray ``address`` that does not answer.
+    for an unknown launcher or cell, a missing extra, or a Ray ``address`` that does not answer.
     """
     spec = yaml.safe_load(Path(spec_path).read_text()) or {}
-    out, runs, spec_concurrency = plan(spec_path, output_dir)
+    if "pretrain" in spec:
+        out, phases, spec_concurrency = plan_nested(spec_path, output_dir)
+    else:
+        out, runs, spec_concurrency = plan(spec_path, output_dir)
+        phases = [[(c, s, cfg, {}) for c, s, cfg in runs]]
     launcher = launcher or spec.get("launcher", "local")
     if launcher not in RUNNERS:
         raise ConfigError(f"launcher {launcher!r} is not one of {list(RUNNERS)}")
-    concurrency = max(1, concurrency or spec_concurrency)
+    known = sorted({r[0] for r in phases[0]})
+    if cells and set(cells) - set(known):
+        raise ConfigError(f"{spec_path}: no cell {sorted(set(cells) - set(known))[0]!r}; cells: {known}")
     store = out / "results.jsonl"
+    failures, total = [], 0
+    for index, runs in enumerate(phases):
+        if cells:  # seed-major, then the order given: a stop part-way still leaves complete seed pairs
+            per_seed = len(expand_cells(spec))
+            chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
+            runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
+        evaluate_on = list(spec.get("evaluate_on") or []) if index == len(phases) - 1 else []
+        failures += _run_phase(spec, out, store, runs, evaluate_on, launcher, max(1, concurrency or spec_concurrency),
+                               address, stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "")
+        total += len(runs)
+    if failures:
+        raise RunFolderError(f"{len(failures)} of {total} runs failed (the others are in {store}): " + "; ".join(failures))
+    return store
+
+
+def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_on: list[str], launcher: str,
+               concurrency: int, address: str | None, stage: str = "") -> list[str]:
+    """Run one phase's unfinished runs; return the failures (a run whose ``model.init_from`` run has not
+    finished fails without starting)."""
     done = finished(store)
-    if cells:
-        unknown = sorted(set(cells) - {c for c, _, _ in runs})
-        if unknown:
-            raise ConfigError(f"{spec_path}: no cell {unknown[0]!r}; cells: {sorted({c for c, _, _ in runs})}")
-        # seed-major, then the order given: a stop part-way still leaves complete seed pairs
-        per_seed = len(expand_cells(spec))
-        chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
-        runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
-    evaluate_on = list(spec.get("evaluate_on") or [])
 
     def missing_tasks(key) -> bool:  # a stored run not yet evaluated on every evaluate_on task
         return bool(set(evaluate_on) - set(done[key].get("metrics_by_task") or {}))
 
-    todo = [(c, s, cfg) for c, s, cfg in runs
-            if (c, s, config_hash(cfg)) not in done or missing_tasks((c, s, config_hash(cfg)))]
-    version = code_version()
-    sweep_id = spec.get("name") or out.name
+    todo = [r for r in runs if (r[0], r[1], config_hash(r[2])) not in done or missing_tasks((r[0], r[1], config_hash(r[2])))]
+    failures = []
+    blocked = [r for r in todo if r[2].model.init_from and not (Path(r[2].model.init_from) / "metrics.json").is_file()]
+    for cell, seed, cfg, _ in blocked:
+        failures.append(f"{cell}/seed-{seed}: its pretraining run {cfg.model.init_from} has not finished; not started")
+    todo = [r for r in todo if r not in blocked]
+    version, sweep_id = code_version(), spec.get("name") or out.name
     jobs = [{"cell": c, "seed": s, "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
              "folder": cfg.output_dir, "evaluate_on": evaluate_on,
-             "row": done.get((c, s, config_hash(cfg))) or {"cell": c, "seed": s, "config_hash": config_hash(cfg),
+             "row": done.get((c, s, config_hash(cfg))) or {"cell": c, "seed": s, **extra, "config_hash": config_hash(cfg),
                                                           "config": cfg.to_dict(), "code_version": version},
-             "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}} for c, s, cfg in todo]
-    stored = {(c, s) for c, s, cfg in todo if (c, s, config_hash(cfg)) in done}
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo) + len(stored)} already in {store}, "
+             "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}} for c, s, cfg, extra in todo]
+    stored = {job["row"]["config_hash"]: job["row"] for job in jobs if "metrics" in job["row"]}
+    print(f"sweep{stage}: {len(runs)} runs, {len(runs) - len(todo) - len(blocked) + len(stored)} already in {store}, "
           f"{len(todo) - len(stored)} to run and {len(stored)} to evaluate on {evaluate_on} on {launcher}, "
           f"{concurrency} at a time")
-    failures = []
-    done_rows = {(r["cell"], r["seed"]): r for r in done.values()}
-    with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="sweep", unit="run") as bar:
+    with tqdm(total=len(runs), initial=len(runs) - len(todo) - len(blocked), desc="sweep", unit="run") as bar:
         def report(cell, seed, row, error):
             if row is not None:
-                if (cell, seed) in stored:  # only new evaluations: keep the training run's own wall time
-                    row["wall_seconds"] = done_rows[(cell, seed)].get("wall_seconds", row["wall_seconds"])
+                if row["config_hash"] in stored:  # only new evaluations: keep the training run's own wall time
+                    row["wall_seconds"] = stored[row["config_hash"]].get("wall_seconds", row["wall_seconds"])
                 append_result(store, row)
                 bar.set_postfix_str(f"{cell} seed {seed} done")
             else:
                 failures.append(error)
             bar.update()
 
-        RUNNERS[launcher](jobs, report, concurrency=concurrency, resources=spec.get("resources"), address=address
-                          or spec.get("address"), folder=out, slurm=spec.get("slurm"))
-    if failures:
-        raise RunFolderError(f"{len(failures)} of {len(jobs)} runs failed (the others are in {store}): "
-                             + "; ".join(failures))
-    return store
+        if jobs:
+            RUNNERS[launcher](jobs, report, concurrency=concurrency, resources=spec.get("resources"),
+                              address=address or spec.get("address"), folder=out, slurm=spec.get("slurm"))
+    return failures
