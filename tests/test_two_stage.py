@@ -92,3 +92,20 @@ def test_nested_sweep_pretrains_once_and_reuses_each_model(tmp_path, tiny_model_
     del spec_values["pretrain"]["seeds"]
     spec.write_text(yaml.safe_dump(spec_values))
     assert main(["sweep", str(spec)]) == 2 and "pretrain.seeds is missing" in capsys.readouterr().err
+
+
+def test_the_pretraining_presets_are_valid():
+    from pathlib import Path
+
+    from lmjepa.evaluation.tasks import check_config
+    from lmjepa.training.sweep import plan, plan_nested
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "llm-jepa-pretrain"
+    _, runs, _ = plan(root / "sweep-scratch-nlrx.yaml")
+    assert len(runs) == 10 and all(c.model.from_scratch and c.model.config_overrides == {"num_hidden_layers": 4}
+                                   for _, _, c in runs)
+    assert check_config(runs[0][2]).metric == "prefix"
+    _, (pre, fine), _ = plan_nested(root / "sweep-paraphrase.yaml")
+    assert len(pre) == 2 * 3 and len(fine) == 2 * 3 * 3
+    assert {c.jepa.views for _, _, c, _ in pre} == {"multiview"} and all(c.eval.skip for _, _, c, _ in pre)
+    assert {(c.task, c.jepa.lbd) for _, _, c, _ in fine} == {("rotten-tomatoes", 0.0)}
