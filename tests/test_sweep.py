@@ -74,12 +74,14 @@ def test_evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, t
     store = tmp_path / "sweep" / "results.jsonl"
     models = sorted((tmp_path / "sweep").glob("*/seed-*-*/model/model.safetensors"))
     mtimes = [m.stat().st_mtime for m in models]
+    own = {m: (m.parent.parent / "metrics.json").read_text() for m in models}  # each run's own metrics
     spec = yaml.safe_load(open(spec_path))
     spec["evaluate_on"] = ["nlrx-turk"]
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert main(["sweep", spec_path]) == 0
     assert "0 to run and 4 to evaluate on ['nlrx-turk']" in capsys.readouterr().out
     assert [m.stat().st_mtime for m in models] == mtimes  # no model trained again
+    assert all((m.parent.parent / "metrics.json").read_text() == text for m, text in own.items())  # untouched
     from lmjepa.stats.compare import load_results
 
     rows = load_results(store)

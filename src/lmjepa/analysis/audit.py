@@ -135,6 +135,12 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = load_results(store)
+    baseline_seeds = {int(r["seed"]) for r in rows if r["cell"] == settings["baseline"]}
+    seeds = defaultdict(set)
+    for row in rows:
+        seeds[row["cell"]].add(int(row["seed"]))
+    partial = sorted(c for c in seeds if c != settings["baseline"] and len(seeds[c] & baseline_seeds) < 2)
+    rows = [r for r in rows if r["cell"] not in partial]  # a partial store: cells without 2 paired seeds wait
     if settings["geometry_rows"]:
         for row in rows:
             folder = Path(row["config"]["output_dir"])
@@ -151,7 +157,19 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     from ..stats.compare import plot_deltas
 
     plot_deltas(results["holm"], out / "deltas.png")
-    lines = [render_markdown(results["holm"]),
+    tasks = list((yaml.safe_load(Path(spec_path).read_text()) or {}).get("evaluate_on") or [])
+    evaluated = [r for r in rows if set(tasks) <= set(r.get("metrics_by_task") or {})]
+    if tasks and len({r["cell"] for r in evaluated}) >= 1 and settings["baseline"] in {r["cell"] for r in evaluated}:
+        from ..stats.generalisation import gap_table
+
+        results["holm"]["generalisation"] = gap_table(evaluated, settings["baseline"], settings["family"], tasks)
+    declared = len(expand_cells(yaml.safe_load(Path(spec_path).read_text()))) - 1
+    done = len({r["cell"] for r in rows}) - 1
+    status = ([f"**Partial audit**: {done} of {declared} cells have at least two seeds paired with the baseline "
+               f"({len(rows)} runs); the family below counts only those cells — the declared family is "
+               f"{declared} cells × {len(settings['family'])} metrics, so these corrections are not yet the final "
+               f"ones. Waiting: {', '.join(partial) or 'cells with no run yet'}.", ""] if done < declared else [])
+    lines = [*status, render_markdown(results["holm"]),
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:

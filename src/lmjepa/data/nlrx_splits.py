@@ -111,19 +111,14 @@ def build_splits(data_root: Path, count_tokens: Callable[[str], int], seed: int 
                       "wording); train on synth_train", "test": len(kept["synth"])}
 
     pool = corpus["synth_train"] + corpus["synth_test"]
-    depths = [depth(r["tree"]) for r in pool]
-    d = _threshold(depths, min_test, "depth")
-    split = _pooled("depth", pool, [v > d for v in depths], seed, min_test, {
-        "definition": f"SYNTH train+test pooled; train: parse-tree depth <= {d}, test: depth > {d}", "d": d,
-        "distribution": dict(sorted(Counter(depths).items()))})
-    files.update(split["files"]); manifest["splits"]["depth"] = split["manifest"]
-
-    lengths = [count_tokens(r["regex"]) for r in pool]
-    n = _threshold(lengths, min_test, "length")
-    split = _pooled("length", pool, [v > n for v in lengths], seed, min_test, {
-        "definition": f"SYNTH train+test pooled; train: targets of <= {n} tokens, test: longer", "n": n,
-        "distribution": dict(sorted(Counter(lengths).items()))})
-    files.update(split["files"]); manifest["splits"]["length"] = split["manifest"]
+    for name, values, what, key in (("depth", [depth(r["tree"]) for r in pool], "parse-tree depth", "d"),
+                                    ("length", [count_tokens(r["regex"]) for r in pool], "target tokens", "n")):
+        cut = _threshold(values, min_test, name)
+        split = _pooled(name, pool, [v > cut for v in values], seed, min_test, {
+            "definition": f"SYNTH train+test pooled; train: {what} <= {cut}, test: {what} > {cut}", key: cut,
+            "distribution": dict(sorted(Counter(values).items()))})
+        files.update(split["files"])
+        manifest["splits"][name] = split["manifest"]
 
     pairs = [compositions(r["tree"]) for r in pool]
     counts = Counter(p for ps in pairs for p in ps)
@@ -138,7 +133,8 @@ def build_splits(data_root: Path, count_tokens: Callable[[str], int], seed: int 
                       "above inner operator), train: targets containing none",
         "held_out": [f"{outer} over {inner}" for outer, inner in sorted(held)],
         "composition_counts": {f"{o} over {i}": c for (o, i), c in counts.most_common()}})
-    files.update(split["files"]); manifest["splits"]["combo"] = split["manifest"]
+    files.update(split["files"])
+    manifest["splits"]["combo"] = split["manifest"]
     return files, manifest
 
 

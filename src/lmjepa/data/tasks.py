@@ -120,19 +120,6 @@ for _task in [
          build="paraphrase-mrpc", description="views: MRPC's positive sentence pairs"),
     Task("nlrx-synth-pretrain", "llm-jepa/synth_test.jsonl", "prefix", "llm-jepa/synth_train.jsonl", NLRX, 48,
          description="NL-RX-SYNTH for models pretrained from scratch: the generation begins with the target"),
-    # Out-of-distribution splits (issue 15): `lmjepa build-data nlrx-splits` writes them (data/nlrx_splits.py)
-    Task("nlrx-dedup", "nlrx-splits/dedup_synth_test.jsonl", "regex", "llm-jepa/synth_train.jsonl", NLRX, 48,
-         build="nlrx-splits", description="NL-RX-SYNTH test without rows whose regex or description is in training"),
-    Task("nlrx-dedup-turk", "nlrx-splits/dedup_turk_test.jsonl", "regex", "llm-jepa/turk_train.jsonl", NLRX, 48,
-         build="nlrx-splits", description="NL-RX-TURK test without rows whose regex or description is in training"),
-    Task("nlrx-paraphrase", "nlrx-splits/paraphrase_test.jsonl", "regex", "llm-jepa/synth_train.jsonl", NLRX, 48,
-         build="nlrx-splits", description="TURK wording of the nlrx-dedup rows: the shift in language alone"),
-    Task("nlrx-depth", "nlrx-splits/depth_test.jsonl", "regex", "nlrx-splits/depth_train.jsonl", NLRX, 48,
-         build="nlrx-splits", description="train on parse-tree depth <= d, test on deeper regexes"),
-    Task("nlrx-length", "nlrx-splits/length_test.jsonl", "regex", "nlrx-splits/length_train.jsonl", NLRX, 64,
-         build="nlrx-splits", description="train on targets of <= n tokens, test on longer ones"),
-    Task("nlrx-combo", "nlrx-splits/combo_test.jsonl", "regex", "nlrx-splits/combo_train.jsonl", NLRX, 48,
-         build="nlrx-splits", description="held-out operator compositions: in every test target, no training one"),
     Task("gsm8k", "llm-jepa/gsm8k_test.jsonl", "gsm8k", "llm-jepa/gsm8k_train.jsonl",
          "Answer the math question, show steps.", 256, build="gsm8k",
          description="GSM8K: numeric final answer after ####"),
@@ -151,3 +138,19 @@ for _task in [
          description="Yelp: label match over five labels (Very Bad … Very Good)"),
 ]:
     add_task(_task)
+
+# Out-of-distribution splits (issue 15): `lmjepa build-data nlrx-splits` writes them (data/nlrx_splits.py)
+for _name, _test, _train, _tokens, _about in [
+    ("dedup", "dedup_synth_test", "llm-jepa/synth_train.jsonl", 48,
+     "NL-RX-SYNTH test without rows whose regex or description is in training"),
+    ("dedup-turk", "dedup_turk_test", "llm-jepa/turk_train.jsonl", 48,
+     "NL-RX-TURK test without rows whose regex or description is in training"),
+    ("paraphrase", "paraphrase_test", "llm-jepa/synth_train.jsonl", 48,
+     "TURK wording of the nlrx-dedup rows: the shift in language alone"),
+    ("depth", "depth_test", "nlrx-splits/depth_train.jsonl", 48, "train on parse-tree depth <= d, test on deeper"),
+    ("length", "length_test", "nlrx-splits/length_train.jsonl", 64, "train on targets of <= n tokens, test on longer"),
+    ("combo", "combo_test", "nlrx-splits/combo_train.jsonl", 48,
+     "held-out operator compositions: in every test target, in no training one"),
+]:
+    add_task(Task(f"nlrx-{_name}", f"nlrx-splits/{_test}.jsonl", "regex", _train, NLRX, _tokens, build="nlrx-splits",
+                  description=_about))

@@ -21,6 +21,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
+import numpy as np
 from greenery.charclass import DOT, Charclass
 from greenery.fsm import EPSILON, Fsm, from_charclass
 
@@ -44,21 +45,26 @@ def minimise(fsm: Fsm) -> Fsm:
                 seen.add(target)
                 stack.append(target)
     states = sorted(seen, key=repr)
-    block = {s: int(s in fsm.finals) for s in states}
-    count = len(set(block.values()))
-    while True:
-        signatures = {s: (block[s], *(block.get(fsm.map.get(s, {}).get(a), -1) for a in alphabet)) for s in states}
-        numbering: dict[tuple, int] = {}
-        refined = {s: numbering.setdefault(signatures[s], len(numbering)) for s in states}
-        block = refined
-        if len(numbering) == count:
+    number = {state: i for i, state in enumerate(states)}
+    sink = len(states)  # a missing transition goes to a dead sink state (greenery's maps are complete anyway)
+    table = np.full((len(states) + 1, len(alphabet)), sink, dtype=np.int64)
+    for state, i in number.items():
+        row = fsm.map.get(state, {})
+        table[i] = [number.get(row.get(symbol), sink) for symbol in alphabet]
+    block = np.array([int(state in fsm.finals) for state in states] + [2], dtype=np.int64)
+    count = len(np.unique(block))
+    while True:  # refine by (own block, the blocks of the successors) until no block splits
+        _, block = np.unique(np.column_stack([block, block[table]]), axis=0, return_inverse=True)
+        block = block.reshape(-1)
+        if len(np.unique(block)) == count:
             break
-        count = len(numbering)
-    transitions: dict[int, dict] = {}
-    for s in states:
-        transitions.setdefault(block[s], {a: block[t] for a, t in fsm.map.get(s, {}).items() if t in block})
-    return Fsm(alphabet=fsm.alphabet, states=set(block.values()), initial=block[fsm.initial],
-               finals={block[s] for s in states if s in fsm.finals}, map=transitions)
+        count = len(np.unique(block))
+    transitions = {int(block[i]): {symbol: int(block[table[i, j]]) for j, symbol in enumerate(alphabet)}
+                   for i in range(len(states))}
+    kept = {int(block[i]) for i in range(len(states))}
+    transitions = {b: {a: t for a, t in row.items() if t in kept} for b, row in transitions.items()}
+    return Fsm(alphabet=fsm.alphabet, states=kept, initial=int(block[number[fsm.initial]]),
+               finals={int(block[number[s]]) for s in states if s in fsm.finals}, map=transitions)
 
 
 @contextmanager
@@ -71,6 +77,15 @@ def _fast_minimisation():
         yield
     finally:
         Fsm.reduce = original
+
+
+def _power(fsm: Fsm, n: int) -> Fsm:
+    """``fsm`` concatenated ``n`` times, minimised after each step (greenery's ``times`` builds all ``n``
+    copies in one subset construction, whose states grow with ``n``: seconds for ``(…|…){6,}``)."""
+    out = EPSILON
+    for _ in range(n):
+        out = (out + fsm).reduce()
+    return out
 
 
 def _to_fsm(node: tuple) -> Fsm:
@@ -90,10 +105,9 @@ def _to_fsm(node: tuple) -> Fsm:
         fsm, low, high = _to_fsm(node[1]), node[2], node[3]
         if high is not None and high < low:
             return from_charclass(DOT) & EPSILON  # dk.brics: the empty language
-        fixed = fsm.times(low) if low else EPSILON
         if high is None:
-            return (fixed + fsm.star()).reduce()
-        return (fixed + (fsm | EPSILON).times(high - low)).reduce()
+            return (_power(fsm, low) + fsm.star()).reduce()
+        return (_power(fsm, low) + _power((fsm | EPSILON).reduce(), high - low)).reduce()
     parts = [_to_fsm(child) for child in node[1:]]
     combine = {"union": Fsm.union, "inter": Fsm.intersection, "concat": Fsm.concatenate}[kind]
     return combine(*parts).reduce()
