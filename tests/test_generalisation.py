@@ -60,3 +60,12 @@ def test_compare_cli_adds_the_generalisation_section(tmp_path):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "## Generalisation" in report and "| jepa | ood | exact_match | 3 |" in report
     assert json.loads((tmp_path / "cmp" / "stats.json").read_text())["generalisation"]["deltas"][0]["cell"] == "jepa"
+
+
+def test_cells_never_evaluated_out_of_distribution_are_left_out_and_named(tmp_path):
+    rows = _rows(tmp_path) + [{"cell": "stp", "seed": s, "metrics": {"exact_match": 50.0}} for s in (1, 2, 3)]
+    result = gap_table(rows, "ntp", ["exact_match"], ["ood"])
+    assert result["not_evaluated"] == ["stp"] and {g["cell"] for g in result["gaps"]} == {"ntp", "jepa"}
+    rows[-1]["metrics_by_task"] = {"ood": {"exact_match": 1.0}}  # partly evaluated: an error, not a silent skip
+    with pytest.raises(DataError, match="cell 'stp' seed 1: no metrics on task 'ood'"):
+        gap_table(rows, "ntp", ["exact_match"], ["ood"])

@@ -75,10 +75,7 @@ def test_evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, t
     models = sorted((tmp_path / "sweep").glob("*/seed-*-*/model/model.safetensors"))
     mtimes = [m.stat().st_mtime for m in models]
     own = {m: (m.parent.parent / "metrics.json").read_text() for m in models}  # each run's own metrics
-    spec = yaml.safe_load(open(spec_path))
-    spec["evaluate_on"] = ["nlrx-turk"]
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["sweep", spec_path]) == 0
+    assert main(["sweep", spec_path, "--evaluate-on", "nlrx-turk"]) == 0  # the flag, then the spec key below
     assert "0 to run and 4 to evaluate on ['nlrx-turk']" in capsys.readouterr().out
     assert [m.stat().st_mtime for m in models] == mtimes  # no model trained again
     assert all((m.parent.parent / "metrics.json").read_text() == text for m, text in own.items())  # untouched
@@ -90,6 +87,9 @@ def test_evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, t
         saved = json.loads((Path(row["config"]["output_dir"]) / "eval" / "nlrx-turk" / "metrics.json").read_text())
         assert saved["exact_match"] == row["metrics_by_task"]["nlrx-turk"]["exact_match"]
     before = store.read_text()
+    spec = yaml.safe_load(open(spec_path))
+    spec["evaluate_on"] = ["nlrx-turk"]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert main(["sweep", spec_path]) == 0 and store.read_text() == before  # nothing left to do
     assert main(["compare", str(store), "--baseline", "ntp", "--task", "nlrx-turk", "--out", str(tmp_path / "c")]) == 0
     assert "## Generalisation" in (tmp_path / "c" / "report.md").read_text()

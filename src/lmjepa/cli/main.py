@@ -114,7 +114,8 @@ def cmd_sweep(args) -> int:
     from ..training.sweep import run_sweep
 
     store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
-                      args.cells.split(",") if args.cells else None)
+                      args.cells.split(",") if args.cells else None,
+                      args.evaluate_on.split(",") if args.evaluate_on else None)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--launcher", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's, else local)")
     sweep.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
     sweep.add_argument("--cells", help="comma-separated: run only these cells now, in this order (the rest stay to do)")
+    sweep.add_argument("--evaluate-on", help="comma-separated tasks to also evaluate every model on (replaces the "
+                       "spec's evaluate_on)")
     sweep.set_defaults(func=cmd_sweep)
 
     audit = sub.add_parser("audit", help="the JEPA audit: a sweep of factors and auxiliaries, corrected, with "

@@ -38,8 +38,12 @@ def task_metrics(row: dict, task: str) -> dict | None:
 
 def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[str],
               correction: str = "holm", alpha: float = 0.05) -> dict:
-    """ID vs OOD statistics of every cell (module docstring). Raises DataError naming the cell, seed and
-    task of a run without that task's metrics, or a cell with fewer than 2 runs."""
+    """ID vs OOD statistics of every cell evaluated on ``tasks`` (module docstring); cells none of whose runs
+    were evaluated there are listed in ``not_evaluated``. Raises DataError naming the cell, seed and task of
+    a run without that task's metrics in a cell whose other runs have them, or a cell with fewer than 2 runs."""
+    evaluated = {r["cell"] for r in rows if all(task_metrics(r, t) is not None for t in tasks)}
+    skipped = sorted({r["cell"] for r in rows} - evaluated - {baseline})
+    rows = [r for r in rows if r["cell"] in evaluated or r["cell"] == baseline]  # cells never evaluated OOD wait
     by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
     for row in rows:
         seed = int(row["seed"])
@@ -80,7 +84,8 @@ def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[s
         for test, r, p in zip(family, reject, adjusted):
             test[f"{key}_corrected"], test["reject"] = p, r
     return {"baseline": baseline, "tasks": tasks, "metrics": metrics, "correction": correction, "alpha": alpha,
-            "gaps": cells, "deltas": deltas, "family_sizes": {"gap": len(cells), "delta_gap": len(deltas)}}
+            "gaps": cells, "deltas": deltas, "family_sizes": {"gap": len(cells), "delta_gap": len(deltas)},
+            "not_evaluated": skipped}
 
 
 def _p(value: float) -> str:
@@ -99,6 +104,8 @@ def render_gaps(result: dict) -> str:
         lines.append(f"| {g['cell']} | {g['task']} | {g['metric']} | {g['n']} | {g['id_mean']:.2f} ± {g['id_sd']:.2f} | "
                      f"{g['ood_mean']:.2f} ± {g['ood_sd']:.2f} | {g['gap_mean']:+.2f} ± {g['gap_sd']:.2f} | "
                      f"{_p(g['p_gap'])} | {_p(g['p_gap_corrected'])} |")
+    if result.get("not_evaluated"):
+        lines += ["", f"Not evaluated out of distribution (left out): {', '.join(result['not_evaluated'])}."]
     if result["deltas"]:
         lines += ["", f"Δgap = gap(cell) − gap(`{result['baseline']}`), paired by seed (negative: the cell narrows "
                   f"the gap); two-sided paired t-test, {c}-corrected over {result['family_sizes']['delta_gap']} tests.",

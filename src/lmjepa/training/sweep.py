@@ -189,10 +189,12 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
 
 
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
-              launcher: str | None = None, address: str | None = None, cells: list[str] | None = None) -> Path:
+              launcher: str | None = None, address: str | None = None, cells: list[str] | None = None,
+              evaluate_on: list[str] | None = None) -> Path:
     """Run every unfinished (cell, seed) of the spec on ``launcher`` (``local``, ``ray``, ``slurm``; default:
     the spec's, else local); return the results store path. ``cells``: run only these cells now (the
     others stay to do; the store is the same), in the order given — e.g. the cells a first report needs.
+    ``evaluate_on`` replaces the spec's list of extra evaluation tasks.
     A two-stage spec (``plan_nested``) runs its pretraining runs first, then the fine-tuning runs of each
     pretrained model that finished; rows carry ``stage`` and ``pretrain_seed``.
 
@@ -219,8 +221,8 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
             per_seed = len(expand_cells(spec))
             chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
             runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
-        evaluate_on = list(spec.get("evaluate_on") or []) if index == len(phases) - 1 else []
-        failures += _run_phase(spec, out, store, runs, evaluate_on, launcher, max(1, concurrency or spec_concurrency),
+        tasks = list(spec.get("evaluate_on") or []) if evaluate_on is None else evaluate_on
+        failures += _run_phase(spec, out, store, runs, tasks if index == len(phases) - 1 else [], launcher, max(1, concurrency or spec_concurrency),
                                address, stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "")
         total += len(runs)
     if failures:
