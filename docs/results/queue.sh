@@ -1,7 +1,7 @@
 #!/bin/bash
 # The real runs of issues 14, 15 and 16 in priority order, each call resumable (finished runs are never redone).
 # Restart it in each session:  nohup docs/results/queue.sh >> runs/queue.log 2>&1 &
-cd /work/main
+cd "$(dirname "$0")/../.."   # the repository root
 while pgrep -f "lmjepa sweep configs/audit-nlrx-cpu.yaml --cells ntp,llm-jepa-chat" > /dev/null; do sleep 30; done
 step() { echo "=== $(date -u +%FT%TZ) $*"; .venv/bin/lmjepa "$@" || echo "=== exit $? for: $*"; }
 step sweep configs/audit-nlrx-cpu.yaml --cells ntp,llm-jepa-chat --evaluate-on nlrx-dedup,nlrx-paraphrase  # ID + OOD
