@@ -93,3 +93,19 @@ def test_paraphrase_builds_are_aligned_views(data_dir, tmp_path):
         path, rows = build("paraphrase-mrpc", str(data_dir), tmp_path / "mrpc.jsonl")
         lines = (data_dir / "glue" / "MRPC" / "msr_paraphrase_train.txt").read_text(encoding="utf-8-sig").splitlines()
         assert rows == sum(line.startswith("1\t") for line in lines[1:])  # the positive pairs only
+
+
+def test_inspect_shows_each_view_and_its_enc_tokens(tmp_path, tiny_model_dir, data_dir, capsys):
+    data = tmp_path / "views.jsonl"
+    data.write_text(json.dumps({"views": GROUPS[0]}) + "\n")
+    config = {"name": "mv", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_model_dir)},
+              "task": "paraphrase-nlrx", "data": {"data_dir": str(data_dir), "train_file": str(data)},
+              "jepa": {"predictors": 1, "views": "multiview"}, "eval": {"skip": True}}
+    (tmp_path / "mv.yaml").write_text(yaml.safe_dump(config))
+    assert main(["inspect", str(tmp_path / "mv.yaml"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    eos = load_tokenizer(str(tiny_model_dir)).eos_token
+    assert row["views"][0] == GROUPS[0][0] + eos + "<|predictor_1|>" and row["views"][2] == GROUPS[0][2] + eos
+    assert row["trained"][0] == GROUPS[0][0] + eos  # the predictor token is not an NTP label
+    assert row["enc_source_token"] == ["<|predictor_1|>"] * 2
+    assert row["enc_target_token"] == [" dog", " line"]  # the last text token of views 2 and 3

@@ -94,15 +94,26 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
     """Exactly what training sees for the first ``rows`` training rows, decoded (special tokens kept):
     ``full`` sequence, ``trained`` tokens (labels ≠ −100), ``text_view`` / ``code_view`` and the tokens
     at which Enc(Text) and Enc(Code) are read (``enc_text_token``, ``enc_code_token``). No model loads.
+    Multi-view data: per row ``views`` (each view's row), ``trained`` and the Enc tokens of each pair
+    (``enc_source_token`` of views 1..n−1, ``enc_target_token`` of views 2..n).
     ``shared_prefix`` reads Enc(Text) in the full sequence: its ``text_view`` is the templated prompt."""
     tokenizer, predictor_ids = build_tokenizer(config)
+    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    if config.jepa.views == MULTIVIEW:  # one entry per view: its row, its NTP tokens, its Enc tokens
+        out = []
+        for views in read_views(data_file(config, "train"), rows):
+            f = encode_views(views, tokenizer, predictor_ids, config.data.max_length)
+            out.append({"views": [decode(r) for r in f["rows"]],
+                        "trained": [decode([i for i, l in zip(r, lab) if l != -100]) for r, lab in zip(f["rows"], f["labels"])],
+                        "enc_source_token": [decode(r[e[0]:e[0] + 1]) for r, e in zip(f["rows"][:-1], f["enc"][:-1])],
+                        "enc_target_token": [decode(r[e[1]:e[1] + 1]) for r, e in zip(f["rows"][1:], f["enc"][1:])]})
+        return out
     examples = load_examples(config, "train")[:rows]
     features, _ = encode_dataset(examples, tokenizer, predictor_ids, config.data.max_length, **encoding_options(config))
     k, out = config.jepa.predictors, []
     for f in features:
         text = f["input_ids"][: f["prompt_len"]] + f["text_ids"][len(f["text_ids"]) - k:] \
             if config.jepa.views == "shared_prefix" else f["text_ids"]
-        decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
         out.append({"full": decode(f["input_ids"]), "trained": decode([i for i, l in zip(f["input_ids"], f["labels"])
                                                                       if l != -100]),
                     "text_view": decode(text), "enc_text_token": decode(text[-1:]),
