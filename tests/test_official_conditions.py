@@ -144,3 +144,22 @@ def test_common_prefix_len_keeps_every_enc_token_after_the_prefix():
     assert common_prefix_len([[1, 2, 3], [1, 2, 4]]) == 2
     assert common_prefix_len([[1, 2], [1, 2, 3]]) == 1  # the shorter row keeps its last token
     assert common_prefix_len([[5, 2], [1, 2]]) == 0
+
+
+def test_shared_view_prefix_under_lora_equals_recomputing_it(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    ids = add_predictor_tokens(tokenizer, 1)
+    examples = [EXAMPLE, Example("three digits then a letter", "[0-9]{3}[a-z]", EXAMPLE.system)]
+    features = [dict(vars(encode_example(e, tokenizer, ids)), spans=[0, 0, 0, 0]) for e in examples]  # chat views
+    torch.manual_seed(0)
+    model = get_peft_model(tiny_llama(len(tokenizer)), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    got = {}
+    for share in (True, False):
+        batch = JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=share)(features)
+        inputs = {key: batch.pop(key) for key in ("input_ids", "attention_mask", "labels")}
+        with torch.no_grad():
+            got[share] = forward("separate", model, inputs, batch)
+    assert int(JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=True)(features)["view_prefix_len"]) > 0
+    torch.testing.assert_close(got[True].pred, got[False].pred, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got[True].target, got[False].target, rtol=1e-4, atol=1e-5)

@@ -33,6 +33,7 @@ full sequence always fills the row's last L positions (L = the width of ``input_
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -192,6 +193,24 @@ def gather_enc(hidden: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
+def _inner(model):
+    """The transformers model inside DDP and peft wrappers."""
+    inner = getattr(model, "module", model)  # DDP
+    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner  # peft
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a KV cache: ``cache`` (transformers ≥ 5.2x) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(_inner(model).forward).parameters else "past_key_values"
+
+
+def _checkpointing(model) -> bool:
+    inner = _inner(model)
+    if "is_activation_checkpointing" in dir(type(inner)):  # the name since transformers 5.2x
+        return bool(inner.is_activation_checkpointing)
+    return bool(getattr(inner, "is_gradient_checkpointing", False))
+
+
 def encode_rows(model, input_ids, attention_mask, enc_index, prefix_len: int = 0, **kwargs) -> torch.Tensor:
     """Enc of each row: the last-layer hidden state at ``enc_index`` (N,), as (N, D). No LM-head work.
 
@@ -200,16 +219,13 @@ def encode_rows(model, input_ids, attention_mask, enc_index, prefix_len: int = 0
     into the prefix through the cache). Every ``enc_index`` must be ≥ ``prefix_len``. Ignored under
     gradient checkpointing (which drops caches) and with extra ``kwargs`` such as ``position_ids``.
     """
-    checkpointing = getattr(model, "is_activation_checkpointing", None)
-    if checkpointing is None:  # transformers < 5.2x
-        checkpointing = getattr(model, "is_gradient_checkpointing", False)
-    if prefix_len > 0 and not kwargs and not checkpointing:
+    if prefix_len > 0 and not kwargs and not _checkpointing(model):
         prefix = model(input_ids=input_ids[:1, :prefix_len], attention_mask=attention_mask[:1, :prefix_len],
                        use_cache=True, logits_to_keep=1)
         cache = prefix.cache if hasattr(prefix, "cache") else prefix.past_key_values
         cache.batch_repeat_interleave(input_ids.shape[0])
-        outputs = model(input_ids=input_ids[:, prefix_len:], attention_mask=attention_mask, cache=cache,
-                        use_cache=True, output_hidden_states=True, logits_to_keep=1)
+        outputs = model(input_ids=input_ids[:, prefix_len:], attention_mask=attention_mask, use_cache=True,
+                        output_hidden_states=True, logits_to_keep=1, **{_cache_argument(model): cache})
         return gather_enc(outputs.hidden_states[-1], enc_index - prefix_len)
     outputs = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
                     **kwargs)
