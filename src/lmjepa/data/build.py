@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_jsonl
 from ..paths import cache_dir
 from .jsonl import DataError, data_dir, iter_jsonl
+from .regex_syntax import RegexSyntaxError, parse_regex
 
 GSM8K_SYSTEM = "Answer the math question, show steps."
 
@@ -85,8 +86,8 @@ BUILDERS: dict[str, tuple[str, str, Callable[[Path], list[dict]]]] = {
 
 def parallel_rows(src: str | Path, targ: str | Path, system: str | None) -> list[dict]:
     """Messages rows from line-aligned text files (the original NL-RX / KB13 layout: one description per line
-    in ``src``, one regex per line in ``targ``). Raises DataError on a line-count mismatch or an empty line,
-    naming the file and line."""
+    in ``src``, one regex per line in ``targ``). Raises DataError on a line-count mismatch, an empty line or
+    a target that does not parse in the dk.brics dialect, naming the file and line; nothing is written."""
     texts, targets = (Path(p).read_text(encoding="utf-8").split("\n") for p in (src, targ))
     for path, lines in ((src, texts), (targ, targets)):
         if lines and lines[-1] == "":
@@ -96,6 +97,11 @@ def parallel_rows(src: str | Path, targ: str | Path, system: str | None) -> list
                 raise DataError(f"{path}:{number}: empty line")
     if len(texts) != len(targets):
         raise DataError(f"{src} has {len(texts)} lines but {targ} has {len(targets)}: they must be line-aligned")
+    for number, target in enumerate(targets, 1):  # scored by DFA equivalence: every target must parse
+        try:
+            parse_regex(target)
+        except RegexSyntaxError as err:
+            raise DataError(f"{targ}:{number}: not a regex of the dk.brics dialect: {err}") from None
     head = [{"role": "system", "content": system}] if system else []
     return [{"messages": head + [{"role": "user", "content": t.strip()}, {"role": "assistant", "content": r.strip()}]}
             for t, r in zip(texts, targets)]
