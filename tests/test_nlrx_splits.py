@@ -122,6 +122,7 @@ def test_parallel_files_become_messages_rows_with_line_errors(tmp_path, capsys):
     targ.write_text(".*dog.*\n(a|\n")
     with pytest.raises(DataError, match=r"targ.txt:2: not a regex of the dk.brics dialect"):
         parallel_rows(src, targ, None)
+    targ.write_text(".*dog.*\n\n")
     out.unlink()
     assert main(["build-data", "parallel", "--src", str(src), "--targ", str(targ), "--out", str(out)]) == 2
     assert "targ.txt:2: empty line" in capsys.readouterr().err and not out.exists()
