@@ -163,19 +163,19 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
         from ..stats.generalisation import gap_table
 
         results["holm"]["generalisation"] = gap_table(evaluated, settings["baseline"], settings["family"], tasks)
-    declared = len(expand_cells(yaml.safe_load(Path(spec_path).read_text()))) - 1
-    done = len({r["cell"] for r in rows}) - 1
-    status = ([f"**Partial audit**: {done} of {declared} cells have at least two seeds paired with the baseline "
-               f"({len(rows)} runs); the family below counts only those cells — the declared family is "
-               f"{declared} cells × {len(settings['family'])} metrics, so these corrections are not yet the final "
-               f"ones. Waiting: {', '.join(partial) or 'cells with no run yet'}.", ""] if done < declared else [])
+    declared = [c for c in expand_cells(yaml.safe_load(Path(spec_path).read_text())) if c != settings["baseline"]]
+    waiting = [c for c in declared if c not in {r["cell"] for r in rows}]
+    status = ([f"**Partial audit**: {len(declared) - len(waiting)} of {len(declared)} cells have at least two seeds "
+               f"paired with the baseline ({len(rows)} runs); the family below counts only those cells — the "
+               f"declared family is {len(declared)} cells × {len(settings['family'])} metrics, so these corrections "
+               f"are not yet the final ones. Waiting: {', '.join(waiting)}.", ""] if waiting else [])
     lines = [*status, render_markdown(results["holm"]),
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:
         lines.append(f"| {t['cell']} | {t['metric']} | {t['p_t_one_sided']:.4f} | {t['p_t_one_sided_corrected']:.4f} | "
                      f"{'**improves**' if t['reject_one_sided'] else 'no evidence'} |")
-    if couple["rows"]:
+    if any(r["n"] for r in couple["rows"]):
         lines += ["", f"Coupling of geometry and {couple['task_metric']} over all paired runs (Spearman ρ of the "
                   f"shifts vs the baseline at the same seed; two-sided permutation p; {couple['correction']} over "
                   f"{couple['family_size']} geometry metrics):", "",
