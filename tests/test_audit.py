@@ -108,6 +108,14 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     before = (tmp_path / "audit" / "results.jsonl").read_text()
     assert main(["audit", spec, "--report-only"]) == 0  # the report again, nothing retrained
     assert (tmp_path / "audit" / "results.jsonl").read_text() == before
+    # a partial store (one stp run left): the report says so, names the waiting cell, and tests the rest
+    rows = [json.loads(line) for line in before.splitlines()]
+    kept = [r for r in rows if r["cell"] != "stp" or r["seed"] == 1]
+    (tmp_path / "audit" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    assert main(["audit", spec, "--report-only"]) == 0
+    report = (out / "audit.md").read_text()
+    assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
+    assert "Family: 5 tests" in report  # llm-jepa × (exact_match + 4 geometry metrics)
 
 
 @pytest.mark.parametrize("name", ["audit-nlrx-cpu", "audit-nlrx-llama1b"])
@@ -125,11 +133,3 @@ def test_the_audit_presets_are_valid(name):
     assert cells["llm-jepa-chat"].jepa.view_format == "chat" and cells["llm-jepa-content"].jepa.view_format == "content"
     if name.endswith("llama1b"):
         assert cells["ntp"].model.lora == {"r": 16, "alpha": 32} and cells["ntp"].train.precision == "bf16"
-    # a partial store (one stp run left): the report says so, names the waiting cell, and tests the rest
-    rows = [json.loads(line) for line in before.splitlines()]
-    kept = [r for r in rows if r["cell"] != "stp" or r["seed"] == 1]
-    (tmp_path / "audit" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    assert main(["audit", spec, "--report-only"]) == 0
-    report = (out / "audit.md").read_text()
-    assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
-    assert "Family: 5 tests" in report  # llm-jepa × (exact_match + 4 geometry metrics)

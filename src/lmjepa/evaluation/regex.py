@@ -54,17 +54,28 @@ def minimise(fsm: Fsm) -> Fsm:
     block = np.array([int(state in fsm.finals) for state in states] + [2], dtype=np.int64)
     count = len(np.unique(block))
     while True:  # refine by (own block, the blocks of the successors) until no block splits
-        _, block = np.unique(np.column_stack([block, block[table]]), axis=0, return_inverse=True)
-        block = block.reshape(-1)
-        if len(np.unique(block)) == count:
+        block, new_count = _row_ids(np.column_stack([block, block[table]]))
+        if new_count == count:
             break
-        count = len(np.unique(block))
+        count = new_count
     transitions = {int(block[i]): {symbol: int(block[table[i, j]]) for j, symbol in enumerate(alphabet)}
                    for i in range(len(states))}
     kept = {int(block[i]) for i in range(len(states))}
     transitions = {b: {a: t for a, t in row.items() if t in kept} for b, row in transitions.items()}
     return Fsm(alphabet=fsm.alphabet, states=kept, initial=int(block[number[fsm.initial]]),
                finals={int(block[number[s]]) for s in states if s in fsm.finals}, map=transitions)
+
+
+def _row_ids(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ids numbering the distinct rows of an (n, m) int array, and how many there are. Plain integer sorts:
+    ``np.unique(axis=0)`` compares structured rows through Python, where a time-limit signal raised
+    mid-sort surfaces as a TypeError instead of the time-out."""
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    ids = np.concatenate([[0], np.cumsum(np.any(ordered[1:] != ordered[:-1], axis=1))])
+    out = np.empty(len(rows), dtype=np.int64)
+    out[order] = ids
+    return out, int(ids[-1]) + 1
 
 
 @contextmanager
