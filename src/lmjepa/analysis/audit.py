@@ -132,6 +132,7 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     """Write ``audit.md``, ``stats.json``, ``deltas.png`` and the coupling plots into ``out`` from a finished
     (or partial) results store; returns the report path. Geometry is computed once per run folder."""
     settings = check_spec(spec_path)
+    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = load_results(store)
@@ -157,13 +158,13 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     from ..stats.compare import plot_deltas
 
     plot_deltas(results["holm"], out / "deltas.png")
-    tasks = list((yaml.safe_load(Path(spec_path).read_text()) or {}).get("evaluate_on") or [])
+    tasks = list(spec.get("evaluate_on") or [])
     evaluated = [r for r in rows if set(tasks) <= set(r.get("metrics_by_task") or {})]
-    if tasks and len({r["cell"] for r in evaluated}) >= 1 and settings["baseline"] in {r["cell"] for r in evaluated}:
+    if tasks and settings["baseline"] in {r["cell"] for r in evaluated}:
         from ..stats.generalisation import gap_table
 
         results["holm"]["generalisation"] = gap_table(evaluated, settings["baseline"], settings["family"], tasks)
-    declared = [c for c in expand_cells(yaml.safe_load(Path(spec_path).read_text())) if c != settings["baseline"]]
+    declared = [c for c in expand_cells(spec) if c != settings["baseline"]]
     waiting = [c for c in declared if c not in {r["cell"] for r in rows}]
     status = ([f"**Partial audit**: {len(declared) - len(waiting)} of {len(declared)} cells have at least two seeds "
                f"paired with the baseline ({len(rows)} runs); the family below counts only those cells — the "

@@ -110,25 +110,28 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_sweep(args) -> int:
+def _run_sweep(args) -> Path:
+    """``run_sweep`` with the options ``sweep`` and ``audit`` share (``_add_sweep_arguments``)."""
     from ..training.sweep import run_sweep
 
-    store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
-                      args.cells.split(",") if args.cells else None,
-                      args.evaluate_on.split(",") if args.evaluate_on else None)
+    return run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
+                     args.cells.split(",") if args.cells else None,
+                     args.evaluate_on.split(",") if args.evaluate_on else None)
+
+
+def cmd_sweep(args) -> int:
+    store = _run_sweep(args)
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
 
 def cmd_audit(args) -> int:
     from ..analysis.audit import audit_report, check_spec
-    from ..training.sweep import run_sweep
 
     check_spec(args.spec)  # before anything trains
     store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
     if not args.report_only:
-        store = run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
-                          args.cells.split(",") if args.cells else None)
+        store = _run_sweep(args)
     report = audit_report(args.spec, store, args.out or store.parent / "audit")
     print(report.read_text())
     print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")
@@ -181,7 +184,6 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-
     from ..evaluation.tasks import check_config
     from ..training.config import load_run_config
     from ..training.run import inspect_rows
@@ -247,6 +249,20 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The spec and the options of running a sweep, shared by ``sweep`` and ``audit``."""
+    parser.add_argument("spec")
+    parser.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
+    parser.add_argument("--output-dir", help="replaces the spec's output_dir")
+    parser.add_argument("--launcher", choices=["local", "ray", "slurm"],
+                        help="where runs execute (default: the spec's, else local)")
+    parser.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
+    parser.add_argument("--cells", help="comma-separated: run only these cells now, in this order (the rest stay "
+                        "to do)")
+    parser.add_argument("--evaluate-on", help="comma-separated tasks to also evaluate every model on (replaces the "
+                        "spec's evaluate_on)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmjepa", description="LLM-JEPA training and honest evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,25 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compare)
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (cell, seed) of a sweep spec once")
-    sweep.add_argument("spec")
-    sweep.add_argument("--concurrency", type=int, help="runs at once (default: the spec's, else 1)")
-    sweep.add_argument("--output-dir", help="replaces the spec's output_dir")
-    sweep.add_argument("--launcher", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's, else local)")
-    sweep.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
-    sweep.add_argument("--cells", help="comma-separated: run only these cells now, in this order (the rest stay to do)")
-    sweep.add_argument("--evaluate-on", help="comma-separated tasks to also evaluate every model on (replaces the "
-                       "spec's evaluate_on)")
+    _add_sweep_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
     audit = sub.add_parser("audit", help="the JEPA audit: a sweep of factors and auxiliaries, corrected, with "
                                           "gradient coupling, geometry shifts and their coupling with the task metric")
-    audit.add_argument("spec")
-    audit.add_argument("--concurrency", type=int)
-    audit.add_argument("--output-dir")
-    audit.add_argument("--launcher", choices=["local", "ray", "slurm"])
-    audit.add_argument("--address")
-    audit.add_argument("--cells", help="comma-separated: run only these cells now, in this order; the report "
-                       "covers every cell with runs in the store")
+    _add_sweep_arguments(audit)  # the report covers every cell with runs in the store, whatever --cells ran
     audit.add_argument("--report-only", action="store_true", help="report on the runs already in the store")
     audit.add_argument("--out", help="report folder (default: OUTPUT_DIR/audit)")
     audit.set_defaults(func=cmd_audit)

@@ -64,11 +64,10 @@ def paraphrase_nlrx_rows(root: Path, with_regex: bool = False) -> list[dict]:
 def paraphrase_mrpc_rows(source: Path) -> list[dict]:
     """``{"views": [sentence 1, sentence 2]}`` for MRPC's positive (Quality 1) pairs of ``msr_paraphrase_train.txt``
     (tab-separated, header line). Raises DataError naming file:line on a malformed line."""
-    rows = []
-    lines = source.read_text(encoding="utf-8-sig").splitlines() if source.is_file() else None
-    if lines is None:
+    if not source.is_file():
         raise DataError(f"{source}: MRPC file not found")
-    for number, line in enumerate(lines[1:], start=2):
+    rows = []
+    for number, line in enumerate(source.read_text(encoding="utf-8-sig").splitlines()[1:], start=2):
         fields = line.split("\t")
         if len(fields) != 5 or fields[0] not in ("0", "1"):
             raise DataError(f"{source}:{number}: expected Quality, #1 ID, #2 ID, #1 String, #2 String")

@@ -33,6 +33,7 @@ full sequence always fills the row's last L positions (L = the width of ``input_
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -199,9 +200,15 @@ def _inner(model):
     return inner.get_base_model() if hasattr(inner, "get_base_model") else inner  # peft
 
 
+@functools.lru_cache(maxsize=None)
+def _cache_argument_of(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
 def _cache_argument(model) -> str:
-    """The forward argument that takes a KV cache: ``cache`` (transformers ≥ 5.2x) or ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(_inner(model).forward).parameters else "past_key_values"
+    """The forward argument that takes a KV cache: ``cache`` (transformers ≥ 5.2x) or ``past_key_values``
+    (read once per model class, not on every step)."""
+    return _cache_argument_of(type(_inner(model)))
 
 
 def _checkpointing(model) -> bool:

@@ -37,13 +37,19 @@ def load_results(path: str | Path) -> list[dict]:
     return list(rows.values())
 
 
+def is_analysed(row: dict) -> bool:
+    """Whether a store row is compared: a single-stage run, or the fine-tuning stage of a two-stage sweep
+    (its pretraining rows are not evaluated)."""
+    return row.get("stage", "finetune") == "finetune"
+
+
 def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str = "holm", alpha: float = 0.05) -> dict:
     """Paired statistics of each cell vs ``baseline`` for each metric, with family-wise correction.
 
     Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
     Raises ConfigError if the baseline cell is absent, DataError if a cell shares fewer than 2 seeds with it.
     """
-    rows = [r for r in rows if r.get("stage", "finetune") == "finetune"]  # a two-stage sweep's pretraining rows
+    rows = [row for row in rows if is_analysed(row)]
     nested = None
     if any("pretrain_seed" in r for r in rows):
         by_cell, nested = nest(rows, metrics)
@@ -208,7 +214,7 @@ def k_lambda_grid(rows: list[dict], metric: str) -> tuple[list[int], list[float]
     cells: dict[tuple[int, float], list[float]] = defaultdict(list)
     for row in rows:
         jepa = (row.get("config") or {}).get("jepa")
-        if jepa and row["metrics"].get(metric) is not None and row.get("stage", "finetune") == "finetune":
+        if jepa and row["metrics"].get(metric) is not None and is_analysed(row):
             cells[(int(jepa["predictors"]), float(jepa["lbd"]))].append(float(row["metrics"][metric]))
     ks, lambdas = sorted({k for k, _ in cells}), sorted({lbd for _, lbd in cells})
     if len(ks) < 2 or len(lambdas) < 2:

@@ -41,20 +41,19 @@ def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[s
     """ID vs OOD statistics of every cell evaluated on ``tasks`` (module docstring); cells none of whose runs
     were evaluated there are listed in ``not_evaluated``. Raises DataError naming the cell, seed and task of
     a run without that task's metrics in a cell whose other runs have them, or a cell with fewer than 2 runs."""
-    evaluated = {r["cell"] for r in rows if all(task_metrics(r, t) is not None for t in tasks)}
+    found = [{task: task_metrics(row, task) for task in tasks} for row in rows]  # each file read once
+    evaluated = {row["cell"] for row, by_task in zip(rows, found) if None not in by_task.values()}
     skipped = sorted({r["cell"] for r in rows} - evaluated - {baseline})
-    rows = [r for r in rows if r["cell"] in evaluated or r["cell"] == baseline]  # cells never evaluated OOD wait
     by_cell: dict[str, dict[int, dict]] = defaultdict(dict)
-    for row in rows:
+    for row, by_task in zip(rows, found):
+        if row["cell"] not in evaluated and row["cell"] != baseline:  # cells never evaluated OOD wait
+            continue
         seed = int(row["seed"])
-        values = {"id": row["metrics"]}
-        for task in tasks:
-            found = task_metrics(row, task)
-            if found is None:
+        for task, values in by_task.items():
+            if values is None:
                 raise DataError(f"cell {row['cell']!r} seed {seed}: no metrics on task {task!r} (evaluate it: "
                                 f"lmjepa evaluate RUN --task {task} --out RUN/eval/{task}, or evaluate_on in the sweep)")
-            values[task] = found
-        by_cell[row["cell"]][seed] = values
+        by_cell[row["cell"]][seed] = {"id": row["metrics"], **by_task}
     cells, deltas = [], []
     for cell in sorted(by_cell, key=lambda c: (c != baseline, c)):
         runs = by_cell[cell]

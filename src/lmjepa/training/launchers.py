@@ -59,7 +59,9 @@ def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, r
             by_task[task] = _summary(json.loads((out / "metrics.json").read_text()))
     metrics = _summary(json.loads((folder_path / "metrics.json").read_text()))
     extra = {"metrics_by_task": by_task} if by_task else {}
-    return {**row, "metrics": metrics, **extra, "wall_seconds": round(time.perf_counter() - start, 1)}
+    # a row already stored (only new evaluations ran) keeps its training run's wall time
+    return {**row, "metrics": metrics, **extra,
+            "wall_seconds": row.get("wall_seconds", round(time.perf_counter() - start, 1))}
 
 
 def _summary(metrics: dict) -> dict:

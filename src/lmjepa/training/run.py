@@ -99,12 +99,13 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
     ``shared_prefix`` reads Enc(Text) in the full sequence: its ``text_view`` is the templated prompt."""
     tokenizer, predictor_ids = build_tokenizer(config)
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
+    trained = lambda ids, labels: decode([i for i, l in zip(ids, labels) if l != -100])  # noqa: E731
     if config.jepa.views == MULTIVIEW:  # one entry per view: its row, its NTP tokens, its Enc tokens
         out = []
         for views in read_views(data_file(config, "train"), rows):
             f = encode_views(views, tokenizer, predictor_ids, config.data.max_length)
             out.append({"views": [decode(r) for r in f["rows"]],
-                        "trained": [decode([i for i, l in zip(r, lab) if l != -100]) for r, lab in zip(f["rows"], f["labels"])],
+                        "trained": [trained(r, lab) for r, lab in zip(f["rows"], f["labels"])],
                         "enc_source_token": [decode(r[e[0]:e[0] + 1]) for r, e in zip(f["rows"][:-1], f["enc"][:-1])],
                         "enc_target_token": [decode(r[e[1]:e[1] + 1]) for r, e in zip(f["rows"][1:], f["enc"][1:])]})
         return out
@@ -114,8 +115,7 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
     for f in features:
         text = f["input_ids"][: f["prompt_len"]] + f["text_ids"][len(f["text_ids"]) - k:] \
             if config.jepa.views == "shared_prefix" else f["text_ids"]
-        out.append({"full": decode(f["input_ids"]), "trained": decode([i for i, l in zip(f["input_ids"], f["labels"])
-                                                                      if l != -100]),
+        out.append({"full": decode(f["input_ids"]), "trained": trained(f["input_ids"], f["labels"]),
                     "text_view": decode(text), "enc_text_token": decode(text[-1:]),
                     "code_view": decode(f["code_ids"]), "enc_code_token": decode(f["code_ids"][-1:])})
     return out

@@ -23,10 +23,10 @@ Each (cell, seed) runs as its own ``lmjepa train`` process in ``output_dir/<cell
 (so a killed run resumes from its last checkpoint) and, when it finishes, one line is added to
 ``output_dir/results.jsonl`` — rewritten atomically — with the cell, seed, resolved config and its
 hash, metrics, code version and wall time. A (cell, seed) whose config hash is already in the store
-is never recomputed; a killed sweep loses at most the runs in flight. ``evaluate_on`` tasks are evaluated
-into ``<run>/eval/<task>/`` (once each, also for runs finished before the task was listed: their row is
-added again with ``metrics_by_task``, and a later row for the same run replaces the earlier one); and a failed run is reported
-with its log without stopping the others. Each run's environment names the sweep, cell and seed
+is never recomputed; a killed sweep loses at most the runs in flight, and a failed run is reported with its
+log without stopping the others. ``evaluate_on`` tasks are evaluated into ``<run>/eval/<task>/`` once each,
+also for runs finished before the task was listed: their row is added again with ``metrics_by_task`` (and
+its training wall time), and a later row for the same run replaces the earlier one. Each run's environment names the sweep, cell and seed
 (``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers.
 """
 
@@ -215,18 +215,21 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     if cells and set(cells) - set(known):
         raise ConfigError(f"{spec_path}: no cell {sorted(set(cells) - set(known))[0]!r}; cells: {known}")
     store = out / "results.jsonl"
+    tasks = list(spec.get("evaluate_on") or []) if evaluate_on is None else evaluate_on
+    per_seed = len(expand_cells(spec))
     failures, total = [], 0
     for index, runs in enumerate(phases):
         if cells:  # seed-major, then the order given: a stop part-way still leaves complete seed pairs
-            per_seed = len(expand_cells(spec))
             chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
             runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
-        tasks = list(spec.get("evaluate_on") or []) if evaluate_on is None else evaluate_on
-        failures += _run_phase(spec, out, store, runs, tasks if index == len(phases) - 1 else [], launcher, max(1, concurrency or spec_concurrency),
-                               address, stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "")
+        last = index == len(phases) - 1  # extra evaluations only for the models a sweep reports on
+        failures += _run_phase(spec, out, store, runs, tasks if last else [], launcher,
+                               max(1, concurrency or spec_concurrency), address,
+                               stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "")
         total += len(runs)
     if failures:
-        raise RunFolderError(f"{len(failures)} of {total} runs failed (the others are in {store}): " + "; ".join(failures))
+        raise RunFolderError(f"{len(failures)} of {total} runs failed (the others are in {store}): "
+                             + "; ".join(failures))
     return store
 
 
@@ -235,31 +238,29 @@ def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_o
     """Run one phase's unfinished runs; return the failures (a run whose ``model.init_from`` run has not
     finished fails without starting)."""
     done = finished(store)
-
-    def missing_tasks(key) -> bool:  # a stored run not yet evaluated on every evaluate_on task
-        return bool(set(evaluate_on) - set(done[key].get("metrics_by_task") or {}))
-
-    todo = [r for r in runs if (r[0], r[1], config_hash(r[2])) not in done or missing_tasks((r[0], r[1], config_hash(r[2])))]
-    failures = []
-    blocked = [r for r in todo if r[2].model.init_from and not (Path(r[2].model.init_from) / "metrics.json").is_file()]
-    for cell, seed, cfg, _ in blocked:
-        failures.append(f"{cell}/seed-{seed}: its pretraining run {cfg.model.init_from} has not finished; not started")
-    todo = [r for r in todo if r not in blocked]
+    keyed = [(run, (run[0], run[1], config_hash(run[2]))) for run in runs]
+    # unfinished, or finished but not yet evaluated on every evaluate_on task
+    todo = [(run, key) for run, key in keyed
+            if key not in done or set(evaluate_on) - set(done[key].get("metrics_by_task") or {})]
+    blocked = [(run, key) for run, key in todo
+               if run[2].model.init_from and not (Path(run[2].model.init_from) / "metrics.json").is_file()]
+    failures = [f"{c}/seed-{s}: its pretraining run {cfg.model.init_from} has not finished; not started"
+                for (c, s, cfg, _), _ in blocked]
+    todo = [item for item in todo if item not in blocked]
     version, sweep_id = code_version(), spec.get("name") or out.name
     jobs = [{"cell": c, "seed": s, "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
              "folder": cfg.output_dir, "evaluate_on": evaluate_on,
-             "row": done.get((c, s, config_hash(cfg))) or {"cell": c, "seed": s, **extra, "config_hash": config_hash(cfg),
-                                                          "config": cfg.to_dict(), "code_version": version},
-             "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}} for c, s, cfg, extra in todo]
-    stored = {job["row"]["config_hash"]: job["row"] for job in jobs if "metrics" in job["row"]}
-    print(f"sweep{stage}: {len(runs)} runs, {len(runs) - len(todo) - len(blocked) + len(stored)} already in {store}, "
-          f"{len(todo) - len(stored)} to run and {len(stored)} to evaluate on {evaluate_on} on {launcher}, "
-          f"{concurrency} at a time")
-    with tqdm(total=len(runs), initial=len(runs) - len(todo) - len(blocked), desc="sweep", unit="run") as bar:
+             "row": done.get(key) or {"cell": c, "seed": s, **extra, "config_hash": key[2], "config": cfg.to_dict(),
+                                      "code_version": version},
+             "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}}
+            for (c, s, cfg, extra), key in todo]
+    stored = sum("metrics" in job["row"] for job in jobs)  # finished runs that only need evaluations
+    waiting = len(runs) - len(todo) - len(blocked)  # finished and evaluated
+    print(f"sweep{stage}: {len(runs)} runs, {waiting + stored} already in {store}, {len(todo) - stored} to run and "
+          f"{stored} to evaluate on {evaluate_on} on {launcher}, {concurrency} at a time")
+    with tqdm(total=len(runs), initial=waiting, desc="sweep", unit="run") as bar:
         def report(cell, seed, row, error):
             if row is not None:
-                if row["config_hash"] in stored:  # only new evaluations: keep the training run's own wall time
-                    row["wall_seconds"] = stored[row["config_hash"]].get("wall_seconds", row["wall_seconds"])
                 append_result(store, row)
                 bar.set_postfix_str(f"{cell} seed {seed} done")
             else:
