@@ -109,6 +109,13 @@ def test_inspect_prints_what_training_sees(tmp_path, data_dir, capsys, base_toke
     assert rows[0]["code_view"].endswith(answer) and rows[0]["trained"] == answer + "<|im_end|>"
 
 
+def _count_embedded_tokens(model) -> list[int]:
+    """Tokens reaching the embedding layer, one entry per forward (an independent view of what ran)."""
+    counts = []
+    model.get_input_embeddings().register_forward_hook(lambda module, args, out: counts.append(args[0].numel()))
+    return counts
+
+
 @pytest.mark.parametrize("k", [0, 1])
 def test_shared_view_prefix_equals_each_row_alone_values_and_gradients(tokenizer, k):
     """The template prefix of the chat views runs once; Enc and the gradient match every row run alone."""
@@ -125,7 +132,10 @@ def test_shared_view_prefix_equals_each_row_alone_values_and_gradients(tokenizer
     assert "You are a helpful AI assistant named SmolLM" in system and prefix < min(len(v) for v in views)
     assert all(v[:prefix] == views[0][:prefix] for v in views) and len({v[prefix] for v in views}) > 1
     inputs = {key: batch.pop(key) for key in ("input_ids", "attention_mask", "labels")}
+    embedded = _count_embedded_tokens(model)
     got = forward("separate", model, inputs, batch)
+    width = batch["view_input_ids"].shape[1]  # the prefix ran once: 1 row, then 2B rows without it
+    assert embedded[1:] == [prefix, len(views) * (width - prefix)]  # [0]: the full NTP rows
     (got.pred.sum() + got.target.pow(2).sum()).backward()
     shared_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
@@ -154,12 +164,14 @@ def test_shared_view_prefix_under_lora_equals_recomputing_it(tokenizer):
     features = [dict(vars(encode_example(e, tokenizer, ids)), spans=[0, 0, 0, 0]) for e in examples]  # chat views
     torch.manual_seed(0)
     model = get_peft_model(tiny_llama(len(tokenizer)), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    got = {}
+    got, embedded = {}, _count_embedded_tokens(model)
     for share in (True, False):
         batch = JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=share)(features)
         inputs = {key: batch.pop(key) for key in ("input_ids", "attention_mask", "labels")}
         with torch.no_grad():
             got[share] = forward("separate", model, inputs, batch)
+    assert len(embedded) == 3 + 2  # shared: full rows, prefix once, view rows; recomputed: full rows, view rows
+    assert embedded[1] + embedded[2] < embedded[4]  # the prefix computed once costs fewer tokens
     assert int(JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=True)(features)["view_prefix_len"]) > 0
     torch.testing.assert_close(got[True].pred, got[False].pred, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got[True].target, got[False].target, rtol=1e-4, atol=1e-5)

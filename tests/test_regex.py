@@ -163,9 +163,15 @@ def test_moore_minimisation_equals_greenery_reduce(text):
     from lmjepa.data.regex_syntax import parse_regex
     from lmjepa.evaluation.regex import _to_fsm, minimise
 
-    raw = _to_fsm(parse_regex(text))  # built with greenery's reduce (outside the fast block)
+    minimal = _to_fsm(parse_regex(text))  # built with greenery's reduce (outside the fast block): minimal
+    # the same language with every state doubled (each step flips a parity bit): not minimal
+    raw = Fsm(alphabet=minimal.alphabet, states={(q, b) for q in minimal.states for b in (0, 1)},
+              initial=(minimal.initial, 0), finals={(q, b) for q in minimal.finals for b in (0, 1)},
+              map={(q, b): {a: (t, 1 - b) for a, t in minimal.map[q].items()}
+                   for q in minimal.states for b in (0, 1)})
     ours, theirs = minimise(raw), Fsm.reduce(raw)
-    assert ours.equivalent(theirs) and len(ours.states) == len(theirs.states)
+    assert len(ours.states) == len(theirs.states) == len(minimal.states) < len(raw.states)
+    assert ours.equivalent(theirs) and ours.equivalent(minimal)
     assert Fsm.reduce is not minimise  # the fast block restored greenery's method
     for probe in ["", "dog", "Adogtruck", "AAA", "dogdogdog1", "aabb", "abb", "dogtruck"]:
         assert ours.accepts(probe) == theirs.accepts(probe)
