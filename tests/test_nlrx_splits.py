@@ -139,3 +139,18 @@ def test_the_ood_sweep_specs_train_and_test_on_their_split(split):
     assert len(runs) == 10 and {c.task for _, _, c in runs} == {f"nlrx-{split}"}
     assert sorted({(cell, c.jepa.lbd) for cell, _, c in runs}) == [("llm-jepa", 1.0), ("ntp", 0.0)]
     assert check_config(runs[0][2]).train_file == f"nlrx-splits/{split}_train.jsonl"
+
+
+def test_the_in_distribution_spec_trains_on_synth_once_and_evaluates_out_of_distribution():
+    from pathlib import Path
+
+    import yaml
+
+    from lmjepa.training.sweep import plan
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "ood-nlrx-id.yaml"
+    _, runs, _ = plan(path)
+    assert len(runs) == 10 and {c.task for _, _, c in runs} == {"nlrx-synth"}
+    assert sorted({(cell, c.jepa.lbd, c.jepa.view_format) for cell, _, c in runs}) == [
+        ("llm-jepa-chat", 1.0, "chat"), ("ntp", 0.0, "chat")]
+    assert yaml.safe_load(path.read_text())["evaluate_on"] == ["nlrx-dedup", "nlrx-paraphrase"]
