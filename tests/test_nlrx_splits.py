@@ -1,6 +1,7 @@
 """OOD splits of NL-RX, each property recomputed independently from the raw files; bring-your-own data."""
 
 import json
+import random
 import re
 
 import pytest
@@ -51,6 +52,7 @@ def test_dedup_and_paraphrase_against_set_arithmetic(splits):
 
 def test_depth_length_and_combo_hold_out_what_they_say(splits):
     raw, out = splits
+    norm = lambda s: re.sub(r"\s+", " ", s).strip()
     manifest = json.loads((out / "manifest.json").read_text())
     d, n = manifest["splits"]["depth"]["d"], manifest["splits"]["length"]["n"]
     depths = {part: [depth(parse_regex(_regex(m))) for m in _rows(out / f"depth_{part}.jsonl")]
@@ -66,7 +68,23 @@ def test_depth_length_and_combo_hold_out_what_they_say(splits):
         assert all(bool(compositions(parse_regex(_regex(m))) & held) is contains for m in rows)
     pooled = len(_rows(raw / "synth_train.jsonl")) + len(_rows(raw / "synth_test.jsonl"))
     for split in ("depth", "length", "combo"):
-        assert manifest["splits"][split]["train"] + manifest["splits"][split]["test"] == pooled
+        sizes = manifest["splits"][split]
+        assert sizes["train"] + sizes["id_test"] + sizes["test"] == pooled and sizes["id_test"] == 300
+        train, id_test = _rows(out / f"{split}_train.jsonl"), _rows(out / f"{split}_id_test.jsonl")
+        # held out of training: no ID test regex or description occurs in the training file
+        assert not {norm(_regex(m)) for m in id_test} & {norm(_regex(m)) for m in train}
+        assert not {norm(m[-2]["content"]).lower() for m in id_test} & {norm(m[-2]["content"]).lower() for m in train}
+    # the ID set is the end of the seeded shuffle of the training side: every training prefix is unchanged
+    side = [m for m in _rows(raw / "synth_train.jsonl") + _rows(raw / "synth_test.jsonl")
+            if depth(parse_regex(_regex(m))) <= d]
+    random.Random(3).shuffle(side)
+    train, id_test = _rows(out / "depth_train.jsonl"), _rows(out / "depth_id_test.jsonl")
+    first = min(side.index(m) for m in id_test)
+    assert first > len(side) - 2 * 300 and train[:first] == side[:first]
+    assert train == [m for m in side if m not in id_test] and len(train) + len(id_test) == len(side)
+    id_depths = [depth(parse_regex(_regex(m))) for m in _rows(out / "depth_id_test.jsonl")]
+    assert max(id_depths) <= d  # drawn from the training side of the shift
+    assert all(not compositions(parse_regex(_regex(m))) & held for m in _rows(out / "combo_id_test.jsonl"))
     assert manifest["files"] == {p.name: len(p.read_text().splitlines()) for p in out.glob("*.jsonl")}
 
 
@@ -104,6 +122,19 @@ def test_bad_input_names_the_split_or_line_and_writes_nothing(tmp_path):
         parse_combo("~&")
 
 
+def test_the_in_distribution_test_set_takes_unique_rows_from_the_end():
+    from lmjepa.data.nlrx_splits import _hold_out_in_distribution
+
+    rows = [{"regex": r, "text": x} for r, x in [("a", "one"), ("b", "two"), ("c", "three"), ("d ", "four"),
+                                                 ("e", "Two"), ("d", "six"), ("f", "seven")]]
+    train, held = _hold_out_in_distribution(rows, 2)
+    # from the end: f is unique; d/d  (whitespace) and two/Two (case) are shared, so skipped; c is unique
+    assert [r["regex"] for r in held] == ["c", "f"]
+    assert [r["regex"] for r in train] == ["a", "b", "d ", "e", "d"]
+    with pytest.raises(DataError, match="only 3 training-side rows .* asked for an in-distribution test set of 4"):
+        _hold_out_in_distribution(rows, 4)
+
+
 def test_parallel_files_become_messages_rows_with_line_errors(tmp_path, capsys):
     src, targ, out = tmp_path / "src.txt", tmp_path / "targ.txt", tmp_path / "rows.jsonl"
     src.write_text("lines with dog\nlines ending in a vowel\n")
@@ -135,8 +166,12 @@ def test_the_ood_sweep_specs_train_and_test_on_their_split(split):
     from lmjepa.evaluation.tasks import check_config
     from lmjepa.training.sweep import plan
 
-    _, runs, _ = plan(Path(__file__).resolve().parents[1] / "configs" / f"ood-nlrx-{split}.yaml")
-    assert len(runs) == 10 and {c.task for _, _, c in runs} == {f"nlrx-{split}"}
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"ood-nlrx-{split}.yaml"
+    _, runs, _ = plan(path)
+    assert len(runs) == 10 and {c.task for _, _, c in runs} == {f"nlrx-{split}-id"}  # ID: the run's own task
+    assert yaml.safe_load(path.read_text())["evaluate_on"] == [f"nlrx-{split}"]  # OOD: evaluated after training
     assert sorted({(cell, c.jepa.lbd) for cell, _, c in runs}) == [("llm-jepa", 1.0), ("ntp", 0.0)]
     assert check_config(runs[0][2]).train_file == f"nlrx-splits/{split}_train.jsonl"
 

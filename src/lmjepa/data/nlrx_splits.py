@@ -16,7 +16,11 @@ are compared after normalising whitespace, descriptions after normalising whites
   among those with ≥ ``min_test`` (on NL-RX-SYNTH: ``~`` over ``&``).
 
 Pooled splits are shuffled with ``seed`` (a task's ``max_*_examples`` takes the first rows: a random
-sample). Everything is built and checked in memory first; then each file is written atomically and
+sample), and ``min_test`` rows from the end of each shuffled training side become an in-distribution test
+set (``{split}_id_test.jsonl``, task ``nlrx-{split}-id``): rows whose regex and description occur nowhere else
+on that side, so none leaks into training. The same models are then scored ID and OOD, and the
+generalisation gap is measured, not assumed. Taking them from the end leaves every training prefix that
+stops before them (a task's first 1,120 rows, say) as it was before that set existed. Everything is built and checked in memory first; then each file is written atomically and
 ``manifest.json`` (definitions, thresholds, sizes, distributions, removed overlaps) last.
 """
 
@@ -68,17 +72,41 @@ def _threshold(values: list[int], min_test: int, name: str) -> int:
                     f"(values range {min(values)}..{max(values)})")
 
 
+def _hold_out_in_distribution(rows: list[dict], size: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, ``size`` ID test rows): walking back from the end of the shuffled ``rows``, a row is held
+    out when its regex and its description occur in no other row (normalised as for ``dedup``), so no ID test
+    row leaks into training and every training prefix before the tail stays as it was. Raises DataError if
+    fewer than ``size`` rows qualify."""
+    regexes = Counter(_norm(r["regex"]) for r in rows)
+    texts = Counter(_norm(r["text"], lower=True) for r in rows)
+    held = set()
+    for i in range(len(rows) - 1, -1, -1):
+        if len(held) == size:
+            break
+        if regexes[_norm(rows[i]["regex"])] == 1 and texts[_norm(rows[i]["text"], lower=True)] == 1:
+            held.add(i)
+    if len(held) < size:
+        raise DataError(f"only {len(held)} training-side rows have a regex and description of their own; "
+                        f"asked for an in-distribution test set of {size}")
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
 def _pooled(name: str, rows: list[dict], test: list[bool], seed: int, min_test: int, extra: dict) -> dict:
     train_rows = [r for r, t in zip(rows, test) if not t]
     test_rows = [r for r, t in zip(rows, test) if t]
     if len(test_rows) < min_test or not train_rows:
         raise DataError(f"split {name!r}: {len(test_rows)} held-out rows and {len(train_rows)} training rows; "
                         f"asked for at least {min_test} held-out rows and a training set")
+    if len(train_rows) <= 2 * min_test:
+        raise DataError(f"split {name!r}: {len(train_rows)} training rows cannot also give an in-distribution "
+                        f"test set of {min_test} rows")
     rng = random.Random(seed)
     rng.shuffle(train_rows)
     rng.shuffle(test_rows)
-    return {"files": {f"{name}_train.jsonl": train_rows, f"{name}_test.jsonl": test_rows},
-            "manifest": {**extra, "train": len(train_rows), "test": len(test_rows)}}
+    train_rows, id_rows = _hold_out_in_distribution(train_rows, min_test)
+    return {"files": {f"{name}_train.jsonl": train_rows, f"{name}_id_test.jsonl": id_rows,
+                      f"{name}_test.jsonl": test_rows},
+            "manifest": {**extra, "train": len(train_rows), "id_test": len(id_rows), "test": len(test_rows)}}
 
 
 def build_splits(data_root: Path, count_tokens: Callable[[str], int], seed: int = 0, min_test: int = 300,
@@ -174,7 +202,7 @@ def manifest_summary(manifest: dict) -> str:
     """One line per split: name, sizes, threshold or held-out pairs."""
     lines = []
     for name, info in manifest["splits"].items():
-        sizes = ", ".join(f"{k} {info[k]}" for k in ("train", "test") if k in info)
+        sizes = ", ".join(f"{k} {info[k]}" for k in ("train", "id_test", "test") if k in info)
         detail = {"depth": f"d = {info.get('d')}", "length": f"n = {info.get('n')}",
                   "combo": f"held out: {', '.join(info.get('held_out', []))}"}.get(name, info.get("removed", ""))
         lines.append(f"{name}: {sizes}; {json.dumps(detail) if isinstance(detail, dict) else detail}")

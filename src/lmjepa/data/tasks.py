@@ -154,3 +154,7 @@ for _name, _test, _train, _tokens, _about in [
 ]:
     add_task(Task(f"nlrx-{_name}", f"nlrx-splits/{_test}.jsonl", "regex", _train, NLRX, _tokens, build="nlrx-splits",
                   description=_about))
+    if _train.startswith("nlrx-splits/"):  # the pooled splits' held-out rows from the training side
+        add_task(Task(f"nlrx-{_name}-id", f"nlrx-splits/{_name}_id_test.jsonl", "regex", _train, NLRX, _tokens,
+                      build="nlrx-splits", description=f"in-distribution test of nlrx-{_name}: training-side rows "
+                                                       "held out of every training prefix"))
