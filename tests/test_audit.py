@@ -83,7 +83,11 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert main(["audit", spec]) == 0
     out = tmp_path / "audit" / "audit"
     report = (out / "audit.md").read_text()
-    assert "Family: 10 tests" in report  # 2 cells × (exact_match + 4 geometry metrics)
+    assert "Family: 2 tests" in report  # the declared family: 2 cells × exact_match, geometry apart
+    shifts = json.loads((out / "stats.json").read_text())["geometry_shift"]
+    assert len(shifts["tests"]) == 8 and "of 8 tests" in report  # its own family: 2 cells × 4 geometry metrics
+    assert {t["metric"] for t in shifts["tests"]} == {"geometry_curvature", "geometry_anisotropy",
+                                                      "geometry_uniformity", "geometry_rankme"}
     assert "Bonferroni over the same family" in report and "Coupling of geometry and exact_match" in report
     result = json.loads((out / "stats.json").read_text())
     assert set(result["holm"]["grad_cosine"]) == {"llm-jepa", "stp · stp"}  # each auxiliary's gradient cosine
@@ -115,7 +119,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert main(["audit", spec, "--report-only"]) == 0
     report = (out / "audit.md").read_text()
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
-    assert "Family: 5 tests" in report  # llm-jepa × (exact_match + 4 geometry metrics)
+    assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry
 
 
 @pytest.mark.parametrize("name", ["audit-nlrx-cpu", "audit-nlrx-llama1b"])

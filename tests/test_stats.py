@@ -167,3 +167,10 @@ def test_gradient_coupling_is_summarised_per_term():
     assert coupling["aux · llm-jepa"]["mean"] == pytest.approx(0.2)
     assert coupling["aux · sigreg"]["mean"] == pytest.approx(-0.4)
     assert coupling["aux · sigreg"]["sd"] == pytest.approx(np.std([-0.2, -0.4, -0.6], ddof=1))
+
+
+def test_report_p_values_never_print_as_zero():
+    from lmjepa.stats.paired import format_p
+
+    assert format_p(3.14e-6) == "3.1e-06" and format_p(0.5) == "0.5000" and format_p(1e-4) == "0.0001"
+    assert format_p(0.0) == "0.0000" and format_p(float("nan")) == "n/a" and format_p(None) == "n/a"

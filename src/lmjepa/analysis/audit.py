@@ -11,7 +11,9 @@ It runs the sweep (resumable: finished cells are never recomputed), then reports
 baseline with a 95 % paired bootstrap CI, the single-test paired p, Bonferroni and Holm over the declared
 family, d_z (``stats.compare``), the mean gradient cosine of each auxiliary with the NTP gradient, the
 content/termination split, and the geometry shift of the cell's models against the baseline's (the
-answer-trajectory curvature, anisotropy, uniformity and RankMe of ``AUDIT_GEOMETRY``); then the coupling
+answer-trajectory curvature, anisotropy, uniformity and RankMe of ``AUDIT_GEOMETRY``: a family of its own,
+tested two-sided, because a shift is a change, not a gain, and it must not dilute the task family's
+correction); then the coupling
 of each geometry shift with the task-metric shift over all runs (``stats.coupling``), one scatter plot each.
 """
 
@@ -35,6 +37,7 @@ from ..objectives.base import content_mask
 from ..objectives.monitors import anisotropy
 from ..objectives.trajectory import trajectory_curvature
 from ..stats.compare import compare, load_results, render_markdown
+from ..stats.paired import format_p
 from ..stats.coupling import coupling
 from ..training.config import load_run_config
 from ..training.run import load_examples
@@ -148,8 +151,10 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
             if (folder / "model").is_dir():
                 row["metrics"].update(run_geometry(folder, settings["geometry_rows"]))
     geometry_keys = [k for k in AUDIT_GEOMETRY if any(k in r["metrics"] for r in rows)]
-    results = {method: compare(rows, settings["baseline"], settings["family"] + geometry_keys, method)
+    results = {method: compare(rows, settings["baseline"], settings["family"], method)
                for method in ("holm", "bonferroni")}
+    # geometry shifts are not gains: their own family, two-sided, reported as a direction
+    shifts = compare(rows, settings["baseline"], geometry_keys, "holm") if geometry_keys else None
     by_cell = defaultdict(dict)
     for row in rows:
         by_cell[row["cell"]][int(row["seed"])] = row["metrics"]
@@ -174,8 +179,20 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:
-        lines.append(f"| {t['cell']} | {t['metric']} | {t['p_t_one_sided']:.4f} | {t['p_t_one_sided_corrected']:.4f} | "
-                     f"{'**improves**' if t['reject_one_sided'] else 'no evidence'} |")
+        lines.append(f"| {t['cell']} | {t['metric']} | {format_p(t['p_t_one_sided'])} | "
+                     f"{format_p(t['p_t_one_sided_corrected'])} | {'**improves**' if t['reject_one_sided'] else 'no evidence'} |")
+    if shifts and shifts["tests"]:
+        lines += ["", f"Geometry shift against `{settings['baseline']}` at the same seed (a change, not a gain: "
+                  f"two-sided paired t-test, Holm over its own family of {len(shifts['tests'])} tests; anisotropy "
+                  "up = states more alike, uniformity up = less uniform, RankMe down = fewer effective dimensions):",
+                  "", "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 2-sided) | Holm | shift |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for s in shifts["tests"]:
+            moved = ("**up**" if s["delta"] > 0 else "**down**") if s["reject_two_sided"] else "none detected"
+            lines.append(f"| {s['cell']} | {s['metric']} | {s['n']} | {s['baseline_mean']:.3f} ± {s['baseline_sd']:.3f} | "
+                         f"{s['cell_mean']:.3f} ± {s['cell_sd']:.3f} | {s['delta']:+.3f} [{s['ci_low']:+.3f}, "
+                         f"{s['ci_high']:+.3f}] | {s['cohens_dz']:.2f} | {format_p(s['p_t_two_sided'])} | "
+                         f"{format_p(s['p_t_two_sided_corrected'])} | {moved} |")
     if any(r["n"] for r in couple["rows"]):
         lines += ["", f"Coupling of geometry and {couple['task_metric']} over all paired runs (Spearman ρ of the "
                   f"shifts vs the baseline at the same seed; two-sided permutation p; {couple['correction']} over "
@@ -185,6 +202,6 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                   for r in couple["rows"]]
     lines += ["", "![Δ per cell](deltas.png)", *[f"![coupling]({name})" for name in plots]]
     atomic_write_json(out / "stats.json", {"holm": results["holm"], "bonferroni": results["bonferroni"],
-                                           "coupling": couple, "settings": settings})
+                                           "geometry_shift": shifts, "coupling": couple, "settings": settings})
     atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
     return out / "audit.md"

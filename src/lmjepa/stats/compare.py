@@ -20,7 +20,7 @@ import numpy as np
 from ..data.jsonl import DataError, iter_jsonl
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
-from .paired import correct, paired_comparison
+from .paired import correct, format_p, paired_comparison
 from .termination import decompose, render_lines
 
 
@@ -124,10 +124,6 @@ def nest(rows: list[dict], metrics: list[str]) -> tuple[dict[str, dict[int, dict
     return by_cell, components
 
 
-def _p(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
-
-
 def render_markdown(result: dict) -> str:
     """A paper-style table: mean ± sd per cell, Δ with bootstrap CI, raw and corrected p, decision."""
     a = result["alpha"]
@@ -148,9 +144,10 @@ def render_markdown(result: dict) -> str:
         lines.append(
             f"| {t['cell']} | {t['metric']} | {t['n']} | {t['baseline_mean']:.2f} ± {t['baseline_sd']:.2f} | "
             f"{t['cell_mean']:.2f} ± {t['cell_sd']:.2f} | {t['delta']:+.2f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}] | "
-            f"{dz} | {_p(t['p_t_one_sided'])} | "
-            f"{_p(t['p_t_one_sided_corrected'])} | {_p(t['p_t_two_sided'])} | {_p(t['p_t_two_sided_corrected'])} | "
-            f"{_p(t['p_wilcoxon_two_sided'])} | {decision} |"
+            f"{dz} | {format_p(t['p_t_one_sided'])} | "
+            f"{format_p(t['p_t_one_sided_corrected'])} | {format_p(t['p_t_two_sided'])} | "
+            f"{format_p(t['p_t_two_sided_corrected'])} | "
+            f"{format_p(t['p_wilcoxon_two_sided'])} | {decision} |"
         )
         if not t["wilcoxon_can_reject"]:
             pairs = f"{t['wilcoxon_nonzero']} non-zero pair" + ("" if t["wilcoxon_nonzero"] == 1 else "s")
@@ -192,7 +189,7 @@ def plot_deltas(result: dict, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     tests = result["tests"]
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(tests))))
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.5 + 0.45 * len(tests))))
     for y, t in enumerate(tests):
         ax.errorbar(t["delta"], y, xerr=[[t["delta"] - t["ci_low"]], [t["ci_high"] - t["delta"]]], fmt="o",
                     color="black", mfc="black" if t["reject_one_sided"] else "white", capsize=3)

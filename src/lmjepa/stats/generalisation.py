@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from ..data.jsonl import DataError
-from .paired import correct, paired_comparison
+from .paired import correct, format_p, paired_comparison
 
 
 def task_metrics(row: dict, task: str) -> dict | None:
@@ -87,10 +87,6 @@ def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[s
             "not_evaluated": skipped}
 
 
-def _p(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
-
-
 def render_gaps(result: dict) -> str:
     """Markdown: the ID/OOD/gap table per cell, then Δgap against the baseline."""
     c, a = result["correction"], result["alpha"]
@@ -102,7 +98,7 @@ def render_gaps(result: dict) -> str:
     for g in result["gaps"]:
         lines.append(f"| {g['cell']} | {g['task']} | {g['metric']} | {g['n']} | {g['id_mean']:.2f} ± {g['id_sd']:.2f} | "
                      f"{g['ood_mean']:.2f} ± {g['ood_sd']:.2f} | {g['gap_mean']:+.2f} ± {g['gap_sd']:.2f} | "
-                     f"{_p(g['p_gap'])} | {_p(g['p_gap_corrected'])} |")
+                     f"{format_p(g['p_gap'])} | {format_p(g['p_gap_corrected'])} |")
     if result.get("not_evaluated"):
         lines += ["", f"Not evaluated out of distribution (left out): {', '.join(result['not_evaluated'])}."]
     if result["deltas"]:
@@ -113,6 +109,6 @@ def render_gaps(result: dict) -> str:
         for d in result["deltas"]:
             decision = ("**narrows**" if d["delta"] < 0 else "**widens**") if d["reject"] else "no evidence"
             lines.append(f"| {d['cell']} | {d['task']} | {d['metric']} | {d['n']} | {d['delta']:+.2f} "
-                         f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] | {_p(d['p_t_two_sided'])} | "
-                         f"{_p(d['p_t_two_sided_corrected'])} | {decision} |")
+                         f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] | {format_p(d['p_t_two_sided'])} | "
+                         f"{format_p(d['p_t_two_sided_corrected'])} | {decision} |")
     return "\n".join(lines) + "\n"

@@ -126,3 +126,10 @@ def mcnemar(correct_a, correct_b) -> dict:
     table = [[int(np.sum(x & y)), int(np.sum(x & ~y))], [int(np.sum(~x & y)), int(np.sum(~x & ~y))]]
     result = _mcnemar(table, exact=True)
     return {"b": table[0][1], "c": table[1][0], "p": float(result.pvalue)}
+
+
+def format_p(value: float | None) -> str:
+    """A p-value for a report: four decimals, or two significant digits below 1e-4 (never a bare 0.0000)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.1e}" if 0 < value < 1e-4 else f"{value:.4f}"
