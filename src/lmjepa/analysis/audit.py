@@ -179,20 +179,10 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:
+        decision = "**improves**" if t["reject_one_sided"] else "no evidence"
         lines.append(f"| {t['cell']} | {t['metric']} | {format_p(t['p_t_one_sided'])} | "
-                     f"{format_p(t['p_t_one_sided_corrected'])} | {'**improves**' if t['reject_one_sided'] else 'no evidence'} |")
-    if shifts and shifts["tests"]:
-        lines += ["", f"Geometry shift against `{settings['baseline']}` at the same seed (a change, not a gain: "
-                  f"two-sided paired t-test, Holm over its own family of {len(shifts['tests'])} tests; anisotropy "
-                  "up = states more alike, uniformity up = less uniform, RankMe down = fewer effective dimensions):",
-                  "", "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 2-sided) | Holm | shift |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for s in shifts["tests"]:
-            moved = ("**up**" if s["delta"] > 0 else "**down**") if s["reject_two_sided"] else "none detected"
-            lines.append(f"| {s['cell']} | {s['metric']} | {s['n']} | {s['baseline_mean']:.3f} ± {s['baseline_sd']:.3f} | "
-                         f"{s['cell_mean']:.3f} ± {s['cell_sd']:.3f} | {s['delta']:+.3f} [{s['ci_low']:+.3f}, "
-                         f"{s['ci_high']:+.3f}] | {s['cohens_dz']:.2f} | {format_p(s['p_t_two_sided'])} | "
-                         f"{format_p(s['p_t_two_sided_corrected'])} | {moved} |")
+                     f"{format_p(t['p_t_one_sided_corrected'])} | {decision} |")
+    lines += _shift_table(shifts, settings["baseline"])
     if any(r["n"] for r in couple["rows"]):
         lines += ["", f"Coupling of geometry and {couple['task_metric']} over all paired runs (Spearman ρ of the "
                   f"shifts vs the baseline at the same seed; two-sided permutation p; {couple['correction']} over "
@@ -205,3 +195,21 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                                            "geometry_shift": shifts, "coupling": couple, "settings": settings})
     atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
     return out / "audit.md"
+
+
+def _shift_table(shifts: dict | None, baseline: str) -> list[str]:
+    """Markdown lines of the geometry-shift family (two-sided, its own Holm): a direction, never a gain."""
+    if not shifts or not shifts["tests"]:
+        return []
+    lines = ["", f"Geometry shift against `{baseline}` at the same seed (a change, not a gain: two-sided paired "
+             f"t-test, Holm over its own family of {len(shifts['tests'])} tests; anisotropy up = states more alike, "
+             "uniformity up = less uniform, RankMe down = fewer effective dimensions):", "",
+             "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 2-sided) | Holm | shift |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in shifts["tests"]:
+        moved = ("**up**" if s["delta"] > 0 else "**down**") if s["reject_two_sided"] else "none detected"
+        lines.append(f"| {s['cell']} | {s['metric']} | {s['n']} | {s['baseline_mean']:.3f} ± {s['baseline_sd']:.3f} "
+                     f"| {s['cell_mean']:.3f} ± {s['cell_sd']:.3f} | {s['delta']:+.3f} [{s['ci_low']:+.3f}, "
+                     f"{s['ci_high']:+.3f}] | {s['cohens_dz']:.2f} | {format_p(s['p_t_two_sided'])} | "
+                     f"{format_p(s['p_t_two_sided_corrected'])} | {moved} |")
+    return lines

@@ -20,8 +20,9 @@ sample), and ``min_test`` rows from the end of each shuffled training side becom
 set (``{split}_id_test.jsonl``, task ``nlrx-{split}-id``): rows whose regex and description occur nowhere else
 on that side, so none leaks into training. The same models are then scored ID and OOD, and the
 generalisation gap is measured, not assumed. Taking them from the end leaves every training prefix that
-stops before them (a task's first 1,120 rows, say) as it was before that set existed. Everything is built and checked in memory first; then each file is written atomically and
-``manifest.json`` (definitions, thresholds, sizes, distributions, removed overlaps) last.
+stops before them (a task's first 1,120 rows, say) as it was before that set existed. Everything is built
+and checked in memory first; then each file is written atomically and ``manifest.json`` (definitions,
+thresholds, sizes, distributions, removed overlaps) last.
 """
 
 from __future__ import annotations
