@@ -78,13 +78,13 @@ def _hold_out_in_distribution(rows: list[dict], size: int) -> tuple[list[dict], 
     out when its regex and its description occur in no other row (normalised as for ``dedup``), so no ID test
     row leaks into training and every training prefix before the tail stays as it was. Raises DataError if
     fewer than ``size`` rows qualify."""
-    regexes = Counter(_norm(r["regex"]) for r in rows)
-    texts = Counter(_norm(r["text"], lower=True) for r in rows)
+    keys = [(_norm(r["regex"]), _norm(r["text"], lower=True)) for r in rows]
+    regexes, texts = Counter(k[0] for k in keys), Counter(k[1] for k in keys)
     held = set()
     for i in range(len(rows) - 1, -1, -1):
         if len(held) == size:
             break
-        if regexes[_norm(rows[i]["regex"])] == 1 and texts[_norm(rows[i]["text"], lower=True)] == 1:
+        if regexes[keys[i][0]] == 1 and texts[keys[i][1]] == 1:
             held.add(i)
     if len(held) < size:
         raise DataError(f"only {len(held)} training-side rows have a regex and description of their own; "
