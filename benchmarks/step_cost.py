@@ -39,9 +39,15 @@ from lmjepa.training.trainer import JEPATrainer
 BATCH, SEED = 8, 82
 DTYPE = torch.float32  # --bf16: torch.bfloat16 (the GPU check)
 VIEW_FORMAT = "chat"  # --view-format: the views (jepa.view_format); chat = the official code's
+MODEL, FROM_SCRATCH = "smollm2-135m-instruct", False  # --model, --from-scratch (the architecture, random weights)
 PREFIX = "separate+prefix"  # separate views whose common template prefix runs once (jepa.shared_view_prefix)
 CONFIGS = [("ntp", 0, 0.0)] + [(m, k, a) for m in ("separate", PREFIX, "packed", "shared_prefix") for k in (0, 1)
                                for a in (0.0, 0.5, 0.75)]
+
+
+def model_label() -> str:
+    name = "SmolLM2-135M-Instruct" if MODEL == "smollm2-135m-instruct" else MODEL
+    return f"{name} (architecture, random weights)" if FROM_SCRATCH else name
 
 
 def views_of(mode: str) -> str:
@@ -55,12 +61,12 @@ def name(config) -> str:
 
 
 def load(data_dir: str, rows: int):
-    """SmolLM2-135M-Instruct (k = 1 predictor token added) on the device, and ``rows`` NL-RX-SYNTH rows."""
-    path = resolve_model_path("smollm2-135m-instruct")
+    """``MODEL`` (k = 1 predictor token added) on the device, and ``rows`` NL-RX-SYNTH rows."""
+    path = resolve_model_path(MODEL)
     tokenizer = load_tokenizer(path)
     predictor_ids = add_predictor_tokens(tokenizer, 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(path, tokenizer).to(device=device, dtype=DTYPE)
+    model = load_model(path, tokenizer, from_scratch=FROM_SCRATCH).to(device=device, dtype=DTYPE)
     examples = read_examples(Path(data_dir) / "llm-jepa" / "synth_train.jsonl", rows)
     return model, tokenizer, predictor_ids, device, examples
 
@@ -198,6 +204,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
     for label, specs in AUX_CONFIGS:
         if specs is not None:
             objective = Objective(specs or [{"name": "llm-jepa", "weight": 0.0}], 1.0, model.config.hidden_size)
+            objective.to(device)  # an MLP predictor's weights (training attaches it to the model, which moves it)
             trainers[label] = JEPATrainer(model=model, args=args, jepa=JEPAConfig(monitor=False), objective=objective)
 
     def run(label, batch):
@@ -228,7 +235,7 @@ def time_auxiliaries(data_dir: str, rounds: int, steps: int) -> str:
             print(f"round {round_index + 1}/{rounds} {label:40s} {times[label][-1]:.3f} s/step", flush=True)
     ntp = times["NTP only"]
     lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, {rounds} rounds × "
-             f"{len(batches)} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH, separate views, k = 1", "",
+             f"{len(batches)} steps, {model_label()} {DTYPE}, NL-RX-SYNTH, separate views, k = 1", "",
              "| configuration | s/step | × NTP (median of rounds) |", "|---|---|---|"]
     for label, _ in AUX_CONFIGS:
         ratio = statistics.median(t / n for t, n in zip(times[label], ntp))
@@ -248,10 +255,13 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="the model in bfloat16 (a GPU check)")
     parser.add_argument("--view-format", choices=["content", "chat"], default="chat",
                         help="the views' format (jepa.view_format); chat = the official code's")
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="model name or folder (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="random weights of --model's architecture (timing only: needs no weights file)")
     parser.add_argument("--only", help="the configurations to time besides NTP, e.g. 'separate:1:0.0,packed:1:0.0'")
     args = parser.parse_args()
-    global DTYPE, VIEW_FORMAT, CONFIGS
-    VIEW_FORMAT = args.view_format
+    global DTYPE, VIEW_FORMAT, CONFIGS, MODEL, FROM_SCRATCH
+    VIEW_FORMAT, MODEL, FROM_SCRATCH = args.view_format, args.model, args.from_scratch
     if args.only:
         chosen = [(m, int(k), float(a)) for m, k, a in (item.split(":") for item in args.only.split(","))]
         CONFIGS = [CONFIGS[0]] + [c for c in CONFIGS[1:] if c in chosen]
@@ -281,14 +291,16 @@ def main() -> None:
     memory = {}
     for config in CONFIGS:
         result = subprocess.run([sys.executable, __file__, "--memory-of", json.dumps(config), "--data-dir", args.data_dir,
-                                 "--view-format", VIEW_FORMAT, *(["--bf16"] if args.bf16 else [])],
+                                 "--view-format", VIEW_FORMAT, "--model", MODEL,
+                                *(["--from-scratch"] if FROM_SCRATCH else []), *(["--bf16"] if args.bf16 else []),
+                                *(["--only", args.only] if args.only else [])],
                                 capture_output=True, text=True, check=True)
         memory[config] = json.loads(result.stdout.strip().splitlines()[-1])
 
     ntp = CONFIGS[0]
     all_steps = range(args.rounds * args.steps)
     lines = [f"device: {device}, torch threads: {torch.get_num_threads()}, batch {BATCH}, "
-             f"{args.rounds} rounds × {args.steps} steps, SmolLM2-135M-Instruct {DTYPE}, NL-RX-SYNTH, "
+             f"{args.rounds} rounds × {args.steps} steps, {model_label()} {DTYPE}, NL-RX-SYNTH, "
              f"{VIEW_FORMAT} views",
              "", "| configuration | s/step | × NTP (median of rounds) | dropped share | peak mem MiB | × NTP mem "
              "| tokens computed / real | same, 512-padded |", "|---|---|---|---|---|---|---|---|"]

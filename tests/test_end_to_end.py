@@ -159,3 +159,23 @@ def test_config_overrides_and_errors(tmp_path, capsys):
     path.write_text("jepa: {lbd: 1.0, typo: 2}\n")
     assert main(["train", str(path)]) == 2
     assert f"{path}: unknown config key 'jepa.typo'" in capsys.readouterr().err
+
+
+def test_variants_are_resolved_each_from_the_base_not_from_each_other(tmp_path):
+    """A variant that sets jepa.lbd beside one that uses objectives: (which forbids a moved jepa.lbd): each
+    variant's config is the base plus its own overrides, and neither is validated against the other
+    (found on a GPU run of benchmarks/cuda_parity.py: `lmjepa train` refused such a config)."""
+    from lmjepa.training.run_folder import run_variants
+
+    config = RunConfig(name="v", output_dir=str(tmp_path / "v"),
+                       variants={"ntp": {"jepa.lbd": 0.0}, "stp": {"objectives": [{"name": "stp", "weight": 0.02}]},
+                                 "llm-jepa": {}})
+    config.validate()
+    seen = {}
+    run_variants(config, lambda variant, force: seen.setdefault(variant.name, variant) and {})
+    assert list(seen) == ["v/ntp", "v/stp", "v/llm-jepa"]
+    assert (seen["v/ntp"].jepa.lbd, seen["v/ntp"].objectives) == (0.0, [])
+    assert (seen["v/stp"].jepa.lbd, seen["v/stp"].objectives[0]["name"]) == (1.0, "stp")
+    assert (seen["v/llm-jepa"].jepa.lbd, seen["v/llm-jepa"].objectives) == (1.0, [])
+    assert all(v.variants == {} and v.output_dir == str(tmp_path / "v" / v.name[2:]) for v in seen.values())
+    assert set(run_variants(config, lambda variant, force: {"ok": 1}, ["stp"])) == {"stp"}

@@ -30,8 +30,11 @@ def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> tupl
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
-    """log mean_{i<j} exp(−t ‖ẑ_i − ẑ_j‖²) over L2-normalised rows (Wang & Isola 2020). z (N, D), N ≥ 2."""
-    unit = F.normalize(z, dim=-1)
+    """log mean_{i<j} exp(−t ‖ẑ_i − ẑ_j‖²) over L2-normalised rows (Wang & Isola 2020). z (N, D), N ≥ 2.
+
+    Computed in at least float32: under bf16 autocast the hidden states are bf16, which CUDA's
+    ``torch.pdist`` does not implement (and which would round the small distances that matter here)."""
+    unit = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=-1)
     distances = torch.pdist(unit).pow(2)
     return torch.logsumexp(-t * distances, dim=0) - math.log(distances.numel())
 
