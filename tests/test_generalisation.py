@@ -40,7 +40,12 @@ def test_gaps_and_delta_gap_by_hand(tmp_path):
     (delta,) = result["deltas"]
     assert delta["delta"] == pytest.approx(np.mean([15 - 20, 13 - 17, 16 - 18]))  # the cell narrows the gap
     assert delta["p_t_two_sided"] == pytest.approx(stats.ttest_rel([15, 13, 16], [20, 17, 18]).pvalue)
-    assert result["family_sizes"] == {"gap": 2, "delta_gap": 1}
+    (better,) = result["ood_deltas"]  # the OOD scores themselves, cell vs baseline, one-sided
+    assert better["delta"] == pytest.approx(np.mean([36 - 30, 40 - 35, 33 - 30]))
+    assert better["p_t_one_sided"] == pytest.approx(
+        stats.ttest_rel([36.0, 40, 33], [30.0, 35, 30], alternative="greater").pvalue)
+    assert better["p_t_one_sided_corrected"] == pytest.approx(better["p_t_one_sided"])  # a family of one
+    assert result["family_sizes"] == {"gap": 2, "delta_gap": 1, "delta_ood": 1}
     # Holm over the two gap tests: the smaller p doubled, the larger max(itself, that)
     ps = sorted([ntp["p_gap"], jepa["p_gap"]])
     assert min(ntp["p_gap_corrected"], jepa["p_gap_corrected"]) == pytest.approx(min(1, 2 * ps[0]))
@@ -59,6 +64,7 @@ def test_compare_cli_adds_the_generalisation_section(tmp_path):
     assert main(["compare", str(store), "--baseline", "ntp", "--task", "ood", "--out", str(tmp_path / "cmp")]) == 0
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "## Generalisation" in report and "| jepa | ood | exact_match | 3 |" in report
+    assert "| jepa | ood | exact_match | 3 | 31.67 | 36.33 | +4.67 [" in report  # the ΔOOD row
     assert json.loads((tmp_path / "cmp" / "stats.json").read_text())["generalisation"]["deltas"][0]["cell"] == "jepa"
 
 

@@ -9,7 +9,10 @@ and on other tasks (``metrics_by_task`` of its row, written by a sweep's ``evalu
 Per cell: ID and OOD means ± sd over seeds, the mean gap with the paired t-test of ID against OOD across
 seeds (H0: no gap; scipy ``ttest_rel``, two-sided). Per cell against the baseline: Δgap (cell − baseline,
 paired by seed; negative: the cell narrows the gap) with its paired bootstrap CI and two-sided paired
-t-test. Both families (cells × tasks × metrics) are corrected (Holm by default) and their sizes stated.
+t-test; and ΔOOD, the cell's OOD score against the baseline's on the same task (paired by seed, bootstrap
+CI, one-sided paired t-test, H1: the cell does better out of distribution — the question "does it help
+there?" asked directly, as ``lmjepa compare`` asks it in distribution). The three families (cells × tasks ×
+metrics each) are corrected separately (Holm by default) and their sizes stated.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[s
                 raise DataError(f"cell {row['cell']!r} seed {seed}: no metrics on task {task!r} (evaluate it: "
                                 f"lmjepa evaluate RUN --task {task} --out RUN/eval/{task}, or evaluate_on in the sweep)")
         by_cell[row["cell"]][seed] = {"id": row["metrics"], **by_task}
-    cells, deltas = [], []
+    cells, deltas, ood_deltas = [], [], []
     for cell in sorted(by_cell, key=lambda c: (c != baseline, c)):
         runs = by_cell[cell]
         if len(runs) < 2:
@@ -78,17 +81,21 @@ def gap_table(rows: list[dict], baseline: str, metrics: list[str], tasks: list[s
                     cell_gap = [runs[s]["id"][metric] - runs[s][task][metric] for s in shared]
                     result = paired_comparison(base_gap, cell_gap, alpha=alpha).to_dict()
                     deltas.append({"cell": cell, "task": task, "metric": metric, "seeds": shared, **result})
-    for family, key in ((cells, "p_gap"), (deltas, "p_t_two_sided")):
+                    result = paired_comparison([by_cell[baseline][s][task][metric] for s in shared],
+                                               [runs[s][task][metric] for s in shared], alpha=alpha).to_dict()
+                    ood_deltas.append({"cell": cell, "task": task, "metric": metric, "seeds": shared, **result})
+    for family, key in ((cells, "p_gap"), (deltas, "p_t_two_sided"), (ood_deltas, "p_t_one_sided")):
         reject, adjusted = correct([t[key] for t in family], correction, alpha) if family else ([], [])
         for test, r, p in zip(family, reject, adjusted):
             test[f"{key}_corrected"], test["reject"] = p, r
     return {"baseline": baseline, "tasks": tasks, "metrics": metrics, "correction": correction, "alpha": alpha,
-            "gaps": cells, "deltas": deltas, "family_sizes": {"gap": len(cells), "delta_gap": len(deltas)},
+            "gaps": cells, "deltas": deltas, "ood_deltas": ood_deltas,
+            "family_sizes": {"gap": len(cells), "delta_gap": len(deltas), "delta_ood": len(ood_deltas)},
             "not_evaluated": skipped}
 
 
 def render_gaps(result: dict) -> str:
-    """Markdown: the ID/OOD/gap table per cell, then Δgap against the baseline."""
+    """Markdown: the ID/OOD/gap table per cell, then ΔOOD and Δgap against the baseline."""
     c, a = result["correction"], result["alpha"]
     lines = ["", "## Generalisation: in distribution vs out of distribution", "",
              f"gap = ID − OOD in points (positive: worse out of distribution), mean ± sd over seeds; p: paired "
@@ -101,6 +108,17 @@ def render_gaps(result: dict) -> str:
                      f"{format_p(g['p_gap'])} | {format_p(g['p_gap_corrected'])} |")
     if result.get("not_evaluated"):
         lines += ["", f"Not evaluated out of distribution (left out): {', '.join(result['not_evaluated'])}."]
+    if result.get("ood_deltas"):
+        lines += ["", f"ΔOOD = OOD score of the cell − that of `{result['baseline']}` on the same task, paired by seed; "
+                  f"one-sided paired t-test (H1: the cell does better out of distribution), {c}-corrected over "
+                  f"{result['family_sizes']['delta_ood']} tests.", "",
+                  "| cell | OOD task | metric | n | baseline OOD | cell OOD | ΔOOD [95% bootstrap CI] | p (1-sided) "
+                  "| corrected | decision |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for d in result["ood_deltas"]:
+            decision = "**better OOD**" if d["reject"] else "no evidence"
+            lines.append(f"| {d['cell']} | {d['task']} | {d['metric']} | {d['n']} | {d['baseline_mean']:.2f} | "
+                         f"{d['cell_mean']:.2f} | {d['delta']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] | "
+                         f"{format_p(d['p_t_one_sided'])} | {format_p(d['p_t_one_sided_corrected'])} | {decision} |")
     if result["deltas"]:
         lines += ["", f"Δgap = gap(cell) − gap(`{result['baseline']}`), paired by seed (negative: the cell narrows "
                   f"the gap); two-sided paired t-test, {c}-corrected over {result['family_sizes']['delta_gap']} tests.",
