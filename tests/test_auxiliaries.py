@@ -59,6 +59,23 @@ def test_sigreg_matches_the_trapezoid_formula_and_prefers_a_standard_gaussian():
         sigreg(z, a, n_points=16)
 
 
+def test_distribution_statistics_ignore_bf16_autocast():
+    """Under bf16 mixed precision (train.precision: bf16) the statistics equal their float32 values on the same
+    inputs: a bf16 projection before cos/sin (SIGReg), covariance (VICReg) or logits (Fisher, decoder KL)
+    would keep 8 significant bits, and pdist (uniformity) has no bf16 kernel."""
+    z = torch.randn(64, 16, generator=G)
+    a = random_directions(16, 32, seed=1)
+    w, t = torch.randn(500, 16, generator=G), torch.randn(4, 16, generator=G)
+    p = t + 0.01 * torch.randn(4, 16, generator=G)  # nearly equal states: a small KL, easily rounded away
+    statistics = lambda: [sigreg(z, a), *vicreg_terms(z), uniformity(z), fisher_distance(p, t, w), decoder_kl(p, t, w)]
+    exact = statistics()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = statistics()
+        assert (z @ a).dtype == torch.bfloat16  # autocast is on: a plain matmul here would be bf16
+    for want, got in zip(exact, mixed):
+        assert got.dtype == torch.float32 and got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
 # --- STP and curvature ----------------------------------------------------------------------------------
 
 def _stp_loop(h, spans, s, t):

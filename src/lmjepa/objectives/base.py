@@ -15,6 +15,7 @@ Families (the JEPA audit, ``shared/papers/000_*``): ``trajectory`` (trajectory-s
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -114,3 +115,14 @@ def register(cls: type[Auxiliary]) -> type[Auxiliary]:
         raise ValueError(f"auxiliary {cls.name!r}: family {cls.family!r} is not one of {FAMILIES}")
     AUXILIARIES[cls.name] = cls
     return cls
+
+
+@contextmanager
+def full_precision(*tensors: torch.Tensor):
+    """Autocast off, and ``tensors`` promoted to at least float32 (float64 stays float64); yields them.
+
+    For statistics of the auxiliary terms under ``train.precision: bf16``: autocast would run their matmuls
+    in bf16 (8 significant bits), which rounds away the small differences they measure (a KL between
+    nearly equal distributions, a projection fed to cos/sin), and some ops have no bf16 kernel (pdist)."""
+    with torch.autocast(tensors[0].device.type, enabled=False):
+        yield tuple(t.to(torch.promote_types(t.dtype, torch.float32)) for t in tensors)

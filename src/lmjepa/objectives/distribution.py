@@ -4,6 +4,10 @@ SIGReg in ``sigreg.py``.
 Each term reads an (N, D) set of embeddings chosen by ``embeddings``: ``tokens`` (default: every user and
 assistant content token's hidden state at ``layer`` — no extra tokens computed), ``rows`` (the mean of
 each row's content states, N = B) or ``views`` (Pred(Enc(Text)) and Enc(Code), N = 2B; needs the views).
+
+Every statistic is computed in at least float32 with autocast off (``full_precision``): under bf16 mixed
+precision a projection ``z @ a`` would otherwise run in bf16 (8 significant bits) before cos/sin, and
+``torch.pdist`` has no bf16 kernel at all.
 """
 
 from __future__ import annotations
@@ -13,30 +17,30 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import Auxiliary, Needs, Step, register
+from .base import Auxiliary, Needs, Step, full_precision, register
 
 EMBEDDINGS = ("tokens", "rows", "views")
 
 
 def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
     """VICReg's variance and covariance terms (Bardes et al. 2022, eqs. 1 and 3): v = mean_d relu(γ −
-    sqrt(Var(z_d) + ε)), c = Σ_{d≠e} Cov(z)_{de}² / D. z (N, D), N ≥ 2. Returns (v, c)."""
-    centred = z - z.mean(0, keepdim=True)
-    std = torch.sqrt(centred.var(0) + eps)
-    variance = F.relu(gamma - std).mean()
-    cov = centred.T @ centred / (z.shape[0] - 1)
-    off = cov - torch.diag(torch.diagonal(cov))
-    return variance, off.pow(2).sum() / z.shape[1]
+    sqrt(Var(z_d) + ε)), c = Σ_{d≠e} Cov(z)_{de}² / D. z (N, D), N ≥ 2. Returns (v, c), float32 or wider."""
+    with full_precision(z) as (z,):
+        centred = z - z.mean(0, keepdim=True)
+        std = torch.sqrt(centred.var(0) + eps)
+        variance = F.relu(gamma - std).mean()
+        cov = centred.T @ centred / (z.shape[0] - 1)
+        off = cov - torch.diag(torch.diagonal(cov))
+        return variance, off.pow(2).sum() / z.shape[1]
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     """log mean_{i<j} exp(−t ‖ẑ_i − ẑ_j‖²) over L2-normalised rows (Wang & Isola 2020). z (N, D), N ≥ 2.
 
-    Computed in at least float32: under bf16 autocast the hidden states are bf16, which CUDA's
-    ``torch.pdist`` does not implement (and which would round the small distances that matter here)."""
-    unit = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=-1)
-    distances = torch.pdist(unit).pow(2)
-    return torch.logsumexp(-t * distances, dim=0) - math.log(distances.numel())
+    Computed in at least float32 (``full_precision``): ``torch.pdist`` has no bf16 kernel."""
+    with full_precision(z) as (z,):
+        distances = torch.pdist(F.normalize(z, dim=-1)).pow(2)
+        return torch.logsumexp(-t * distances, dim=0) - math.log(distances.numel())
 
 
 class _OnEmbeddings(Auxiliary):

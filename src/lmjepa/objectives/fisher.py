@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Auxiliary, Needs, Step, register
+from .base import Auxiliary, Needs, Step, full_precision, register
 
 
 def fisher_distance(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -19,19 +19,22 @@ def fisher_distance(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
     The Fisher information of the categorical softmax(W·) at t, so the second-order term of
     KL(π_t ‖ softmax(W p)) in p − t. π is detached (the metric is evaluated at the target, not trained
-    through). pred, target (B, D); weight (V, D). Returns a () tensor ≥ 0.
+    through). pred, target (B, D); weight (V, D). Returns a () tensor ≥ 0, float32 or wider, autocast off.
     """
-    pi = F.softmax(target.detach().float() @ weight.float().T, dim=-1)  # (B, V)
-    u = (pred - target).float() @ weight.float().T  # W(p − t), (B, V)
-    return 0.5 * ((pi * u**2).sum(-1) - (pi * u).sum(-1) ** 2).mean()
+    with full_precision(pred, target, weight) as (pred, target, weight):
+        pi = F.softmax(target.detach() @ weight.T, dim=-1)  # (B, V)
+        u = (pred - target) @ weight.T  # W(p − t), (B, V)
+        return 0.5 * ((pi * u**2).sum(-1) - (pi * u).sum(-1) ** 2).mean()
 
 
 def decoder_kl(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """KL(softmax(W t / τ) ‖ softmax(W p / τ)), the target distribution detached, averaged over rows.
-    pred, target (B, D); weight (V, D). Returns a () tensor ≥ 0."""
-    target_logp = F.log_softmax(target.detach().float() @ weight.float().T / temperature, dim=-1)
-    pred_logp = F.log_softmax(pred.float() @ weight.float().T / temperature, dim=-1)
-    return F.kl_div(pred_logp, target_logp, log_target=True, reduction="batchmean")
+    pred, target (B, D); weight (V, D). Returns a () tensor ≥ 0, float32 or wider, autocast off (bf16
+    logits of two nearly equal states would differ by their rounding, a KL floor of the size of the signal)."""
+    with full_precision(pred, target, weight) as (pred, target, weight):
+        target_logp = F.log_softmax(target.detach() @ weight.T / temperature, dim=-1)
+        pred_logp = F.log_softmax(pred @ weight.T / temperature, dim=-1)
+        return F.kl_div(pred_logp, target_logp, log_target=True, reduction="batchmean")
 
 
 @register

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Step, register
+from .base import Step, full_precision, register
 from .distribution import EMBEDDINGS, _OnEmbeddings
 
 
@@ -19,21 +19,23 @@ def sigreg(z: torch.Tensor, directions: torch.Tensor, t_max: float = 3.0, n_poin
     t_j = linspace(0, t_max, n_points), w_j = e^{−t_j²/2} · (2Δt inside, Δt at both ends) — the official
     trapezoid convention (the statistic is 0 in expectation only for standard normal projections).
 
-    z: (N, D) float; directions: (D, M) with unit columns. Returns a () tensor. Raises ValueError on
+    z: (N, D) float; directions: (D, M) with unit columns. Returns a () tensor, computed in at least float32
+    with autocast off (a bf16 projection before cos/sin would keep 8 significant bits). Raises ValueError on
     mismatched shapes or an even ``n_points``.
     """
     if z.dim() != 2 or directions.dim() != 2 or z.shape[1] != directions.shape[0]:
         raise ValueError(f"need z (N, D) and directions (D, M); got {tuple(z.shape)} and {tuple(directions.shape)}")
     if n_points % 2 != 1:
         raise ValueError(f"n_points must be odd, got {n_points}")
-    t = torch.linspace(0, t_max, n_points, device=z.device, dtype=z.dtype)
-    dt = t_max / (n_points - 1)
-    weights = torch.full_like(t, 2 * dt)
-    weights[[0, -1]] = dt
-    phi = torch.exp(-0.5 * t**2)
-    x = (z @ directions).unsqueeze(-1) * t  # (N, M, T)
-    err = (torch.cos(x).mean(0) - phi) ** 2 + torch.sin(x).mean(0) ** 2  # (M, T)
-    return (err @ (weights * phi)).mean() * z.shape[0]
+    with full_precision(z, directions) as (z, directions):
+        t = torch.linspace(0, t_max, n_points, device=z.device, dtype=z.dtype)
+        dt = t_max / (n_points - 1)
+        weights = torch.full_like(t, 2 * dt)
+        weights[[0, -1]] = dt
+        phi = torch.exp(-0.5 * t**2)
+        x = (z @ directions.to(z.dtype)).unsqueeze(-1) * t  # (N, M, T)
+        err = (torch.cos(x).mean(0) - phi) ** 2 + torch.sin(x).mean(0) ** 2  # (M, T)
+        return (err @ (weights * phi)).mean() * z.shape[0]
 
 
 def random_directions(dim: int, count: int, seed: int, device=None, dtype=torch.float32) -> torch.Tensor:
