@@ -67,13 +67,16 @@ def test_distribution_statistics_ignore_bf16_autocast():
     a = random_directions(16, 32, seed=1)
     w, t = torch.randn(500, 16, generator=G), torch.randn(4, 16, generator=G)
     p = t + 0.01 * torch.randn(4, 16, generator=G)  # nearly equal states: a small KL, easily rounded away
-    statistics = lambda: [sigreg(z, a), *vicreg_terms(z), uniformity(z), fisher_distance(p, t, w), decoder_kl(p, t, w)]
+    p16, t16 = p.to(torch.bfloat16), t.to(torch.bfloat16)  # e.g. an MLP predictor's output under autocast
+    statistics = lambda: [sigreg(z, a), *vicreg_terms(z), uniformity(z), fisher_distance(p, t, w), decoder_kl(p, t, w),
+                          *(jepa_distance(p16, t16, d) for d in ("cosine", "mse", "infonce"))]
     exact = statistics()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = statistics()
         assert (z @ a).dtype == torch.bfloat16  # autocast is on: a plain matmul here would be bf16
     for want, got in zip(exact, mixed):
         assert got.dtype == torch.float32 and got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert exact[-3].item() == pytest.approx((1 - F.cosine_similarity(p16.float(), t16.float())).mean().item())
 
 
 # --- STP and curvature ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.packing import gather_enc
-from .base import Auxiliary, Needs, Step, register
+from .base import Auxiliary, Needs, Step, full_precision, register
 
 __all__ = ["DISTANCES", "LLMJEPA", "gather_enc", "jepa_distance", "jepa_dropped"]
 DISTANCES = ("cosine", "l2", "mse", "infonce")
@@ -31,24 +31,26 @@ def jepa_distance(pred: torch.Tensor, target: torch.Tensor, distance: str = "cos
             cosine-similarity matrix / ``temperature`` with positives on the diagonal (Text→Code).
         temperature: τ for ``infonce`` (> 0).
     Returns:
-        () float — the mean distance over the B pairs.
+        () float — the mean distance over the B pairs, computed in at least float32 with autocast off (under
+        bf16 autocast a bf16 cosine of nearly aligned vectors is 0 or 2⁻⁸: 1 − cos is rounded away).
     Raises:
         ValueError if ``distance`` is unknown, shapes differ, or τ ≤ 0.
     """
     if pred.shape != target.shape or pred.dim() != 2:
         raise ValueError(f"pred and target must both be (B, D); got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if distance == "cosine":
-        return (1.0 - F.cosine_similarity(pred, target, dim=-1)).mean()
-    if distance == "l2":
-        return (pred - target).norm(dim=-1).mean()
-    if distance == "mse":
-        return (pred - target).pow(2).mean()
-    if distance == "infonce":
-        if temperature <= 0:
-            raise ValueError(f"infonce temperature must be > 0, got {temperature}")
-        logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / temperature  # (B, B)
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown JEPA distance {distance!r}; choose one of {DISTANCES}")
+    if distance == "infonce" and temperature <= 0:
+        raise ValueError(f"infonce temperature must be > 0, got {temperature}")
+    with full_precision(pred, target) as (pred, target):  # an MLP predictor's output is bf16 under autocast
+        if distance == "cosine":
+            return (1.0 - F.cosine_similarity(pred, target, dim=-1)).mean()
+        if distance == "l2":
+            return (pred - target).norm(dim=-1).mean()
+        if distance == "mse":
+            return (pred - target).pow(2).mean()
+        logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / temperature  # (B, B), infonce
         return F.cross_entropy(logits, torch.arange(pred.shape[0], device=pred.device))
-    raise ValueError(f"unknown JEPA distance {distance!r}; choose one of {DISTANCES}")
 
 
 @register
