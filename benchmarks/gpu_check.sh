@@ -10,6 +10,7 @@
 #                   tokenizer is enough): step costs are then still valid, generation throughput is skipped
 #   PARAPHRASE      a {"views": [...]} JSONL for the multi-view parity run [$LMJEPA_CACHE_DIR/data/paraphrase/nlrx.jsonl,
 #                   written by `lmjepa build-data paraphrase-nlrx`]
+# Without the weights or the data on the GPU machine: `bash benchmarks/gpu_bundle.sh` gathers them into .gpu/.
 # The results of 2026-11-30 on an H200: benchmarks/gpu_results_h200.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
