@@ -172,7 +172,7 @@ def test_vicreg_and_uniformity_match_numpy():
     unit = zn / np.linalg.norm(zn, axis=1, keepdims=True)
     pairs = [np.exp(-2 * np.sum((unit[i] - unit[j]) ** 2)) for i in range(30) for j in range(i + 1, 30)]
     assert uniformity(z).item() == pytest.approx(np.log(np.mean(pairs)))
-    # bf16 hidden states (autocast) are scored in float32: CUDA's pdist has no bf16 kernel (H200 run)
+    # bf16 inputs (a bf16 model, an MLP predictor under autocast) are scored in float32: pdist has no bf16 kernel
     half = z.to(torch.bfloat16)
     assert uniformity(half).dtype == torch.float32
     assert uniformity(half).item() == uniformity(half.to(torch.float32)).item()
