@@ -179,3 +179,17 @@ def test_variants_are_resolved_each_from_the_base_not_from_each_other(tmp_path):
     assert (seen["v/llm-jepa"].jepa.lbd, seen["v/llm-jepa"].objectives) == (1.0, [])
     assert all(v.variants == {} and v.output_dir == str(tmp_path / "v" / v.name[2:]) for v in seen.values())
     assert set(run_variants(config, lambda variant, force: {"ok": 1}, ["stp"])) == {"stp"}
+
+
+def test_without_variants_returns_a_copy_and_leaves_the_config_alone():
+    """The one way a variant, sweep cell or audit cell gets its base (``ConfigBase.without_variants``)."""
+    from lmjepa.training.pretrain_config import PretrainConfig
+
+    for config in (RunConfig(name="v", variants={"ntp": {"jepa.lbd": 0.0}}),
+                   PretrainConfig(name="p", variants={"mlm-only": {"objective.lambda_mode": "mlm_only"}})):
+        base = config.without_variants()
+        assert base.variants == {} and base is not config
+        assert len(config.variants) == 1  # the original keeps its variants
+        assert base.to_dict() == {**config.to_dict(), "variants": {}}
+    plain = RunConfig(name="n")
+    assert plain.without_variants() is plain  # nothing to drop: no copy

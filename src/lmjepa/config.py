@@ -15,6 +15,7 @@ file's folder, so a config works from any working directory; paths given on the 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import MISSING, asdict, field, fields, is_dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ class ConfigBase:
 
     def validate(self) -> None:
         """Raise ConfigError if the config is inconsistent (the per-field choices are checked already)."""
+
+    def without_variants(self):
+        """A copy with ``variants`` emptied: the base that one variant, sweep cell or audit cell overrides (a
+        variant is validated against the base alone, never against its siblings). Configs without a
+        ``variants`` field are returned unchanged."""
+        return dataclasses.replace(self, variants={}) if getattr(self, "variants", None) else self
 
     def with_overrides(self, overrides: dict[str, Any]):
         """A copy with dotted-key overrides applied (``{"jepa.lbd": 0.0}``).

@@ -59,8 +59,8 @@ def check_spec(spec_path: str | Path) -> dict:
         raise ConfigError(f"{spec_path}: audit.baseline {baseline!r} is not a cell; cells: {sorted(cells)}")
     if not audit.get("family"):
         raise ConfigError(f"{spec_path}: audit.family is empty; name the metrics to test (e.g. [exact_match])")
-    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
-    base.variants = {}  # a sweep runs cells, not the base config's variants
+    # a sweep runs cells, not the base config's variants
+    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
     for cell, overrides in cells.items():
         if "train.seed" in (overrides or {}):
             raise ConfigError(f"{spec_path}: cell {cell!r} sets train.seed; every cell runs the spec's seeds")

@@ -20,7 +20,6 @@ the dataset name is mapped to its task and the metric comes from the task.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +239,7 @@ class RunConfig(ConfigBase):
             raise ConfigError("eval.backend 'vllm' needs vLLM: pip install 'lmjepa[vllm]' (on a GPU machine)")
         for name, overrides in self.variants.items():
             try:
-                dataclasses.replace(self, variants={}).with_overrides(overrides or {})
+                self.without_variants().with_overrides(overrides or {})
             except ConfigError as err:
                 raise ConfigError(f"variant {name!r}: {err}") from None
 

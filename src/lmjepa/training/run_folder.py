@@ -15,7 +15,6 @@ so a forced run never resumes a checkpoint of another config; a finished run is 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -124,7 +123,7 @@ def run_variants(config: ConfigBase, runner, names: list[str] | None = None, for
     if unknown:
         raise ConfigError(f"unknown variant {unknown[0]!r}; the config has {list(config.variants)}")
     results = {}
-    base = dataclasses.replace(config, variants={})  # a variant's config is validated without its siblings
+    base = config.without_variants()  # a variant's config is validated without its siblings
     for name in names or list(config.variants):
         variant = base.with_overrides({**(config.variants[name] or {}), "name": f"{config.name}/{name}",
                                        "output_dir": str(Path(config.output_dir) / name)})

@@ -115,8 +115,7 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     spec = yaml.safe_load(spec_path.read_text()) or {}
     if "base" not in spec or "output_dir" not in spec:
         raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
-    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
-    base.variants = {}
+    base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
     out = Path(output_dir or spec["output_dir"])
     runs = []
     cells = expand_cells(spec)
@@ -168,9 +167,8 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
                               "stage's config and seeds")
     if "base" not in spec or "output_dir" not in spec:
         raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
-    pre_base = load_run_config(spec_path.parent / pre["base"], pre.get("overrides") or {})
-    fine_base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {})
-    pre_base.variants = fine_base.variants = {}
+    pre_base = load_run_config(spec_path.parent / pre["base"], pre.get("overrides") or {}).without_variants()
+    fine_base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
     out = Path(output_dir or spec["output_dir"])
     pretraining, finetuning = [], []
     for pseed in pre["seeds"]:
