@@ -93,3 +93,27 @@ def test_evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, t
     assert main(["sweep", spec_path]) == 0 and store.read_text() == before  # nothing left to do
     assert main(["compare", str(store), "--baseline", "ntp", "--task", "nlrx-turk", "--out", str(tmp_path / "c")]) == 0
     assert "## Generalisation" in (tmp_path / "c" / "report.md").read_text()
+
+
+def test_disk_warning_measures_a_finished_run_and_compares_with_free_space(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from lmjepa.training import sweep
+
+    run = tmp_path / "runs" / "ntp" / "seed-82-abc"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "weights.bin").write_bytes(b"x" * 3_000_000)   # 3 MB model
+    (run / "metrics.json").write_text("{}")                           # 2 bytes
+    unfinished = tmp_path / "runs" / "ntp" / "seed-23-def"             # no metrics.json: never measured
+    unfinished.mkdir()
+    done = {("ntp", 23, "def"): {"config": {"output_dir": str(unfinished)}},
+            ("ntp", 82, "abc"): {"config": {"output_dir": str(run)}}}
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(sweep.shutil, "disk_usage", lambda path: Usage(0, 0, 10_000_000))   # 10 MB free
+    assert sweep.disk_warning(tmp_path / "runs", done, 3) is None           # 3 × 3.000002 MB fits
+    warning = sweep.disk_warning(tmp_path / "runs", done, 4)                 # 12.000008 MB does not
+    assert warning is not None and "4 runs to go × 0.00 GB" in warning and str(run) in warning
+    assert sweep.disk_warning(tmp_path / "runs", done, 0) is None
+    assert sweep.disk_warning(tmp_path / "runs", {("ntp", 23, "def"): done[("ntp", 23, "def")]}, 9) is None
+    # a store folder that does not exist yet is probed at its nearest existing parent
+    assert sweep.disk_warning(tmp_path / "new" / "store", done, 4) is not None

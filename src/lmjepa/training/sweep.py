@@ -27,7 +27,9 @@ is never recomputed; a killed sweep loses at most the runs in flight, and a fail
 log without stopping the others. ``evaluate_on`` tasks are evaluated into ``<run>/eval/<task>/`` once each,
 also for runs finished before the task was listed: their row is added again with ``metrics_by_task`` (and
 its training wall time), and a later row for the same run replaces the earlier one. Each run's environment names the sweep, cell and seed
-(``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers.
+(``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers. Before its runs
+start, a local sweep warns when the runs left, each the size of its newest finished run folder, need more disk
+than is free (``disk_warning``): a full disk otherwise shows up only as failed saves.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -142,6 +145,25 @@ def append_result(store: Path, row: dict) -> None:
     calls it, from its own thread, as each run reports back."""
     existing = store.read_text() if store.exists() else ""
     atomic_write_text(store, existing + json.dumps(row) + "\n")
+
+
+def disk_warning(out: Path, done: dict, to_train: int) -> str | None:
+    """A one-line warning when ``to_train`` runs, each as large on disk as the newest finished run folder of
+    the store (``done``: ``finished(store)``; sizes in GB, 1e9 bytes), need more than the free space under
+    ``out``; None when they fit or no finished folder is left to measure. Runs that would not fit fail at
+    save and resume later, so this warns rather than stops."""
+    folders = [Path(r["config"]["output_dir"]) for r in done.values() if (r.get("config") or {}).get("output_dir")]
+    folders = [f for f in folders if (f / "metrics.json").is_file()]
+    if not folders or to_train <= 0:
+        return None
+    per_run = sum(f.stat().st_size for f in folders[-1].rglob("*") if f.is_file()) / 1e9
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free / 1e9
+    if per_run * to_train <= free:
+        return None
+    return (f"sweep: warning: {to_train} runs to go × {per_run:.2f} GB (the size of {folders[-1]}) = "
+            f"{per_run * to_train:.1f} GB, but {free:.1f} GB is free under {probe}; runs that cannot save will "
+            "fail and resume when space is freed")
 
 
 def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[list[tuple]], int]:
@@ -256,6 +278,8 @@ def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_o
     waiting = len(runs) - len(todo) - len(blocked)  # finished and evaluated
     print(f"sweep{stage}: {len(runs)} runs, {waiting + stored} already in {store}, {len(todo) - stored} to run and "
           f"{stored} to evaluate on {evaluate_on} on {launcher}, {concurrency} at a time")
+    if launcher == "local" and (warning := disk_warning(out, done, len(todo) - stored)):
+        print(warning)
     with tqdm(total=len(runs), initial=waiting, desc="sweep", unit="run") as bar:
         def report(cell, seed, row, error):
             if row is not None:
