@@ -10,7 +10,7 @@ from scipy import stats
 
 from lmjepa.cli.main import main
 from lmjepa.data.jsonl import DataError
-from lmjepa.stats.compare import compare, k_lambda_grid, load_results, write_report
+from lmjepa.stats.compare import compare, k_lambda_grid, load_results, load_stores, write_report
 from lmjepa.stats.paired import bootstrap_ci, correct, mcnemar, paired_comparison, wilcoxon_min_p
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
@@ -134,6 +134,32 @@ def test_compare_errors(tmp_path):
         load_results(path)
     with pytest.raises(ValueError, match="baseline cell 'zzz' not in results"):
         compare(load_results(_results(tmp_path)), "zzz", ["exact_match"])
+
+
+def test_compare_across_stores_pairs_the_same_seeds_under_labelled_cells(tmp_path, capsys):
+    """Two stores (e.g. the same cells trained in fp32 and in bf16): cells become LABEL/cell and pair by seed,
+    exactly as if one store held both."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = _results(tmp_path / "a"), _results(tmp_path / "b")
+    shifted = [{**json.loads(line), "metrics": {k: v + 1.0 for k, v in json.loads(line)["metrics"].items()}}
+               for line in second.read_text().splitlines()]
+    second.write_text("".join(json.dumps(r) + "\n" for r in shifted))
+    rows = load_stores([f"fp32={first}", f"bf16={second}"], ["fp32/ntp", "bf16/ntp"])
+    assert sorted({r["cell"] for r in rows}) == ["bf16/ntp", "fp32/ntp"] and len(rows) == 10
+    result = compare(rows, "fp32/ntp", ["exact_match"])
+    (test,) = result["tests"]
+    assert test["cell"] == "bf16/ntp" and test["seeds"] == [4, 23, 37, 82, 84] and test["delta"] == pytest.approx(1.0)
+    assert [r["cell"] for r in load_stores([str(first)])] == [r["cell"] for r in load_results(first)]  # one: as is
+    assert {r["cell"] for r in load_stores([str(first), str(second)])} >= {"a/ntp", "b/llm-jepa"}  # folder names
+    with pytest.raises(ValueError, match="share a label"):
+        load_stores([f"x={first}", f"x={second}"])
+    with pytest.raises(ValueError, match="no cell 'fp32/stp'"):
+        load_stores([f"fp32={first}", f"bf16={second}"], ["fp32/stp"])
+    assert main(["compare", f"fp32={first}", f"bf16={second}", "--baseline", "fp32/ntp", "--cells",
+                 "fp32/ntp,bf16/ntp,bf16/llm-jepa", "--out", str(tmp_path / "cmp")]) == 0
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "bf16/ntp" in report and "bf16/llm-jepa" in report and "fp32/llm-jepa" not in report
 
 
 def test_mcnemar_cli(tmp_path, capsys):

@@ -37,6 +37,33 @@ def load_results(path: str | Path) -> list[dict]:
     return list(rows.values())
 
 
+def load_stores(stores: list[str], cells: list[str] | None = None) -> list[dict]:
+    """The rows of one or several results stores, each given as ``PATH`` or ``LABEL=PATH``. With several
+    stores, each row's cell becomes ``LABEL/cell`` (label: the given one, else the store's folder name), so
+    cells of different stores pair by seed: e.g. the same cell trained in fp32 and in bf16. ``cells`` keeps
+    only those (renamed) cells. Raises ConfigError on a repeated label or a named cell that no store has,
+    DataError as ``load_results``."""
+    labelled = []
+    for spec in stores:
+        label, sep, path = spec.partition("=")
+        if not sep or Path(spec).exists():
+            label, path = Path(spec).parent.name, spec
+        labelled.append((label, path))
+    labels = [label for label, _ in labelled]
+    if len(stores) > 1 and len(set(labels)) < len(labels):
+        raise ConfigError(f"stores {stores} share a label; name each as LABEL=PATH")
+    rows = []
+    for label, path in labelled:
+        for row in load_results(path):
+            rows.append({**row, "cell": f"{label}/{row['cell']}"} if len(stores) > 1 else row)
+    if cells:
+        missing = sorted(set(cells) - {row["cell"] for row in rows})
+        if missing:
+            raise ConfigError(f"no cell {missing[0]!r} in {stores}; cells: {sorted({r['cell'] for r in rows})}")
+        rows = [row for row in rows if row["cell"] in cells]
+    return rows
+
+
 def is_analysed(row: dict) -> bool:
     """Whether a store row is compared: a single-stage run, or the fine-tuning stage of a two-stage sweep
     (its pretraining rows are not evaluated)."""
