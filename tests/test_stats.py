@@ -11,7 +11,8 @@ from scipy import stats
 from lmjepa.cli.main import main
 from lmjepa.data.jsonl import DataError
 from lmjepa.stats.compare import compare, k_lambda_grid, load_results, load_stores, write_report
-from lmjepa.stats.paired import bootstrap_ci, correct, mcnemar, paired_comparison, wilcoxon_min_p
+from lmjepa.stats.paired import (bootstrap_ci, correct, mcnemar, minimum_detectable_effect, paired_comparison,
+                                 wilcoxon_min_p)
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
 CELL = [60.0, 58.0, 61.5, 50.5, 62.0]
@@ -77,6 +78,27 @@ def test_holm_bonferroni_and_bh_by_hand():
         correct(p, "sidak-ish")
 
 
+@pytest.mark.parametrize("n, alpha, sd", [(5, 0.05, 1.0), (5, 0.05 / 22, 2.5), (3, 0.05, 0.4), (10, 0.01, 1.7)])
+def test_minimum_detectable_effect_has_the_stated_power_by_the_noncentral_t(n, alpha, sd):
+    """At the returned Δ the one-sided paired t-test rejects with probability 0.8: scipy's noncentral t, and a
+    simulation of the test itself."""
+    mde = minimum_detectable_effect(sd, n, alpha)
+    critical = stats.t.ppf(1 - alpha, n - 1)
+    assert stats.nct.sf(critical, n - 1, mde / sd * np.sqrt(n)) == pytest.approx(0.8, abs=1e-6)
+    rng = np.random.default_rng(0)
+    d = rng.normal(mde, sd, size=(20_000, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / np.sqrt(n))
+    assert (t > critical).mean() == pytest.approx(0.8, abs=0.015)
+    assert minimum_detectable_effect(2 * sd, n, alpha) == pytest.approx(2 * mde)  # linear in the sd
+
+
+def test_minimum_detectable_effect_edges():
+    assert math.isnan(minimum_detectable_effect(1.0, 1, 0.05)) and math.isnan(minimum_detectable_effect(0.0, 5, 0.05))
+    assert math.isnan(minimum_detectable_effect(math.nan, 5, 0.05))
+    with pytest.raises(ValueError, match="must lie in"):
+        minimum_detectable_effect(1.0, 5, 0.0)
+
+
 def test_mcnemar_exact_is_a_binomial_test_on_discordant_pairs():
     a = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1]
     b = [1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1]
@@ -114,11 +136,15 @@ def test_compare_pairs_by_seed_and_corrects_over_the_family(tmp_path, capsys):
     semantic = next(t for t in result["tests"] if t["metric"] == "semantic_match")
     assert math.isnan(semantic["p_t_one_sided"]) and not semantic["reject_one_sided"]  # constant Δ: undefined
     assert exact["p_t_one_sided_corrected"] == pytest.approx(min(1.0, 2 * direct.p_t_one_sided))  # Holm, m = 2
+    sd = np.std(np.subtract(CELL, BASE), ddof=1)
+    assert exact["mde_one_sided"] == pytest.approx(minimum_detectable_effect(sd, 5, 0.05 / 2))
+    assert math.isnan(semantic["mde_one_sided"])  # constant Δ: sd 0
 
     assert main(["compare", str(path), "--baseline", "ntp", "--metric", "exact_match", "--metric", "semantic_match",
                  "--out", str(tmp_path / "cmp")]) == 0
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "Family: 2 tests" in report and "holm correction" in report and "can never reject" in report
+    assert f"| {exact['mde_one_sided']:.2f} |" in report and "80 % power" in report and "at α/2" in report
     assert "seeds [99]" in report
     coupling = result["grad_cosine"]["llm-jepa"]
     assert coupling["runs"] == 5 and coupling["mean"] == pytest.approx(np.mean([0.82, 0.23, 0.37, 0.84, 0.04]))

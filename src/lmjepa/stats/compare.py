@@ -20,7 +20,7 @@ import numpy as np
 from ..data.jsonl import DataError, iter_jsonl
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
-from .paired import correct, format_p, paired_comparison
+from .paired import correct, format_p, minimum_detectable_effect, paired_comparison
 from .termination import decompose, render_lines
 
 
@@ -103,6 +103,8 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
         for test, r, p in zip(tests, reject, adjusted):
             test[f"p_t_{sided}_corrected"] = p
             test[f"reject_{sided}"] = r
+    for test in tests:  # at α/m (Bonferroni): Holm rejects at least as much, so this bounds Holm's from above
+        test["mde_one_sided"] = minimum_detectable_effect(test["sd_delta"], test["n"], alpha / len(tests))
     coupling = {}  # cell (· term) -> mean ± sd over runs of each run's mean gradient cosine
     for cell, runs in sorted(by_cell.items()):
         keys = sorted({k for m in runs.values() for k in m if k.startswith("grad_cosine") and k.endswith("_mean")})
@@ -151,6 +153,11 @@ def nest(rows: list[dict], metrics: list[str]) -> tuple[dict[str, dict[int, dict
     return by_cell, components
 
 
+def _mde(test: dict) -> str:
+    mde = test.get("mde_one_sided", math.nan)  # stores written before it existed lack it
+    return "n/a" if math.isnan(mde) else f"{mde:.2f}"
+
+
 def render_markdown(result: dict) -> str:
     """A paper-style table: mean ± sd per cell, Δ with bootstrap CI, raw and corrected p, decision."""
     a = result["alpha"]
@@ -160,9 +167,9 @@ def render_markdown(result: dict) -> str:
         f"Family: {result['family_size']} tests (cells × metrics), {result['correction']} correction at α = {a}. "
         "Decision: one-sided paired t-test (H1: cell > baseline) after correction.",
         "",
-        "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 1-sided) | corrected | "
+        "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | MDE | d_z | p (t, 1-sided) | corrected | "
         "p (t, 2-sided) | corrected | p (Wilcoxon exact, 2-sided) | decision |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for t in result["tests"]:
@@ -171,7 +178,7 @@ def render_markdown(result: dict) -> str:
         lines.append(
             f"| {t['cell']} | {t['metric']} | {t['n']} | {t['baseline_mean']:.2f} ± {t['baseline_sd']:.2f} | "
             f"{t['cell_mean']:.2f} ± {t['cell_sd']:.2f} | {t['delta']:+.2f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}] | "
-            f"{dz} | {format_p(t['p_t_one_sided'])} | "
+            f"{_mde(t)} | {dz} | {format_p(t['p_t_one_sided'])} | "
             f"{format_p(t['p_t_one_sided_corrected'])} | {format_p(t['p_t_two_sided'])} | "
             f"{format_p(t['p_t_two_sided_corrected'])} | "
             f"{format_p(t['p_wilcoxon_two_sided'])} | {decision} |"
@@ -182,6 +189,10 @@ def render_markdown(result: dict) -> str:
                          f"cannot go below p = {t['wilcoxon_min_p_two_sided']:.4f}, so it can never reject at α = {a}.")
         if t["unpaired_seeds"]:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
+    lines += ["", f"MDE: the minimum detectable effect, the smallest true Δ this design (n pairs, the observed sd "
+              f"of Δ) detects with 80 % power by the one-sided t-test at α/{result['family_size']} (Bonferroni, so an "
+              "upper bound for Holm's). A gain that large would be found 4 times in 5; a \"no evidence\" says "
+              "little about smaller ones. The sd is itself estimated from the n pairs."]
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
     if result.get("nested"):

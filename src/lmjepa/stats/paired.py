@@ -12,7 +12,8 @@ by seed (same data order and initialisation). Differences are d_i = cell_i − b
 * Cohen's d_z = mean(d) / sd(d) (sd with n − 1);
 * family-wise correction over all (cell, benchmark) tests: Bonferroni, Holm (default) or
   Benjamini–Hochberg (statsmodels ``multipletests``); the family size is reported;
-* McNemar's exact test on per-example correctness of two runs (statsmodels ``mcnemar``).
+* McNemar's exact test on per-example correctness of two runs (statsmodels ``mcnemar``);
+* the minimum detectable effect of the design (statsmodels ``TTestPower``): what a null can rule out.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar as _mcnemar
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
 CORRECTIONS = {"bonferroni": "bonferroni", "holm": "holm", "bh": "fdr_bh"}
 
@@ -48,6 +50,7 @@ class PairedResult:
     ci_low: float  # paired bootstrap CI of delta
     ci_high: float
     cohens_dz: float
+    sd_delta: float  # sd of the paired differences (n − 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +97,24 @@ def paired_comparison(baseline, cell, alpha: float = 0.05, seed: int = 0) -> Pai
         t=t, p_t_one_sided=p_one, p_t_two_sided=p_two,
         p_wilcoxon_two_sided=p_w, wilcoxon_nonzero=nonzero, wilcoxon_min_p_two_sided=wilcoxon_min_p(nonzero),
         wilcoxon_can_reject=wilcoxon_min_p(nonzero) <= alpha,
-        ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan,
+        ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan, sd_delta=float(sd),
     )
+
+
+def minimum_detectable_effect(sd_delta: float, n: int, alpha: float, power: float = 0.8) -> float:
+    """The smallest true mean difference (in the metric's unit, e.g. pp) that a one-sided paired t-test on
+    ``n`` pairs with this sd of the differences detects with probability ``power`` at level ``alpha``: the
+    noncentral-t power of a one-sample t-test (statsmodels ``TTestPower``, ``alternative="larger"``) solved
+    for Cohen's d_z, times ``sd_delta``. An effect this large is detected with probability ``power``; a null
+    result says little about smaller ones.
+    Returns NaN when n < 2 or sd_delta is not a positive number. Raises ValueError unless 0 < alpha < 1 and
+    0 < power < 1."""
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha {alpha} and power {power} must lie in (0, 1)")
+    if n < 2 or not sd_delta > 0:
+        return math.nan
+    d_z = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="larger")
+    return float(np.squeeze(d_z)) * sd_delta
 
 
 def correct(p_values: list[float], method: str = "holm", alpha: float = 0.05) -> tuple[list[bool], list[float]]:
