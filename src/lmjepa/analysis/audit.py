@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from tqdm.auto import tqdm
 
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
@@ -145,8 +146,8 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
         seeds[row["cell"]].add(int(row["seed"]))
     partial = sorted(c for c in seeds if c != settings["baseline"] and len(seeds[c] & baseline_seeds) < 2)
     rows = [r for r in rows if r["cell"] not in partial]  # a partial store: cells without 2 paired seeds wait
-    if settings["geometry_rows"]:
-        for row in rows:
+    if settings["geometry_rows"]:  # a bar: each uncached run loads its model and embeds the test rows
+        for row in tqdm(rows, desc="audit geometry", unit="run"):
             folder = Path(row["config"]["output_dir"])
             if (folder / "model").is_dir():
                 row["metrics"].update(run_geometry(folder, settings["geometry_rows"]))
