@@ -12,7 +12,7 @@ from lmjepa.cli.main import main
 from lmjepa.data.jsonl import DataError
 from lmjepa.stats.compare import compare, k_lambda_grid, load_results, load_stores, write_report
 from lmjepa.stats.paired import (bootstrap_ci, correct, mcnemar, minimum_detectable_effect, paired_comparison,
-                                 wilcoxon_min_p)
+                                 seeds_needed, wilcoxon_min_p)
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
 CELL = [60.0, 58.0, 61.5, 50.5, 62.0]
@@ -92,7 +92,23 @@ def test_minimum_detectable_effect_has_the_stated_power_by_the_noncentral_t(n, a
     assert minimum_detectable_effect(2 * sd, n, alpha) == pytest.approx(2 * mde)  # linear in the sd
 
 
+def _power(delta, sd, n, alpha):
+    """The one-sided paired t-test's power, from scipy's noncentral t (independent of statsmodels)."""
+    return stats.nct.sf(stats.t.ppf(1 - alpha, n - 1), n - 1, delta / sd * np.sqrt(n))
+
+
+@pytest.mark.parametrize("delta, sd, alpha", [(0.4, 2.88, 0.05 / 3), (1.0, 1.0, 0.05), (3.0, 1.0, 0.05), (0.1, 0.4, 0.01)])
+def test_seeds_needed_is_the_first_n_with_the_power(delta, sd, alpha):
+    n = seeds_needed(delta, sd, alpha)
+    assert _power(delta, sd, n, alpha) >= 0.8
+    assert n == 2 or _power(delta, sd, n - 1, alpha) < 0.8
+    mde = minimum_detectable_effect(sd, 7, alpha)  # solved to ~1e-6 in power: the inverse of the MDE up to that
+    assert seeds_needed(mde * 1.001, sd, alpha) == 7 and seeds_needed(mde * 0.99, sd, alpha) == 8
+
+
 def test_minimum_detectable_effect_edges():
+    assert seeds_needed(0.0, 1.0, 0.05) is None and seeds_needed(-1.0, 1.0, 0.05) is None
+    assert seeds_needed(1.0, 0.0, 0.05) is None
     assert math.isnan(minimum_detectable_effect(1.0, 1, 0.05)) and math.isnan(minimum_detectable_effect(0.0, 5, 0.05))
     assert math.isnan(minimum_detectable_effect(math.nan, 5, 0.05))
     with pytest.raises(ValueError, match="must lie in"):
@@ -145,12 +161,28 @@ def test_compare_pairs_by_seed_and_corrects_over_the_family(tmp_path, capsys):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "Family: 2 tests" in report and "holm correction" in report and "can never reject" in report
     assert f"| {exact['mde_one_sided']:.2f} |" in report and "80 % power" in report and "at α/2" in report
+    assert exact["seeds_for_observed_delta"] == seeds_needed(exact["delta"], sd, 0.05 / 2)
+    assert exact["reject_one_sided"] and "would take" not in report  # a gain that was found needs no planning
     assert "seeds [99]" in report
     coupling = result["grad_cosine"]["llm-jepa"]
     assert coupling["runs"] == 5 and coupling["mean"] == pytest.approx(np.mean([0.82, 0.23, 0.37, 0.84, 0.04]))
     assert "Gradient coupling" in report and "ntp" not in result["grad_cosine"]
     assert json.loads((tmp_path / "cmp" / "stats.json").read_text())["family_size"] == 2
     assert (tmp_path / "cmp" / "deltas.png").stat().st_size > 1000
+
+
+def test_a_positive_null_says_how_many_seeds_its_delta_would_need(tmp_path):
+    rows = [{"cell": cell, "seed": seed, "metrics": {"exact_match": value}}
+            for seed, base, gain in zip([82, 23, 37, 84, 4], BASE, [1.0, -2.0, 2.5, 0.5, -1.0])
+            for cell, value in (("ntp", base), ("llm-jepa", base + gain))]
+    result = compare(rows, "ntp", ["exact_match"])
+    (test,) = result["tests"]
+    assert not test["reject_one_sided"] and test["delta"] == pytest.approx(0.2)
+    n = seeds_needed(0.2, np.std([1.0, -2.0, 2.5, 0.5, -1.0], ddof=1), 0.05)
+    assert test["seeds_for_observed_delta"] == n and n > 100
+    report = (write_report(result, tmp_path / "cmp")).read_text()
+    assert f"llm-jepa / exact_match: were the observed Δ (+0.20) the true gain" in report
+    assert f"would take ≈ {n} seeds" in report
 
 
 def test_compare_errors(tmp_path):

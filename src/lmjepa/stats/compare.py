@@ -20,7 +20,7 @@ import numpy as np
 from ..data.jsonl import DataError, iter_jsonl
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
-from .paired import correct, format_p, minimum_detectable_effect, paired_comparison
+from .paired import correct, format_p, minimum_detectable_effect, paired_comparison, seeds_needed
 from .termination import decompose, render_lines
 
 
@@ -105,6 +105,7 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
             test[f"reject_{sided}"] = r
     for test in tests:  # at α/m (Bonferroni): Holm rejects at least as much, so this bounds Holm's from above
         test["mde_one_sided"] = minimum_detectable_effect(test["sd_delta"], test["n"], alpha / len(tests))
+        test["seeds_for_observed_delta"] = seeds_needed(test["delta"], test["sd_delta"], alpha / len(tests))
     coupling = {}  # cell (· term) -> mean ± sd over runs of each run's mean gradient cosine
     for cell, runs in sorted(by_cell.items()):
         keys = sorted({k for m in runs.values() for k in m if k.startswith("grad_cosine") and k.endswith("_mean")})
@@ -187,6 +188,9 @@ def render_markdown(result: dict) -> str:
             pairs = f"{t['wilcoxon_nonzero']} non-zero pair" + ("" if t["wilcoxon_nonzero"] == 1 else "s")
             notes.append(f"- {t['cell']} / {t['metric']}: with {pairs} (ties dropped) the exact Wilcoxon test "
                          f"cannot go below p = {t['wilcoxon_min_p_two_sided']:.4f}, so it can never reject at α = {a}.")
+        if not t["reject_one_sided"] and t.get("seeds_for_observed_delta"):
+            notes.append(f"- {t['cell']} / {t['metric']}: were the observed Δ ({t['delta']:+.2f}) the true gain, "
+                         f"finding it 4 times in 5 at this noise would take ≈ {t['seeds_for_observed_delta']} seeds.")
         if t["unpaired_seeds"]:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
     lines += ["", f"MDE: the minimum detectable effect, the smallest true Δ this design (n pairs, the observed sd "

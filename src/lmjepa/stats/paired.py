@@ -117,6 +117,24 @@ def minimum_detectable_effect(sd_delta: float, n: int, alpha: float, power: floa
     return float(np.squeeze(d_z)) * sd_delta
 
 
+def seeds_needed(delta: float, sd_delta: float, alpha: float, power: float = 0.8) -> int | None:
+    """How many seed pairs a one-sided paired t-test needs to detect a true mean difference ``delta`` (> 0)
+    with probability ``power`` at level ``alpha``, if the differences have sd ``sd_delta``: the smallest
+    integer n ≥ 2 whose noncentral-t power reaches ``power`` (statsmodels ``TTestPower``). None when delta or
+    sd_delta is not a positive number (no gain to detect, or no noise estimate). Raises ValueError unless
+    0 < alpha < 1 and 0 < power < 1."""
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha {alpha} and power {power} must lie in (0, 1)")
+    if not (delta > 0 and sd_delta > 0):
+        return None
+    analysis = TTestPower()
+    n = max(2, math.ceil(float(np.squeeze(analysis.solve_power(effect_size=delta / sd_delta, nobs=None, alpha=alpha,
+                                                               power=power, alternative="larger")))) - 1)
+    while analysis.power(effect_size=delta / sd_delta, nobs=n, alpha=alpha, alternative="larger") < power:
+        n += 1  # the solver's root is fractional: step up to the first integer that reaches the power
+    return n
+
+
 def correct(p_values: list[float], method: str = "holm", alpha: float = 0.05) -> tuple[list[bool], list[float]]:
     """Family-wise corrected decisions and adjusted p-values over the whole family.
 
