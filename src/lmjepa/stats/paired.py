@@ -19,6 +19,7 @@ by seed (same data order and initialisation). Differences are d_i = cell_i − b
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -127,11 +128,22 @@ def seeds_needed(delta: float, sd_delta: float, alpha: float, power: float = 0.8
         raise ValueError(f"alpha {alpha} and power {power} must lie in (0, 1)")
     if not (delta > 0 and sd_delta > 0):
         return None
-    analysis = TTestPower()
-    n = max(2, math.ceil(float(np.squeeze(analysis.solve_power(effect_size=delta / sd_delta, nobs=None, alpha=alpha,
-                                                               power=power, alternative="larger")))) - 1)
-    while analysis.power(effect_size=delta / sd_delta, nobs=n, alpha=alpha, alternative="larger") < power:
-        n += 1  # the solver's root is fractional: step up to the first integer that reaches the power
+    analysis, d_z = TTestPower(), delta / sd_delta
+
+    def reaches(n: int) -> bool:
+        return analysis.power(effect_size=d_z, nobs=n, alpha=alpha, alternative="larger") >= power
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # its root finder can fail (NaN) for large effects
+        warnings.simplefilter("ignore")                           # then start from the normal approximation
+        guess = float(np.squeeze(analysis.solve_power(effect_size=d_z, nobs=None, alpha=alpha, power=power,
+                                                      alternative="larger")))
+    if not math.isfinite(guess):
+        guess = ((stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) / d_z) ** 2
+    n = max(2, math.ceil(guess))
+    while n > 2 and reaches(n - 1):
+        n -= 1
+    while not reaches(n):
+        n += 1
     return n
 
 
