@@ -259,3 +259,13 @@ def test_report_p_values_never_print_as_zero():
 
     assert format_p(3.14e-6) == "3.1e-06" and format_p(0.5) == "0.5000" and format_p(1e-4) == "0.0001"
     assert format_p(0.0) == "0.0000" and format_p(float("nan")) == "n/a" and format_p(None) == "n/a"
+
+
+def test_a_store_with_only_the_baseline_reports_no_mde_line():
+    from lmjepa.stats.compare import render_markdown
+
+    rows = [{"cell": "ntp", "seed": seed, "metrics": {"exact_match": value}} for seed, value in zip([82, 23], BASE)]
+    result = compare(rows, "ntp", ["exact_match"])
+    assert result["tests"] == [] and "MDE: the minimum detectable effect" not in render_markdown(result)
+    rows += [{"cell": "llm-jepa", "seed": seed, "metrics": {"exact_match": value}} for seed, value in zip([82, 23], CELL)]
+    assert "MDE: the minimum detectable effect" in render_markdown(compare(rows, "ntp", ["exact_match"]))

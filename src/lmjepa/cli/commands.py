@@ -63,7 +63,7 @@ def cmd_table(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ..stats.compare import compare, load_stores, mcnemar_runs, write_report
+    from ..stats.compare import compare, load_stores, mcnemar_runs, split_store, write_report
 
     if args.mcnemar:
         result = mcnemar_runs(*args.mcnemar)
@@ -79,7 +79,7 @@ def cmd_compare(args) -> int:
 
         result["generalisation"] = gap_table(rows, args.baseline, result["metrics"], args.task, args.correction,
                                              args.alpha)
-    report = write_report(result, args.out or Path(args.results[0].split("=")[-1]).parent / "compare", rows)
+    report = write_report(result, args.out or Path(split_store(args.results[0])[1]).parent / "compare", rows)
     print(report.read_text())
     print(f"written: {report}, stats.json, deltas.png")
     return 0

@@ -37,18 +37,19 @@ def load_results(path: str | Path) -> list[dict]:
     return list(rows.values())
 
 
+def split_store(spec: str) -> tuple[str, str]:
+    """``LABEL=PATH`` or ``PATH`` (label: the store's folder name; a path that exists is never split)."""
+    label, sep, path = spec.partition("=")
+    return (label, path) if sep and not Path(spec).exists() else (Path(spec).parent.name, spec)
+
+
 def load_stores(stores: list[str], cells: list[str] | None = None) -> list[dict]:
     """The rows of one or several results stores, each given as ``PATH`` or ``LABEL=PATH``. With several
     stores, each row's cell becomes ``LABEL/cell`` (label: the given one, else the store's folder name), so
     cells of different stores pair by seed: e.g. the same cell trained in fp32 and in bf16. ``cells`` keeps
     only those (renamed) cells. Raises ConfigError on a repeated label or a named cell that no store has,
     DataError as ``load_results``."""
-    labelled = []
-    for spec in stores:
-        label, sep, path = spec.partition("=")
-        if not sep or Path(spec).exists():
-            label, path = Path(spec).parent.name, spec
-        labelled.append((label, path))
+    labelled = [split_store(spec) for spec in stores]
     labels = [label for label, _ in labelled]
     if len(stores) > 1 and len(set(labels)) < len(labels):
         raise ConfigError(f"stores {stores} share a label; name each as LABEL=PATH")
@@ -193,10 +194,11 @@ def render_markdown(result: dict) -> str:
                          f"finding it 4 times in 5 at this noise would take ≈ {t['seeds_for_observed_delta']} seeds.")
         if t["unpaired_seeds"]:
             notes.append(f"- {t['cell']}: seeds {t['unpaired_seeds']} ran in only one of the two cells and are not used.")
-    lines += ["", f"MDE: the minimum detectable effect, the smallest true Δ this design (n pairs, the observed sd "
-              f"of Δ) detects with 80 % power by the one-sided t-test at α/{result['family_size']} (Bonferroni, so an "
-              "upper bound for Holm's). A gain that large would be found 4 times in 5; a \"no evidence\" says "
-              "little about smaller ones. The sd is itself estimated from the n pairs."]
+    if result["tests"]:
+        lines += ["", f"MDE: the minimum detectable effect, the smallest true Δ this design (n pairs, the observed "
+                  f"sd of Δ) detects with 80 % power by the one-sided t-test at α/{result['family_size']} (Bonferroni, "
+                  "so an upper bound for Holm's). A gain that large would be found 4 times in 5; a \"no evidence\" "
+                  "says little about smaller ones. The sd is itself estimated from the n pairs."]
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
     if result.get("nested"):

@@ -19,7 +19,6 @@ by seed (same data order and initialisation). Differences are d_i = cell_i − b
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -133,13 +132,9 @@ def seeds_needed(delta: float, sd_delta: float, alpha: float, power: float = 0.8
     def reaches(n: int) -> bool:
         return analysis.power(effect_size=d_z, nobs=n, alpha=alpha, alternative="larger") >= power
 
-    with warnings.catch_warnings(), np.errstate(all="ignore"):  # its root finder can fail (NaN) for large effects
-        warnings.simplefilter("ignore")                           # then start from the normal approximation
-        guess = float(np.squeeze(analysis.solve_power(effect_size=d_z, nobs=None, alpha=alpha, power=power,
-                                                      alternative="larger")))
-    if not math.isfinite(guess):
-        guess = ((stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) / d_z) ** 2
-    n = max(2, math.ceil(guess))
+    # start from the normal approximation (within a few pairs of the answer; statsmodels' own root finder
+    # returns NaN for large effects), then step to the first n whose t-test power reaches ``power``
+    n = max(2, math.ceil(((stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) / d_z) ** 2))
     while n > 2 and reaches(n - 1):
         n -= 1
     while not reaches(n):
