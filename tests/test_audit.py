@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 import yaml
 from scipy import stats
 
-from lmjepa.analysis.audit import check_spec, run_geometry
+from lmjepa.analysis.audit import AUDIT_GEOMETRY, check_spec, run_geometry
 from lmjepa.cli.main import main
 from lmjepa.data.packing import JEPACollator
 from lmjepa.data.views import encode_dataset
@@ -109,6 +110,10 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     expected = geometry_monitors(hidden, batch["spans"], batch["attention_mask"])
     assert got["geometry_curvature"] == pytest.approx(expected["geometry_curvature"], rel=1e-4)
     assert got["geometry_anisotropy"] == pytest.approx(expected["geometry_anisotropy"], rel=1e-4)
+    # the report keeps every row with its geometry beside it: a copy that outlives the models
+    kept = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(kept) == 9 and all(set(AUDIT_GEOMETRY) <= set(r["metrics"]) for r in kept)
+    (tmp_path / "kept.jsonl").write_text((out / "results.jsonl").read_text())
     before = (tmp_path / "audit" / "results.jsonl").read_text()
     assert main(["audit", spec, "--report-only"]) == 0  # the report again, nothing retrained
     assert (tmp_path / "audit" / "results.jsonl").read_text() == before
@@ -120,6 +125,12 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     report = (out / "audit.md").read_text()
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
     assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry
+    # a fresh checkout: no store, no models; the kept copy restores the audit, geometry and all
+    shutil.rmtree(tmp_path / "audit")
+    assert main(["audit", spec, "--report-only", "--restore", str(tmp_path / "kept.jsonl")]) == 0
+    again = json.loads((out / "stats.json").read_text())
+    for key in ("geometry_shift", "coupling", "holm"):  # as text: an undefined ρ is NaN, never equal to itself
+        assert json.dumps(again[key], sort_keys=True) == json.dumps(result[key], sort_keys=True), key
 
 
 @pytest.mark.parametrize("name", ["audit-nlrx-cpu", "audit-nlrx-llama1b"])

@@ -117,3 +117,42 @@ def test_disk_warning_measures_a_finished_run_and_compares_with_free_space(tmp_p
     assert sweep.disk_warning(tmp_path / "runs", {("ntp", 23, "def"): done[("ntp", 23, "def")]}, 9) is None
     # a store folder that does not exist yet is probed at its nearest existing parent
     assert sweep.disk_warning(tmp_path / "new" / "store", done, 4) is not None
+
+
+def test_restore_brings_a_kept_copy_back_so_a_fresh_checkout_retrains_nothing(tmp_path, tiny_model_dir, data_dir,
+                                                                               capsys):
+    import pytest
+
+    from lmjepa.errors import DataError
+    from lmjepa.training.sweep import restore_results
+
+    spec = _spec(tmp_path, tiny_model_dir, data_dir)
+    _, runs, _ = plan(spec)
+    rows = [{"cell": c, "seed": s, "config_hash": config_hash(cfg), "config": cfg.to_dict(),
+             "metrics": {"exact_match": 10.0 * i}} for i, (c, s, cfg) in enumerate(runs)]
+    stale = {**rows[0], "config_hash": "0" * 16}  # an earlier definition of the cell: never added
+    copy = tmp_path / "kept" / "results.jsonl"
+    copy.parent.mkdir()
+    copy.write_text("".join(json.dumps(r) + "\n" for r in [*rows[:3], stale]))
+    store = tmp_path / "sweep" / "results.jsonl"
+    assert restore_results(spec, copy) == {"added": 3, "merged": 0, "skipped": 1}
+    assert [json.loads(line)["metrics"] for line in store.read_text().splitlines()] == [r["metrics"] for r in rows[:3]]
+    # a second copy: the store's row wins, metrics only the copy has are merged in; the 4th run is added
+    extra = {**rows[1], "metrics": {"exact_match": 99.0, "geometry_rankme": 3.5}}
+    copy.write_text(json.dumps(extra) + "\n" + json.dumps(rows[3]) + "\n")
+    assert restore_results(spec, copy) == {"added": 1, "merged": 1, "skipped": 0}
+    restored = {(r["cell"], r["seed"]): r["metrics"] for r in map(json.loads, store.read_text().splitlines())}
+    assert restored[(rows[1]["cell"], rows[1]["seed"])] == {"exact_match": 10.0, "geometry_rankme": 3.5}
+    assert len(restored) == 4 and restore_results(spec, copy) == {"added": 0, "merged": 0, "skipped": 0}
+    # every run is known by its row: the sweep trains nothing and makes no run folder
+    assert main(["sweep", spec, "--restore", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "0 rows added, 0 merged" in out and "4 already in" in out and "0 to run" in out
+    assert not list((tmp_path / "sweep").glob("*/seed-*"))
+    # bad copies: the file and line
+    copy.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"cell": "ntp", "seed": 1}) + "\n")
+    with pytest.raises(DataError, match=r"results.jsonl:2: missing 'config_hash'"):
+        restore_results(spec, copy)
+    with pytest.raises(DataError, match="not found"):
+        restore_results(spec, tmp_path / "nowhere.jsonl")
+    assert main(["sweep", spec, "--restore", str(tmp_path / "nowhere.jsonl")]) == 2

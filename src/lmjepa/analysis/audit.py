@@ -134,23 +134,27 @@ def _plot_coupling(result: dict, out: Path) -> list[str]:
 
 def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> Path:
     """Write ``audit.md``, ``stats.json``, ``deltas.png`` and the coupling plots into ``out`` from a finished
-    (or partial) results store; returns the report path. Geometry is computed once per run folder."""
+    (or partial) results store; returns the report path. Geometry is computed once per run folder, and
+    ``out/results.jsonl`` keeps every row with its geometry: the models can go, and a fresh checkout
+    resumes the audit with ``--restore out/results.jsonl``."""
     settings = check_spec(spec_path)
     spec = yaml.safe_load(Path(spec_path).read_text()) or {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = load_results(store)
+    if settings["geometry_rows"]:  # a bar: each uncached run loads its model and embeds the test rows
+        for row in tqdm(rows, desc="audit geometry", unit="run"):
+            folder = Path(row["config"]["output_dir"])
+            if (folder / "model").is_dir():  # else the row keeps the geometry it carries (e.g. restored)
+                row["metrics"].update(run_geometry(folder, settings["geometry_rows"]))
+    # the store's rows with their geometry: a copy that outlives the models (``lmjepa audit --restore``)
+    atomic_write_text(out / "results.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     baseline_seeds = {int(r["seed"]) for r in rows if r["cell"] == settings["baseline"]}
     seeds = defaultdict(set)
     for row in rows:
         seeds[row["cell"]].add(int(row["seed"]))
     partial = sorted(c for c in seeds if c != settings["baseline"] and len(seeds[c] & baseline_seeds) < 2)
     rows = [r for r in rows if r["cell"] not in partial]  # a partial store: cells without 2 paired seeds wait
-    if settings["geometry_rows"]:  # a bar: each uncached run loads its model and embeds the test rows
-        for row in tqdm(rows, desc="audit geometry", unit="run"):
-            folder = Path(row["config"]["output_dir"])
-            if (folder / "model").is_dir():
-                row["metrics"].update(run_geometry(folder, settings["geometry_rows"]))
     geometry_keys = [k for k in AUDIT_GEOMETRY if any(k in r["metrics"] for r in rows)]
     results = {method: compare(rows, settings["baseline"], settings["family"], method)
                for method in ("holm", "bonferroni")}

@@ -89,9 +89,20 @@ def _run_sweep(args) -> Path:
     """``run_sweep`` with the options ``sweep`` and ``audit`` share (``_add_sweep_arguments``)."""
     from ..training.sweep import run_sweep
 
+    _restore(args)
     return run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
                      args.cells.split(",") if args.cells else None,
                      args.evaluate_on.split(",") if args.evaluate_on else None)
+
+
+def _restore(args) -> None:
+    """``--restore COPY``: the copy's rows of the spec's runs join the store before anything runs."""
+    if getattr(args, "restore", None):
+        from ..training.sweep import restore_results
+
+        counts = restore_results(args.spec, args.restore, args.output_dir)
+        print(f"restore: from {args.restore}: {counts['added']} rows added, {counts['merged']} merged (metrics the "
+              f"store lacked), {counts['skipped']} skipped (runs this spec does not plan)")
 
 
 def cmd_sweep(args) -> int:
@@ -107,6 +118,8 @@ def cmd_audit(args) -> int:
     store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
     if not args.report_only:
         store = _run_sweep(args)
+    else:
+        _restore(args)
     report = audit_report(args.spec, store, args.out or store.parent / "audit")
     print(report.read_text())
     print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")

@@ -8,8 +8,8 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare fp32=A.jsonl bf16=B.jsonl --baseline fp32/ntp --cells fp32/ntp,bf16/ntp  # across stores
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
-    lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--address HOST:PORT]  # cells × seeds
-    lmjepa audit SPEC.yaml [--launcher ...] [--report-only]  # factors × auxiliaries, corrected, with geometry coupling
+    lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--restore COPY]  # cells × seeds, resumable
+    lmjepa audit SPEC.yaml [--restore COPY] [--report-only]  # factors × auxiliaries, corrected, geometry coupling
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
@@ -47,6 +47,8 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="a running Ray cluster, host:port (default: start a local one)")
     parser.add_argument("--cells", help="comma-separated: run only these cells now, in this order (the rest stay "
                         "to do)")
+    parser.add_argument("--restore", metavar="RESULTS_JSONL", help="first add this copy's rows of the spec's runs "
+                        "to the store (e.g. a results.jsonl committed beside a report): a fresh checkout resumes")
     parser.add_argument("--evaluate-on", help="comma-separated tasks to also evaluate every model on (replaces the "
                         "spec's evaluate_on)")
 

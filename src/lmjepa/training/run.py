@@ -161,6 +161,28 @@ CHECKPOINTING = ("activation_checkpointing" if "activation_checkpointing" in ins
                  else "gradient_checkpointing")
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX tiles), without which autocast emulates
+    bf16 (``torch.cpu._is_avx512_bf16_supported``, ``_is_amx_tile_supported``; False if torch lacks them)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a precision that cannot run well here, before any data or model is loaded. Raises
+    ConfigError for ``fp16`` without a GPU, and for ``bf16`` on a CPU without native bf16 units: autocast
+    then emulates bf16, and a SmolLM2-135M step measured 130.6 s against 5.9 s in fp32 (22×) on an AVX2
+    CPU (``benchmarks/precision_cost_results_cpu.md``); with them it is 1.7× faster than fp32."""
+    if torch.cuda.is_available():
+        return
+    if precision == "fp16":
+        raise ConfigError("train.precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on a CPU")
+    if precision == "bf16" and not native_cpu_bf16():
+        raise ConfigError(f"train.precision 'bf16' on this CPU ({torch.backends.cpu.get_cpu_capability()}, no "
+                          "AVX512-BF16 or AMX) is emulated, about 22× slower than fp32 a step; set "
+                          "train.precision: fp32 (or run where bf16 is native: a GPU, or a CPU with AVX512-BF16)")
+
+
 def training_arguments(config, out: Path) -> TrainingArguments:
     """``TrainingArguments`` from ``config.train`` (a ``TrainConfig``): checkpoints in ``out``."""
     t = config.train
@@ -239,6 +261,7 @@ def train(config: RunConfig) -> Trained | None:
     loss turns NaN/inf (the last good checkpoint is kept and the error is written to ``run.log``).
     """
     out = Path(config.output_dir)
+    check_precision(config.train.precision)
     tokenizer, predictor_ids = build_tokenizer(config)
     train_file = data_file(config, "train")
     if config.jepa.views == MULTIVIEW:

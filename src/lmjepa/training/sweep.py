@@ -29,7 +29,9 @@ also for runs finished before the task was listed: their row is added again with
 its training wall time), and a later row for the same run replaces the earlier one. Each run's environment names the sweep, cell and seed
 (``LMJEPA_SWEEP``, ``LMJEPA_CELL``, ``LMJEPA_SEED``): the run tags of experiment trackers. Before its runs
 start, a local sweep warns when the runs left, each the size of its newest finished run folder, need more disk
-than is free (``disk_warning``): a full disk otherwise shows up only as failed saves.
+than is free (``disk_warning``): a full disk otherwise shows up only as failed saves. On a machine whose disk
+does not outlive the session, keep a copy of the store elsewhere and bring it back with ``--restore COPY``
+(``restore_results``): finished runs are known by their rows, so nothing is retrained.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..errors import ConfigError, RunFolderError
+from ..data.jsonl import iter_jsonl
+from ..errors import ConfigError, DataError, RunFolderError
 from ..io import atomic_write_text
 from .config import RunConfig, load_run_config
 from .launchers import RUNNERS
@@ -145,6 +148,49 @@ def append_result(store: Path, row: dict) -> None:
     calls it, from its own thread, as each run reports back."""
     existing = store.read_text() if store.exists() else ""
     atomic_write_text(store, existing + json.dumps(row) + "\n")
+
+
+def restore_results(spec_path: str | Path, source: str | Path, output_dir: str | None = None) -> dict[str, int]:
+    """Bring the rows of ``source`` (a copy of a store kept where it outlives the machine, e.g. committed
+    beside a report) into the spec's store before anything runs, so a sweep on a fresh checkout resumes
+    instead of retraining: a run counts as finished by its row, not by its folder.
+
+    A source row for a run of this spec (same cell, seed and config hash) that the store lacks is added;
+    one the store already holds keeps the store's row, with the metric keys only the source has (e.g. the
+    geometry of a model since deleted) merged in. Rows of runs the spec does not plan (another definition
+    of a cell, another seed) are skipped, never added. Returns the counts ``added``, ``merged``, ``skipped``.
+    Raises DataError naming ``path:line`` for a missing file, bad JSON or a row without cell, seed,
+    config_hash or metrics; ConfigError as ``plan``."""
+    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
+    if "pretrain" in spec:
+        out, phases, _ = plan_nested(spec_path, output_dir)
+        planned = {(c, s, config_hash(cfg)) for phase in phases for c, s, cfg, _ in phase}
+    else:
+        out, runs, _ = plan(spec_path, output_dir)
+        planned = {(c, s, config_hash(cfg)) for c, s, cfg in runs}
+    store = out / "results.jsonl"
+    incoming = []
+    for where, row in iter_jsonl(source, "results file"):
+        for key in ("cell", "seed", "config_hash", "metrics"):
+            if not isinstance(row, dict) or key not in row:
+                raise DataError(f"{where}: missing {key!r}")
+        incoming.append(row)
+    done = finished(store)
+    counts = {"added": 0, "merged": 0, "skipped": 0}
+    for row in incoming:
+        key = (row["cell"], row["seed"], row["config_hash"])
+        if key not in planned:
+            counts["skipped"] += 1
+        elif key not in done:
+            done[key] = row
+            counts["added"] += 1
+        elif set(row["metrics"]) - set(done[key]["metrics"]):
+            done[key] = {**done[key], "metrics": {**row["metrics"], **done[key]["metrics"]}}
+            counts["merged"] += 1
+    if counts["added"] or counts["merged"]:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(store, "".join(json.dumps(row) + "\n" for row in done.values()))
+    return counts
 
 
 def disk_warning(out: Path, done: dict, to_train: int) -> str | None:
