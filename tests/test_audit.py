@@ -110,6 +110,12 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     expected = geometry_monitors(hidden, batch["spans"], batch["attention_mask"])
     assert got["geometry_curvature"] == pytest.approx(expected["geometry_curvature"], rel=1e-4)
     assert got["geometry_anisotropy"] == pytest.approx(expected["geometry_anisotropy"], rel=1e-4)
+    # each run's geometry was computed as it finished, where its model was: the store's rows carry it
+    stored = [json.loads(line) for line in (tmp_path / "audit" / "results.jsonl").read_text().splitlines()]
+    assert all(r["metrics"]["geometry_rankme"] == run_geometry(r["config"]["output_dir"], 3)["geometry_rankme"]
+               for r in stored)
+    assert main(["geometry", str(tmp_path / "audit" / "nothing-here")]) == 2
+    assert "no model/ to measure" in capsys.readouterr().err
     # the report keeps every row with its geometry beside it: a copy that outlives the models
     kept = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(kept) == 9 and all(set(AUDIT_GEOMETRY) <= set(r["metrics"]) for r in kept)

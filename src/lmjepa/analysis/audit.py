@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_json, atomic_write_text
 from ..models.loading import load_model, load_tokenizer
 from ..objectives.base import content_mask
@@ -76,11 +76,17 @@ def check_spec(spec_path: str | Path) -> dict:
 def run_geometry(run_dir: str | Path, rows: int, batch_size: int = 16) -> dict[str, float]:
     """The geometry of a trained run's model on its first ``rows`` test rows (full sequences, last layer):
     ``geometry_curvature`` and ``geometry_anisotropy`` (as ``objectives.monitors``), and the uniformity and
-    RankMe of each row's mean content state. Cached in ``run_dir/audit_geometry.json``."""
+    RankMe of each row's mean content state: floats, curvature in radians. Cached in
+    ``run_dir/audit_geometry.json`` (``lmjepa geometry RUN``; a sweep run by the audit computes it as each
+    run finishes). Raises RunFolderError if ``run_dir`` has no ``model/``, ValueError if ``rows`` < 2."""
     run_dir = Path(run_dir)
     cache = run_dir / "audit_geometry.json"
     if cache.is_file() and json.loads(cache.read_text()).get("rows") == rows:
         return json.loads(cache.read_text())["metrics"]
+    if rows < 2:
+        raise ValueError(f"rows must be ≥ 2 (uniformity needs pairs), got {rows}")
+    if not (run_dir / "model").is_dir():
+        raise RunFolderError(f"{run_dir}: no model/ to measure (an unfinished run, or its model was deleted)")
     config = load_run_config(run_dir / "config.yaml")
     tokenizer = load_tokenizer(str(run_dir / "model"))
     model = load_model(str(run_dir / "model"), tokenizer).eval()

@@ -85,14 +85,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _run_sweep(args) -> Path:
+def _run_sweep(args, geometry_rows: int = 0) -> Path:
     """``run_sweep`` with the options ``sweep`` and ``audit`` share (``_add_sweep_arguments``)."""
     from ..training.sweep import run_sweep
 
     _restore(args)
     return run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
                      args.cells.split(",") if args.cells else None,
-                     args.evaluate_on.split(",") if args.evaluate_on else None)
+                     args.evaluate_on.split(",") if args.evaluate_on else None, geometry_rows)
 
 
 def _restore(args) -> None:
@@ -114,15 +114,24 @@ def cmd_sweep(args) -> int:
 def cmd_audit(args) -> int:
     from ..analysis.audit import audit_report, check_spec
 
-    check_spec(args.spec)  # before anything trains
+    settings = check_spec(args.spec)  # before anything trains
     store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
-    if not args.report_only:
-        store = _run_sweep(args)
+    if not args.report_only:  # each run's geometry is computed as it finishes, where its model is
+        store = _run_sweep(args, settings["geometry_rows"])
     else:
         _restore(args)
     report = audit_report(args.spec, store, args.out or store.parent / "audit")
     print(report.read_text())
     print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")
+    return 0
+
+
+def cmd_geometry(args) -> int:
+    from ..analysis.audit import run_geometry
+
+    metrics = run_geometry(args.run, args.rows)
+    print("  ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+    print(f"written: {Path(args.run) / 'audit_geometry.json'}")
     return 0
 
 

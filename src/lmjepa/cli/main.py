@@ -10,6 +10,7 @@
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--restore COPY]  # cells × seeds, resumable
     lmjepa audit SPEC.yaml [--restore COPY] [--report-only]  # factors × auxiliaries, corrected, geometry coupling
+    lmjepa geometry RUN_DIR [--rows 200]                     # the audit's geometry of one trained model
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
     lmjepa probe RUN_DIR [RUN_DIR ...] [--out DIR]           # frozen-encoder GLUE probes + geometry table
     lmjepa tasks                                             # the registered tasks
@@ -33,8 +34,8 @@ import logging
 import sys
 
 from ..errors import LmjepaError
-from .commands import (cmd_analyze, cmd_audit, cmd_build_data, cmd_compare, cmd_evaluate, cmd_inspect, cmd_objectives,
-                       cmd_pretrain, cmd_probe, cmd_sweep, cmd_table, cmd_tasks, cmd_train)
+from .commands import (cmd_analyze, cmd_audit, cmd_build_data, cmd_compare, cmd_evaluate, cmd_geometry, cmd_inspect,
+                       cmd_objectives, cmd_pretrain, cmd_probe, cmd_sweep, cmd_table, cmd_tasks, cmd_train)
 
 
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--report-only", action="store_true", help="report on the runs already in the store")
     audit.add_argument("--out", help="report folder (default: OUTPUT_DIR/audit)")
     audit.set_defaults(func=cmd_audit)
+
+    geometry = sub.add_parser("geometry", help="the audit's geometry of a trained run's model (curvature, "
+                              "anisotropy, uniformity, RankMe), cached in RUN/audit_geometry.json")
+    geometry.add_argument("run", help="a finished run folder (with model/)")
+    geometry.add_argument("--rows", type=int, default=200, help="test rows to embed (default 200)")
+    geometry.set_defaults(func=cmd_geometry)
 
     pre = sub.add_parser("pretrain", help="pretrain a Predict-and-Reconstruct encoder (and its MLM-only control)")
     pre.add_argument("config")

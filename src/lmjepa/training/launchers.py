@@ -29,13 +29,15 @@ Report = Callable[[str, int, dict | None, str | None], None]  # (cell, seed, row
 
 
 def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, row: dict, env: dict | None = None,
-            evaluate_on: list[str] | tuple = ()) -> dict:
+            evaluate_on: list[str] | tuple = (), geometry_rows: int = 0) -> dict:
     """Train and evaluate one run (``lmjepa train`` on ``folder/sweep-config.yaml`` in a subprocess, output
     in ``folder/stdout.log``); return ``row`` with its metrics and wall time. A finished run is not
     trained again (``lmjepa train`` returns its stored metrics). Each task of ``evaluate_on`` not yet in
     ``folder/eval/<task>/metrics.json`` is evaluated there (``lmjepa evaluate RUN --task T --out DIR``), and
-    the row gets ``metrics_by_task``. Raises RuntimeError naming the log on failure. Picklable, so Ray
-    and submitit can ship it to another machine."""
+    the row gets ``metrics_by_task``. With ``geometry_rows``, the audit's geometry of the trained model on
+    that many test rows (``lmjepa geometry RUN --rows N``, cached in ``folder/audit_geometry.json``) joins
+    the row's metrics, computed where the model is, so the row outlives the model. Raises RuntimeError
+    naming the log on failure. Picklable, so Ray and submitit can ship it to another machine."""
     folder_path = Path(folder)
     folder_path.mkdir(parents=True, exist_ok=True)
     (folder_path / "sweep-config.yaml").write_text(config_yaml)
@@ -57,7 +59,16 @@ def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, r
                     raise RuntimeError(f"run {cell}/seed-{seed}: evaluation on {task} failed (exit {code}); "
                                        f"see {folder_path / 'stdout.log'}")
             by_task[task] = _summary(json.loads((out / "metrics.json").read_text()))
+        cache = folder_path / "audit_geometry.json"
+        if geometry_rows and not (cache.is_file() and json.loads(cache.read_text()).get("rows") == geometry_rows):
+            code = subprocess.run([sys.executable, "-m", "lmjepa.cli.main", "geometry", str(folder_path), "--rows",
+                                   str(geometry_rows)], env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
+            if code != 0:
+                raise RuntimeError(f"run {cell}/seed-{seed}: geometry failed (exit {code}); "
+                                   f"see {folder_path / 'stdout.log'}")
     metrics = _summary(json.loads((folder_path / "metrics.json").read_text()))
+    if geometry_rows:
+        metrics.update(json.loads((folder_path / "audit_geometry.json").read_text())["metrics"])
     extra = {"metrics_by_task": by_task} if by_task else {}
     # a row already stored (only new evaluations ran) keeps its training run's wall time
     return {**row, "metrics": metrics, **extra,

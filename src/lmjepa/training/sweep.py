@@ -256,11 +256,12 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
 
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
               launcher: str | None = None, address: str | None = None, cells: list[str] | None = None,
-              evaluate_on: list[str] | None = None) -> Path:
+              evaluate_on: list[str] | None = None, geometry_rows: int = 0) -> Path:
     """Run every unfinished (cell, seed) of the spec on ``launcher`` (``local``, ``ray``, ``slurm``; default:
     the spec's, else local); return the results store path. ``cells``: run only these cells now (the
     others stay to do; the store is the same), in the order given — e.g. the cells a first report needs.
-    ``evaluate_on`` replaces the spec's list of extra evaluation tasks.
+    ``evaluate_on`` replaces the spec's list of extra evaluation tasks. ``geometry_rows`` (the audit's):
+    each new run's row also carries its model's geometry on that many test rows (``launchers.execute``).
     A two-stage spec (``plan_nested``) runs its pretraining runs first, then the fine-tuning runs of each
     pretrained model that finished; rows carry ``stage`` and ``pretrain_seed``.
 
@@ -291,7 +292,8 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
         last = index == len(phases) - 1  # extra evaluations only for the models a sweep reports on
         failures += _run_phase(spec, out, store, runs, tasks if last else [], launcher,
                                max(1, concurrency or spec_concurrency), address,
-                               stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "")
+                               stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "",
+                               geometry_rows=geometry_rows if last else 0)
         total += len(runs)
     if failures:
         raise RunFolderError(f"{len(failures)} of {total} runs failed (the others are in {store}): "
@@ -300,7 +302,7 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
 
 
 def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_on: list[str], launcher: str,
-               concurrency: int, address: str | None, stage: str = "") -> list[str]:
+               concurrency: int, address: str | None, stage: str = "", geometry_rows: int = 0) -> list[str]:
     """Run one phase's unfinished runs; return the failures (a run whose ``model.init_from`` run has not
     finished fails without starting)."""
     done = finished(store)
@@ -315,7 +317,7 @@ def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_o
     todo = [item for item in todo if item not in blocked]
     version, sweep_id = code_version(), spec.get("name") or out.name
     jobs = [{"cell": c, "seed": s, "config_yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False),
-             "folder": cfg.output_dir, "evaluate_on": evaluate_on,
+             "folder": cfg.output_dir, "evaluate_on": evaluate_on, "geometry_rows": geometry_rows,
              "row": done.get(key) or {"cell": c, "seed": s, **extra, "config_hash": key[2], "config": cfg.to_dict(),
                                       "code_version": version},
              "env": {"LMJEPA_SWEEP": sweep_id, "LMJEPA_CELL": c, "LMJEPA_SEED": str(s)}}
