@@ -131,6 +131,8 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     report = (out / "audit.md").read_text()
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
     assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry
+    stp = next(r for r in kept if r["cell"] == "stp" and r["seed"] == 1)["metrics"]  # its one run is still shown
+    assert f"| stp | {stp['exact_match']:.1f} ({stp['train_seconds']:.0f} s) |  |  |" in report
     # a fresh checkout: no store, no models; the kept copy restores the audit, geometry and all
     shutil.rmtree(tmp_path / "audit")
     assert main(["audit", spec, "--report-only", "--restore", str(tmp_path / "kept.jsonl")]) == 0

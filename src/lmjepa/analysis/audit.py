@@ -160,6 +160,7 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     for row in rows:
         seeds[row["cell"]].add(int(row["seed"]))
     partial = sorted(c for c in seeds if c != settings["baseline"] and len(seeds[c] & baseline_seeds) < 2)
+    readings = _readings_table(rows, list(expand_cells(spec)), settings["family"], spec.get("seeds") or [])
     rows = [r for r in rows if r["cell"] not in partial]  # a partial store: cells without 2 paired seeds wait
     geometry_keys = [k for k in AUDIT_GEOMETRY if any(k in r["metrics"] for r in rows)]
     results = {method: compare(rows, settings["baseline"], settings["family"], method)
@@ -201,6 +202,7 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                   "| geometry metric | runs | ρ | p | p (corrected) |", "|---|---|---|---|---|"]
         lines += [f"| {r['metric']} | {r['n']} | {r['rho']:+.2f} | {r['p']:.3g} | {r['p_corrected']:.3g} |"
                   for r in couple["rows"]]
+    lines += readings
     lines += ["", "![Δ per cell](deltas.png)", *[f"![coupling]({name})" for name in plots]]
     atomic_write_json(out / "stats.json", {"holm": results["holm"], "bonferroni": results["bonferroni"],
                                            "geometry_shift": shifts, "coupling": couple, "settings": settings})
@@ -223,4 +225,29 @@ def _shift_table(shifts: dict | None, baseline: str) -> list[str]:
                      f"| {s['cell_mean']:.3f} ± {s['cell_sd']:.3f} | {s['delta']:+.3f} [{s['ci_low']:+.3f}, "
                      f"{s['ci_high']:+.3f}] | {s['cohens_dz']:.2f} | {format_p(s['p_t_two_sided'])} | "
                      f"{format_p(s['p_t_two_sided_corrected'])} | {moved} |")
+    return lines
+
+
+def _readings_table(rows: list[dict], cells: list[str], family: list[str], order: list[int]) -> list[str]:
+    """Markdown lines: every run in the store, per cell (declared order) and seed (the spec's order) — each
+    family metric (in percent) and the training seconds — descriptive, paired or not (a partial audit shows
+    what has run)."""
+    by_cell = defaultdict(dict)
+    for row in rows:
+        by_cell[row["cell"]][int(row["seed"])] = row["metrics"]
+    present = {seed for runs in by_cell.values() for seed in runs}
+    seeds = [s for s in order if s in present] + sorted(present - set(order))
+    if not seeds:
+        return []
+    lines = ["", f"Every run so far, per seed ({', '.join(map(str, seeds))}): "
+             + " / ".join(family) + ", and training seconds (descriptive; the tests above pair by seed):", "",
+             "| cell | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    for cell in [c for c in cells if c in by_cell] + sorted(set(by_cell) - set(cells)):
+        values = []
+        for seed in seeds:
+            m = by_cell[cell].get(seed)
+            values.append(" / ".join(f"{m[k]:.1f}" if isinstance(m.get(k), (int, float)) else "–" for k in family)
+                          + (f" ({m['train_seconds']:.0f} s)" if isinstance(m.get("train_seconds"), (int, float)) else "")
+                          if m else "")
+        lines.append(f"| {cell} | " + " | ".join(values) + " |")
     return lines
