@@ -161,13 +161,8 @@ def restore_results(spec_path: str | Path, source: str | Path, output_dir: str |
     of a cell, another seed) are skipped, never added. Returns the counts ``added``, ``merged``, ``skipped``.
     Raises DataError naming ``path:line`` for a missing file, bad JSON or a row without cell, seed,
     config_hash or metrics; ConfigError as ``plan``."""
-    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
-    if "pretrain" in spec:
-        out, phases, _ = plan_nested(spec_path, output_dir)
-        planned = {(c, s, config_hash(cfg)) for phase in phases for c, s, cfg, _ in phase}
-    else:
-        out, runs, _ = plan(spec_path, output_dir)
-        planned = {(c, s, config_hash(cfg)) for c, s, cfg in runs}
+    out, phases, _ = plan_phases(spec_path, output_dir)
+    planned = {(c, s, config_hash(cfg)) for phase in phases for c, s, cfg, _ in phase}
     store = out / "results.jsonl"
     incoming = []
     for where, row in iter_jsonl(source, "results file"):
@@ -254,6 +249,16 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
     return out, [pretraining, finetuning], int(spec.get("concurrency", 1))
 
 
+def plan_phases(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[list[tuple]], int]:
+    """(output folder, phases, concurrency) of any spec: ``plan_nested``'s two phases for a two-stage spec,
+    else one phase of ``plan``'s runs, each run ``(cell, seed, config, row fields)``."""
+    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
+    if "pretrain" in spec:
+        return plan_nested(spec_path, output_dir)
+    out, runs, concurrency = plan(spec_path, output_dir)
+    return out, [[(c, s, cfg, {}) for c, s, cfg in runs]], concurrency
+
+
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
               launcher: str | None = None, address: str | None = None, cells: list[str] | None = None,
               evaluate_on: list[str] | None = None, geometry_rows: int = 0) -> Path:
@@ -270,11 +275,7 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     for an unknown launcher or cell, a missing extra, or a Ray ``address`` that does not answer.
     """
     spec = yaml.safe_load(Path(spec_path).read_text()) or {}
-    if "pretrain" in spec:
-        out, phases, spec_concurrency = plan_nested(spec_path, output_dir)
-    else:
-        out, runs, spec_concurrency = plan(spec_path, output_dir)
-        phases = [[(c, s, cfg, {}) for c, s, cfg in runs]]
+    out, phases, spec_concurrency = plan_phases(spec_path, output_dir)
     launcher = launcher or spec.get("launcher", "local")
     if launcher not in RUNNERS:
         raise ConfigError(f"launcher {launcher!r} is not one of {list(RUNNERS)}")
