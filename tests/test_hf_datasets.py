@@ -44,10 +44,22 @@ def test_missing_columns_and_unavailable_ids_are_clear_errors(tmp_path, monkeypa
         read_examples(tmp_path / "folder", columns={"text": "question", "code": "answer"})
     with pytest.raises(DataError, match=r"row 1: expected 'messages' or 'text'/'code' fields"):
         read_examples(tmp_path / "folder")  # no mapping: the columns are not lmjepa's
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # `datasets` is already imported, so only lmjepa itself can keep it offline: no request reaches the hub
+    import huggingface_hub
+
+    asked = []
+
+    def hub_request(self, *args, **kwargs):
+        asked.append(kwargs.get("repo_id", args[:1]))
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "hf_hub_download", hub_request)
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", hub_request)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "empty-cache")
+    before = datasets.config.HF_HUB_OFFLINE
     with pytest.raises(DataError, match=r"dataset 'someone/nowhere' is not available offline"):
         read_examples("someone/nowhere", split="train")
+    assert asked == [] and datasets.config.HF_HUB_OFFLINE == before  # offline for that call only
 
 
 def test_a_run_config_trains_from_a_saved_dataset(tmp_path):

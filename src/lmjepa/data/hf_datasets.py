@@ -39,13 +39,18 @@ def _load(source: str, split: str | None):
     elif path.exists() or source.startswith((".", "/", "~")):
         raise DataError(f"{source}: not a JSONL, parquet or arrow file, nor a save_to_disk folder")
     else:
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        # Offline for this call only. `datasets` reads HF_HUB_OFFLINE / HF_DATASETS_OFFLINE when it is first
+        # imported (transformers' Trainer imports it before any data is read), so setting the environment
+        # variable here would not stop it asking the hub (≈ 20 s of connection retries without network).
+        online, datasets.config.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE, True
         try:
             loaded = datasets.load_dataset(source, split=split)
         except Exception as err:
             raise DataError(f"dataset {source!r} is not available offline ({type(err).__name__}): lmjepa never "
                             "downloads at run time; save it with datasets' save_to_disk where there is network "
                             "and point data.train_file / data.eval_file at that folder") from None
+        finally:
+            datasets.config.HF_HUB_OFFLINE = online
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
             raise DataError(f"{source}: no split {split!r}; it has {sorted(loaded)}")
