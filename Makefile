@@ -23,8 +23,10 @@ setup: $(VENV)/.installed
 quickstart: setup
 	$(VENV)/bin/lmjepa train $(CONFIG)
 
+# Two pytest workers (pytest-xdist) keep both cores busy; the accelerate tests share one worker (one port).
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 clean:
 	rm -rf $(VENV) runs

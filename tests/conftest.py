@@ -13,6 +13,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from lmjepa.models.loading import add_predictor_tokens, load_tokenizer, resolve_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on the cores: one torch thread each
+    torch.set_num_threads(1)
 DATA_DIR = Path(os.environ.get("LMJEPA_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 

@@ -56,7 +56,7 @@ def _spec(tmp_path, tiny_model_dir, data_dir, **audit) -> str:
                       "extra": {"disable_tqdm": True}},
             "eval": {"max_new_tokens": 4, "batch_size": 4}}
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    spec = {"base": "base.yaml", "output_dir": str(tmp_path / "audit"), "seeds": [1, 2, 3], "concurrency": 2,
+    spec = {"base": "base.yaml", "output_dir": str(tmp_path / "audit"), "seeds": [1, 2], "concurrency": 2,
             "cells": {"ntp": {"jepa.lbd": 0.0}, "llm-jepa": {"jepa.lbd": 1.0},
                       "stp": {"objectives": [{"name": "stp", "weight": 0.5}]}},
             "audit": {"baseline": "ntp", "family": ["exact_match"], "geometry_rows": 3, **audit}}
@@ -92,8 +92,8 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert "Bonferroni over the same family" in report and "Coupling of geometry and exact_match" in report
     result = json.loads((out / "stats.json").read_text())
     assert set(result["holm"]["grad_cosine"]) == {"llm-jepa", "stp · stp"}  # each auxiliary's gradient cosine
-    assert all(c["runs"] == 3 for c in result["holm"]["grad_cosine"].values())
-    assert result["coupling"]["family_size"] == 4 and all(r["n"] == 6 for r in result["coupling"]["rows"])
+    assert all(c["runs"] == 2 for c in result["holm"]["grad_cosine"].values())
+    assert result["coupling"]["family_size"] == 4 and all(r["n"] == 4 for r in result["coupling"]["rows"])
     assert_plot(out / "deltas.png")
     for name in ("geometry_curvature", "geometry_anisotropy", "geometry_uniformity", "geometry_rankme"):
         assert_plot(out / f"coupling_{name}.png", min_pixels=150)
@@ -118,7 +118,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert "no model/ to measure" in capsys.readouterr().err
     # the report keeps every row with its geometry beside it: a copy that outlives the models
     kept = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(kept) == 9 and all(set(AUDIT_GEOMETRY) <= set(r["metrics"]) for r in kept)
+    assert len(kept) == 6 and all(set(AUDIT_GEOMETRY) <= set(r["metrics"]) for r in kept)
     (tmp_path / "kept.jsonl").write_text((out / "results.jsonl").read_text())
     before = (tmp_path / "audit" / "results.jsonl").read_text()
     assert main(["audit", spec, "--report-only"]) == 0  # the report again, nothing retrained
@@ -132,7 +132,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
     assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry
     stp = next(r for r in kept if r["cell"] == "stp" and r["seed"] == 1)["metrics"]  # its one run is still shown
-    assert f"| stp | {stp['exact_match']:.1f} ({stp['train_seconds']:.0f} s) |  |  |" in report
+    assert f"| stp | {stp['exact_match']:.1f} ({stp['train_seconds']:.0f} s) |  |\n" in report  # seed 2: empty
     # a fresh checkout: no store, no models; the kept copy restores the audit, geometry and all
     shutil.rmtree(tmp_path / "audit")
     assert main(["audit", spec, "--report-only", "--restore", str(tmp_path / "kept.jsonl")]) == 0

@@ -16,6 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "multiprocess_check.py"
+pytestmark = pytest.mark.xdist_group("accelerate")  # under `make test`'s workers: one at a time (one rendezvous port)
 
 
 def _launch_two(*command: str, env: dict) -> None:
