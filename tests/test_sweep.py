@@ -157,3 +157,8 @@ def test_restore_brings_a_kept_copy_back_so_a_fresh_checkout_retrains_nothing(tm
     with pytest.raises(DataError, match="not found"):
         restore_results(spec, tmp_path / "nowhere.jsonl")
     assert main(["sweep", spec, "--restore", str(tmp_path / "nowhere.jsonl")]) == 2
+    # a damaged store (a line cut short): the sweep stops before any training, naming the store's line
+    store.write_text(store.read_text() + '{"cell": "ntp", "se\n')
+    capsys.readouterr()
+    assert main(["sweep", spec]) == 2 and "sweep/results.jsonl:5:" in capsys.readouterr().err
+    assert not list((tmp_path / "sweep").glob("*/seed-*"))

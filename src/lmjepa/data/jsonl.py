@@ -118,6 +118,19 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
             yield where, record
 
 
+def read_rows(path: str | os.PathLike, required: tuple[str, ...], what: str = "results file") -> list[dict]:
+    """The JSON objects of a JSONL file (e.g. a sweep's results store) in file order, each holding every
+    key of ``required``. Raises DataError naming ``path:line`` as ``iter_jsonl`` does, and for a line that
+    is not an object or lacks one of ``required`` (the first missing key is named)."""
+    rows = []
+    for where, row in iter_jsonl(path, what):
+        for key in required:
+            if not isinstance(row, dict) or key not in row:
+                raise DataError(f"{where}: missing {key!r}")
+        rows.append(row)
+    return rows
+
+
 def read_examples(path: str | os.PathLike, limit: int | None = None, columns: dict | None = None,
                   split: str | None = None) -> list[Example]:
     """Read up to ``limit`` examples (in file order) from a JSONL file — or from a Hugging Face dataset

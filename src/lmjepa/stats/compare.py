@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.jsonl import DataError, iter_jsonl
+from ..data.jsonl import DataError, iter_jsonl, read_rows
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
 from .paired import correct, format_p, minimum_detectable_effect, paired_comparison, seeds_needed
@@ -28,12 +28,8 @@ def load_results(path: str | Path) -> list[dict]:
     """Read a results store; a later row for the same run (cell, seed, config hash) replaces the earlier one
     (a sweep adds a run's row again when it evaluates it on more tasks). Raises DataError naming
     ``path:line`` on a malformed or incomplete row."""
-    rows = {}
-    for where, row in iter_jsonl(path, "results file"):
-        for key in ("cell", "seed", "metrics"):
-            if not isinstance(row, dict) or key not in row:
-                raise DataError(f"{where}: missing {key!r}")
-        rows[(row["cell"], row["seed"], row.get("config_hash"))] = row
+    rows = {(row["cell"], row["seed"], row.get("config_hash")): row
+            for row in read_rows(path, ("cell", "seed", "metrics"))}
     return list(rows.values())
 
 

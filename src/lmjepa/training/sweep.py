@@ -47,8 +47,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..data.jsonl import iter_jsonl
-from ..errors import ConfigError, DataError, RunFolderError
+from ..data.jsonl import read_rows
+from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_text
 from .config import RunConfig, load_run_config
 from .launchers import RUNNERS
@@ -135,12 +135,15 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     return out, runs, int(spec.get("concurrency", 1))
 
 
+STORE_KEYS = ("cell", "seed", "config_hash", "metrics")  # every row of a sweep's results store has them
+
+
 def finished(store: Path) -> dict[tuple[str, int, str], dict]:
-    """The store's rows by (cell, seed, config hash); a later row for the same run wins."""
+    """The store's rows by (cell, seed, config hash); a later row for the same run wins. Raises DataError
+    naming ``store:line`` for a malformed row (``read_rows``)."""
     if not store.exists():
         return {}
-    rows = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
-    return {(r["cell"], r["seed"], r["config_hash"]): r for r in rows}
+    return {(r["cell"], r["seed"], r["config_hash"]): r for r in read_rows(store, STORE_KEYS)}
 
 
 def append_result(store: Path, row: dict) -> None:
@@ -164,12 +167,7 @@ def restore_results(spec_path: str | Path, source: str | Path, output_dir: str |
     out, phases, _ = plan_phases(spec_path, output_dir)
     planned = {(c, s, config_hash(cfg)) for phase in phases for c, s, cfg, _ in phase}
     store = out / "results.jsonl"
-    incoming = []
-    for where, row in iter_jsonl(source, "results file"):
-        for key in ("cell", "seed", "config_hash", "metrics"):
-            if not isinstance(row, dict) or key not in row:
-                raise DataError(f"{where}: missing {key!r}")
-        incoming.append(row)
+    incoming = read_rows(source, STORE_KEYS)
     done = finished(store)
     counts = {"added": 0, "merged": 0, "skipped": 0}
     for row in incoming:
