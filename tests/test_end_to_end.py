@@ -2,10 +2,12 @@
 NaN stop, LoRA with trainable predictor rows, from-scratch models, config overrides."""
 
 import json
+import time
 
 import pytest
 import torch
 import yaml
+from transformers import TrainerState
 
 from lmjepa.cli.main import main
 from lmjepa.config import parse_override
@@ -13,7 +15,7 @@ from lmjepa.evaluation import regex
 from lmjepa.evaluation.run import train_and_evaluate
 from lmjepa.training.config import RunConfig, load_run_config as load_config
 from lmjepa.models.loading import load_model, load_tokenizer
-from lmjepa.training import run as run_module
+from lmjepa.training import run as run_module, run_folder
 from lmjepa.training.run import build_model_and_tokenizer
 from lmjepa.training.trainer import JEPATrainer, NonFiniteLossError
 
@@ -94,6 +96,8 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
 
     class PoisonedTrainer(JEPATrainer):
         def compute_loss(self, model, inputs, *args, **kwargs):
+            if self.state.global_step < 2:
+                time.sleep(1.0)  # two slow steps before checkpoint-2: the resumed run must count them
             if self.state.global_step == 3:
                 with torch.no_grad():
                     next(model.parameters()).fill_(float("nan"))
@@ -105,10 +109,14 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
     out = tmp_path / "run"
     assert (out / "checkpoint-2").is_dir() and not (out / "metrics.json").exists()
     assert "non-finite loss" in (out / "run.log").read_text()
+    saved = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["stateful_callbacks"]
+    before = saved["TrainingClock"]["args"]["seconds_before"]
+    assert before >= 2.0  # the two 1-s sleeps, recorded with the checkpoint
 
     monkeypatch.setattr(run_module, "JEPATrainer", JEPATrainer)
     metrics = train_and_evaluate(config)
     assert "resuming from" in (out / "run.log").read_text() and metrics["train_steps"] == 4
+    assert metrics["train_seconds"] >= round(before, 1)  # the steps before the checkpoint are counted too
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in metrics["log_history"] if "loss" in row)
 
     class MustNotRun(JEPATrainer):
@@ -120,6 +128,21 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
     # The same folder with another config is refused, never silently reused.
     with pytest.raises(ValueError, match="holds a run with a different config"):
         train_and_evaluate(config.with_overrides({"jepa.lbd": 0.5}))
+
+
+def test_training_clock_from_a_checkpoint_without_its_entry(tmp_path):
+    # a checkpoint written before lmjepa recorded its seconds: the clock starts at 0 and adds its entry,
+    # which the Trainer's next save updates (it would raise KeyError without one)
+    TrainerState(stateful_callbacks={"TrainerControl": {"args": {}, "attributes": {}}}).save_to_json(
+        str(tmp_path / "trainer_state.json"))
+    clock = run_folder.TrainingClock.resumed(tmp_path)
+    assert clock.seconds_before == 0.0 and run_folder.TrainingClock.resumed(None).seconds_before == 0.0
+    state = TrainerState.load_from_json(str(tmp_path / "trainer_state.json"))
+    clock.on_train_begin(None, state, None)
+    assert state.stateful_callbacks["TrainingClock"]["args"]["seconds_before"] >= 0.0
+    time.sleep(0.05)
+    assert 0.05 <= clock.seconds() < 5  # seconds since on_train_begin
+    assert run_folder.TrainingClock(**{"seconds_before": 7.5}).state()["args"]["seconds_before"] >= 7.5
 
 
 def test_lora_trains_predictor_rows_and_merges(tmp_path, tiny_model_dir, data_dir):

@@ -81,10 +81,13 @@ def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkey
     with pytest.raises(KeyboardInterrupt):
         pretrain(_config(tmp_path, text_file))
     assert (tmp_path / "run" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "metrics.json").exists()
+    saved = json.loads((tmp_path / "run" / "checkpoint-2" / "trainer_state.json").read_text())
+    before = saved["stateful_callbacks"]["TrainingClock"]["args"]["seconds_before"]
     calls.clear()
     monkeypatch.setattr(PredictReconstruct, "update_target", lambda self, m: (calls.append(m), original(self, m)))
     metrics = pretrain(_config(tmp_path, text_file))  # resumes from checkpoint-2: two steps left
     assert metrics["train_steps"] == 4 and len(calls) == 2  # once per optimizer step (2 micro-batches each)
+    assert before > 0 and metrics["train_seconds"] >= round(before, 1)  # the first process's steps count too
     assert calls == pytest.approx([0.996 + 0.004 * 3 / 4, 1.0])
     logged = {k for row in metrics["log_history"] for k in row}
     assert {"mlm_loss", "jepa_loss", "lambda", "embedding_std", "effective_rank"} <= logged

@@ -114,13 +114,15 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
                          return_tensors="pt")
         log.info("pretraining text: %d texts from %s", len(features), config.text)
         model = build_model(config, len(tokenizer))
+        checkpoint = run_folder.last_checkpoint(out)
+        clock = run_folder.TrainingClock.resumed(checkpoint)  # a resumed run counts its earlier seconds too
         trainer = PretrainTrainer(model=model, args=training_arguments(config, out), train_dataset=features,
                                   data_collator=HybridCollator(tokenizer, config.objective, config.train.seed),
                                   callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end),
-                                             run_folder.LogToRunLog()],
+                                             run_folder.LogToRunLog(), clock],
                                   held=dict(held), monitor_every=config.objective.monitor_every)
         start = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=run_folder.last_checkpoint(out))
+        result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.accelerator.wait_for_everyone()
         if not trainer.is_world_process_zero():
             return {}
@@ -131,7 +133,8 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
         last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
         metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
                    "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
-                   "train_seconds": round(time.perf_counter() - start, 1), **{f"final_{k}": v for k, v in last.items()},
+                   "train_seconds": round(clock.seconds_before + time.perf_counter() - start, 1),
+                   **{f"final_{k}": v for k, v in last.items()},
                    "log_history": history}
         log.info("pretraining done: %d steps, final loss %.4f", result.global_step, result.training_loss)
         return run_folder.finish(out, metrics)

@@ -283,24 +283,26 @@ def train(config: RunConfig) -> Trained | None:
         raise DataError(f"{train_file}: no trainable example left after truncation")
     model = build_model(config, tokenizer, predictor_ids)
     objective = build_objective(config, model)
+    checkpoint = run_folder.last_checkpoint(out)
+    clock = run_folder.TrainingClock.resumed(checkpoint)  # a resumed run counts its earlier seconds too
     trainer = JEPATrainer(
         model=model,
         args=training_arguments(config, out),
         train_dataset=features,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[run_folder.LogToRunLog()],
+        callbacks=[run_folder.LogToRunLog(), clock],
         jepa=config.jepa,
         objective=objective,
         held=collator(features[: config.train.batch_size]) if config.jepa.geometry_every else None,
     )
     start = time.perf_counter()
     try:
-        result = trainer.train(resume_from_checkpoint=run_folder.last_checkpoint(out))
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     except NonFiniteLossError as err:
         log.error("%s", err)
         raise
-    train_s = time.perf_counter() - start
+    train_s = clock.seconds_before + time.perf_counter() - start
 
     # Under `accelerate launch`, only the main process saves, evaluates and writes results.
     trainer.accelerator.wait_for_everyone()

@@ -19,11 +19,14 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
+from transformers.trainer_callback import ExportableState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..config import ConfigBase, load_config, save_config
@@ -99,6 +102,45 @@ def run_log(out: str | Path) -> Iterator[logging.Handler]:
         for logger in (log, training_log):
             logger.removeHandler(handler)
         handler.close()
+
+
+class TrainingClock(TrainerCallback, ExportableState):
+    """Training seconds over every process that trained a run, so a resumed run reports its whole cost.
+
+    Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, the seconds trained
+    up to it (``seconds_before`` of the earlier processes plus this one's since ``on_train_begin``);
+    ``resumed(checkpoint)`` reads them back. Work a killed process did after its last checkpoint is not
+    counted: it was redone. ``seconds_before`` is in seconds (float); 0.0 for a run that starts afresh.
+    """
+
+    def __init__(self, seconds_before: float = 0.0):
+        self.seconds_before = float(seconds_before)
+        self.started = time.perf_counter()
+
+    @classmethod
+    def resumed(cls, checkpoint: str | Path | None) -> "TrainingClock":
+        """A clock that starts from the seconds ``checkpoint`` recorded (0.0 if None, or if it was written
+        before lmjepa recorded them: its earlier seconds are unknown, and logged as such)."""
+        if checkpoint is None:
+            return cls()
+        saved = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_NAME)).stateful_callbacks
+        state = (saved or {}).get(cls.__name__)
+        if not isinstance(state, dict):
+            log.warning("%s records no training seconds: train_seconds counts this process only", checkpoint)
+            return cls()
+        return cls(**state["args"])
+
+    def seconds(self) -> float:
+        """Seconds trained so far: the earlier processes' and this one's since training began."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def state(self) -> dict:
+        return {"args": {"seconds_before": round(self.seconds(), 3)}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        # A checkpoint written before the clock existed has no entry, and the Trainer's save expects one.
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
 
 class LogToRunLog(TrainerCallback):
