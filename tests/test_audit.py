@@ -69,6 +69,13 @@ def test_bad_specs_stop_before_training(tmp_path, tiny_model_dir, data_dir):
                            ({"family": []}, "audit.family is empty")]:
         with pytest.raises(ConfigError, match=message):
             check_spec(_spec(tmp_path, tiny_model_dir, data_dir, **audit))
+    for contrasts, message in [("ntp", r"audit.contrasts must be a list of \[cell, reference\] pairs"),
+                               ([["stp"]], r"audit.contrasts\[0\]: expected \[cell, reference\]"),
+                               ([["stp", "ntp"], ["stp", "nope"]], r"audit.contrasts\[1\]: 'nope' is not a cell"),
+                               ([["ntp", "ntp"]], r"pairs a cell with itself"),
+                               ([["stp", "ntp"], ["stp", "ntp"]], r"audit.contrasts\[1\]: \['stp', 'ntp'\] is declared twice")]:
+        with pytest.raises(ConfigError, match=message):
+            check_spec(_spec(tmp_path, tiny_model_dir, data_dir, contrasts=contrasts))
     spec = yaml.safe_load(open(_spec(tmp_path, tiny_model_dir, data_dir)))
     for cell, message in [({"train.seed": 5}, "cell 'bad' sets train.seed"),
                           ({"jepa.lbdd": 1}, "cell 'bad': unknown config key 'jepa.lbdd'")]:
@@ -80,11 +87,18 @@ def test_bad_specs_stop_before_training(tmp_path, tiny_model_dir, data_dir):
 
 
 def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
-    spec = _spec(tmp_path, tiny_model_dir, data_dir)
+    spec = _spec(tmp_path, tiny_model_dir, data_dir, contrasts=[["stp", "llm-jepa"]])
     assert main(["audit", spec]) == 0
     out = tmp_path / "audit" / "audit"
     report = (out / "audit.md").read_text()
     assert "Family: 2 tests" in report  # the declared family: 2 cells × exact_match, geometry apart
+    # the declared contrast: stp against llm-jepa, its own family of 1, Δ from the store's rows
+    (test,) = json.loads((out / "stats.json").read_text())["contrasts"]["holm"]["tests"]
+    runs = {(r["cell"], r["seed"]): r["metrics"]["exact_match"] for r in
+            map(json.loads, (tmp_path / "audit" / "results.jsonl").read_text().splitlines())}
+    assert test["reference"] == "llm-jepa" and test["delta"] == pytest.approx(
+        np.mean([runs["stp", s] - runs["llm-jepa", s] for s in (1, 2)]))
+    assert "## Factor contrasts" in report and "Family: 1 tests (contrasts × metrics)" in report
     shifts = json.loads((out / "stats.json").read_text())["geometry_shift"]
     assert len(shifts["tests"]) == 8 and "of 8 tests" in report  # its own family: 2 cells × 4 geometry metrics
     assert {t["metric"] for t in shifts["tests"]} == {"geometry_curvature", "geometry_anisotropy",
@@ -130,6 +144,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert main(["audit", spec, "--report-only"]) == 0
     report = (out / "audit.md").read_text()
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
+    assert "Contrasts waiting for two paired seeds (the family above counts only the 0 ready of 1): stp vs llm-jepa" in report
     assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry
     stp = next(r for r in kept if r["cell"] == "stp" and r["seed"] == 1)["metrics"]  # its one run is still shown
     assert f"| stp | {stp['exact_match']:.1f} ({stp['train_seconds']:.0f} s) |  |\n" in report  # seed 2: empty
@@ -137,7 +152,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     shutil.rmtree(tmp_path / "audit")
     assert main(["audit", spec, "--report-only", "--restore", str(tmp_path / "kept.jsonl")]) == 0
     again = json.loads((out / "stats.json").read_text())
-    for key in ("geometry_shift", "coupling", "holm"):  # as text: an undefined ρ is NaN, never equal to itself
+    for key in ("geometry_shift", "coupling", "holm", "contrasts"):  # as text: an undefined ρ is NaN, never equal to itself
         assert json.dumps(again[key], sort_keys=True) == json.dumps(result[key], sort_keys=True), key
 
 
@@ -150,6 +165,7 @@ def test_the_audit_presets_are_valid(name):
     spec = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
     settings = check_spec(spec)
     _, runs, _ = plan(spec)
+    assert ["llm-jepa-official", "ntp-official"] in settings["contrasts"] and len(settings["contrasts"]) == 3
     assert settings["baseline"] == "ntp" and len(runs) == (13 if name.endswith("llama1b") else 12) * 5
     cells = {cell: config for cell, seed, config in runs if seed == 82}
     assert cells["llm-jepa-official"].data.train_prompt and not cells["llm-jepa-official"].data.train_eos

@@ -11,7 +11,7 @@ from scipy import stats
 from lmjepa.cli.main import main
 from lmjepa.data.jsonl import DataError
 from lmjepa.stats.compare import compare, k_lambda_grid, load_results, load_stores, write_report
-from lmjepa.stats.paired import (bootstrap_ci, correct, mcnemar, minimum_detectable_effect, paired_comparison,
+from lmjepa.stats.paired import (bootstrap_ci, correct, format_p, mcnemar, minimum_detectable_effect, paired_comparison,
                                  seeds_needed, wilcoxon_min_p)
 
 BASE = [57.0, 52.5, 60.0, 49.0, 55.5]  # five seeds, in percent
@@ -269,3 +269,40 @@ def test_a_store_with_only_the_baseline_reports_no_mde_line():
     assert result["tests"] == [] and "MDE: the minimum detectable effect" not in render_markdown(result)
     rows += [{"cell": "llm-jepa", "seed": seed, "metrics": {"exact_match": value}} for seed, value in zip([82, 23], CELL)]
     assert "MDE: the minimum detectable effect" in render_markdown(compare(rows, "ntp", ["exact_match"]))
+
+
+def test_contrasts_pair_each_cell_with_its_own_reference_against_scipy():
+    """Two declared contrasts (b vs a, d vs c): the two-sided paired t-test of each against scipy, Holm over
+    the family of 2 by hand, the decision's direction, and b's Δ exact split into content and termination."""
+    from lmjepa.errors import ConfigError
+    from lmjepa.stats.contrasts import contrast, render_contrasts
+
+    seeds = [82, 23, 37, 84, 4]
+    a, c = np.array(BASE), np.array(CELL)
+    b = a + np.array([10.0, 11.0, 12.0, 10.0, 11.5])  # clearly up
+    d = c + np.array([0.5, -1.0, 1.5, -0.5, 0.0])  # noise
+    rows = [{"cell": cell, "seed": s, "metrics": {"exact_match": float(v[i]), "contains_target": float(v[i]) + 5}}
+            for cell, v in (("a", a), ("b", b), ("c", c), ("d", d)) for i, s in enumerate(seeds)]
+    result = contrast(rows, [("b", "a"), ("d", "c")], ["exact_match"])
+    assert result["family_size"] == 2 and [t["reference"] for t in result["tests"]] == ["a", "c"]
+    p = [stats.ttest_rel(b, a).pvalue, stats.ttest_rel(d, c).pvalue]
+    low, high = sorted(range(2), key=lambda i: p[i])
+    holm = [0.0, 0.0]
+    holm[low] = min(1.0, 2 * p[low])
+    holm[high] = min(1.0, max(holm[low], p[high]))  # Holm's step-down, kept monotone
+    for test, p_raw, p_holm, gain in zip(result["tests"], p, holm, (b - a, d - c)):
+        assert test["p_t_two_sided"] == pytest.approx(p_raw) and test["p_t_two_sided_corrected"] == pytest.approx(p_holm)
+        assert test["delta"] == pytest.approx(gain.mean())
+    up, noise = result["tests"]
+    assert up["reject_two_sided"] and not noise["reject_two_sided"]
+    split = result["termination"]["b vs a"]
+    assert split["delta_exact"] == pytest.approx((b - a).mean())
+    assert split["content"] + split["termination"] == pytest.approx(split["delta_exact"])
+    lines = "\n".join(render_contrasts(result, contrast(rows, [("b", "a"), ("d", "c")], ["exact_match"], "bonferroni")))
+    assert "Family: 2 tests (contrasts × metrics), holm correction" in lines
+    assert "| b | a | exact_match | 5 |" in lines and "| **up** |" in lines and "| no evidence |" in lines
+    assert f"| {format_p(min(1.0, 2 * p[0]))} | **up** |" in lines  # Bonferroni's two-sided p beside Holm's
+    assert "**b vs a**: Δ exact" in lines and "each cell vs its reference" in lines
+    with pytest.raises(ConfigError, match="contrast b vs zzz: no runs of cell 'zzz'"):
+        contrast(rows, [("b", "zzz")], ["exact_match"])
+    assert contrast(rows, [], ["exact_match"])["tests"] == [] and render_contrasts(contrast(rows, [], ["x"])) == []

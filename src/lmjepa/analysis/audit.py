@@ -6,6 +6,8 @@ An audit spec is a sweep spec (``training/sweep.py``: base, cells, seeds, launch
       baseline: ntp                  # the cell every other cell is compared with
       family: [exact_match]          # the metrics tested: the family is cells × these (its size is stated)
       geometry_rows: 200             # test rows each trained model embeds for the geometry shift (0: none)
+      contrasts:                     # optional: [cell, reference] pairs for the factors (``stats.contrasts``)
+        - [llm-jepa-official, ntp-official]
 
 It runs the sweep (resumable: finished cells are never recomputed), then reports per cell: Δ vs the
 baseline with a 95 % paired bootstrap CI, the single-test paired p, Bonferroni and Holm over the declared
@@ -14,7 +16,8 @@ content/termination split, and the geometry shift of the cell's models against t
 answer-trajectory curvature, anisotropy, uniformity and RankMe of ``AUDIT_GEOMETRY``: a family of its own,
 tested two-sided, because a shift is a change, not a gain, and it must not dilute the task family's
 correction); then the coupling
-of each geometry shift with the task-metric shift over all runs (``stats.coupling``), one scatter plot each.
+of each geometry shift with the task-metric shift over all runs (``stats.coupling``), one scatter plot each;
+and the declared contrasts (each cell against its own reference, a family of its own, two-sided).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ..objectives.base import content_mask
 from ..objectives.monitors import anisotropy
 from ..objectives.trajectory import trajectory_curvature
 from ..stats.compare import compare, load_results, render_markdown
+from ..stats.contrasts import contrast, render_contrasts
 from ..stats.paired import format_p
 from ..stats.coupling import coupling
 from ..training.config import load_run_config
@@ -69,7 +73,31 @@ def check_spec(spec_path: str | Path) -> dict:
             base.with_overrides(overrides or {})
         except ConfigError as err:
             raise ConfigError(f"{spec_path}: cell {cell!r}: {err}") from None
-    return {"baseline": baseline, "family": list(audit["family"]), "geometry_rows": int(audit.get("geometry_rows", 200))}
+    return {"baseline": baseline, "family": list(audit["family"]), "geometry_rows": int(audit.get("geometry_rows", 200)),
+            "contrasts": check_contrasts(audit.get("contrasts"), cells, spec_path)}
+
+
+def check_contrasts(contrasts, cells: dict, spec_path: Path) -> list[list[str]]:
+    """``audit.contrasts``: a list of ``[cell, reference]`` pairs of two different declared cells, each pair
+    once. Raises ConfigError naming the item (``audit.contrasts[i]``) and what is wrong with it."""
+    if contrasts is None:
+        return []
+    if not isinstance(contrasts, list):
+        raise ConfigError(f"{spec_path}: audit.contrasts must be a list of [cell, reference] pairs, "
+                          f"got {contrasts!r}")
+    seen = set()
+    for i, pair in enumerate(contrasts):
+        where = f"{spec_path}: audit.contrasts[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, str) for c in pair)):
+            raise ConfigError(f"{where}: expected [cell, reference], got {pair!r}")
+        unknown = [c for c in pair if c not in cells]
+        if unknown:
+            raise ConfigError(f"{where}: {unknown[0]!r} is not a cell; cells: {sorted(cells)}")
+        if pair[0] == pair[1] or tuple(pair) in seen:
+            raise ConfigError(f"{where}: {pair!r} " + ("pairs a cell with itself" if pair[0] == pair[1]
+                                                         else "is declared twice"))
+        seen.add(tuple(pair))
+    return [list(pair) for pair in contrasts]
 
 
 @torch.no_grad()
@@ -161,7 +189,7 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
         seeds[row["cell"]].add(int(row["seed"]))
     partial = sorted(c for c in seeds if c != settings["baseline"] and len(seeds[c] & baseline_seeds) < 2)
     readings = _readings_table(rows, list(expand_cells(spec)), settings["family"], spec.get("seeds") or [])
-    rows = [r for r in rows if r["cell"] not in partial]  # a partial store: cells without 2 paired seeds wait
+    stored, rows = rows, [r for r in rows if r["cell"] not in partial]  # cells without 2 paired seeds wait
     geometry_keys = [k for k in AUDIT_GEOMETRY if any(k in r["metrics"] for r in rows)]
     results = {method: compare(rows, settings["baseline"], settings["family"], method)
                for method in ("holm", "bonferroni")}
@@ -194,6 +222,13 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
         decision = "**improves**" if t["reject_one_sided"] else "no evidence"
         lines.append(f"| {t['cell']} | {t['metric']} | {format_p(t['p_t_one_sided'])} | "
                      f"{format_p(t['p_t_one_sided_corrected'])} | {decision} |")
+    pairs = [p for p in settings["contrasts"] if len(seeds[p[0]] & seeds[p[1]]) >= 2]
+    contrasts = {method: contrast(stored, pairs, settings["family"], method) for method in ("holm", "bonferroni")}
+    lines += render_contrasts(contrasts["holm"], contrasts["bonferroni"])
+    if len(pairs) < len(settings["contrasts"]):
+        lines += ["", f"Contrasts waiting for two paired seeds (the family above counts only the {len(pairs)} ready "
+                  f"of {len(settings['contrasts'])}): "
+                  + ", ".join(f"{c} vs {r}" for c, r in settings["contrasts"] if [c, r] not in pairs) + "."]
     lines += _shift_table(shifts, settings["baseline"])
     if any(r["n"] for r in couple["rows"]):
         lines += ["", f"Coupling of geometry and {couple['task_metric']} over all paired runs (Spearman ρ of the "
@@ -205,7 +240,8 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     lines += readings
     lines += ["", "![Δ per cell](deltas.png)", *[f"![coupling]({name})" for name in plots]]
     atomic_write_json(out / "stats.json", {"holm": results["holm"], "bonferroni": results["bonferroni"],
-                                           "geometry_shift": shifts, "coupling": couple, "settings": settings})
+                                           "geometry_shift": shifts, "coupling": couple, "contrasts": contrasts,
+                                           "settings": settings})
     atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
     return out / "audit.md"
 

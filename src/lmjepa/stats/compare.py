@@ -67,34 +67,39 @@ def is_analysed(row: dict) -> bool:
     return row.get("stage", "finetune") == "finetune"
 
 
-def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str = "holm", alpha: float = 0.05) -> dict:
-    """Paired statistics of each cell vs ``baseline`` for each metric, with family-wise correction.
-
-    Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
-    Raises ConfigError if the baseline cell is absent, DataError if a cell shares fewer than 2 seeds with it.
-    """
+def runs_by_cell(rows: list[dict], metrics: list[str]) -> tuple[dict[str, dict[int, dict]], dict | None]:
+    """cell → seed → metrics of the analysed rows (a later row for the same run wins), and for a nested
+    design (rows with ``pretrain_seed``) the pretraining seeds' means and variance components (``nest``)."""
     rows = [row for row in rows if is_analysed(row)]
-    nested = None
     if any("pretrain_seed" in r for r in rows):
-        by_cell, nested = nest(rows, metrics)
-    else:
-        by_cell = defaultdict(dict)
-        for row in rows:
-            by_cell[row["cell"]][int(row["seed"])] = row["metrics"]  # a later row for the same run wins
-    if baseline not in by_cell:
-        raise ConfigError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
+        return nest(rows, metrics)
+    by_cell = defaultdict(dict)
+    for row in rows:
+        by_cell[row["cell"]][int(row["seed"])] = row["metrics"]
+    return by_cell, None
+
+
+def paired_tests(by_cell: dict[str, dict[int, dict]], pairs: list[tuple[str, str]], metrics: list[str],
+                 correction: str = "holm", alpha: float = 0.05) -> list[dict]:
+    """One seed-paired test per (cell, reference) pair and metric, corrected over all of them (the family:
+    pairs × metrics), one- and two-sided, with the MDE at α/family. Each test carries ``cell``,
+    ``reference``, ``metric``, ``seeds``, ``unpaired_seeds`` and ``paired.PairedResult``'s fields.
+    Raises DataError if a pair shares fewer than 2 seeds."""
     tests = []
-    for cell in sorted(c for c in by_cell if c != baseline):
-        seeds = sorted(set(by_cell[cell]) & set(by_cell[baseline]))
-        unpaired = sorted(set(by_cell[cell]) ^ set(by_cell[baseline]))
+    for cell, reference in pairs:
+        seeds = sorted(set(by_cell[cell]) & set(by_cell[reference]))
+        unpaired = sorted(set(by_cell[cell]) ^ set(by_cell[reference]))
         if len(seeds) < 2:
-            raise DataError(f"cell {cell!r} shares {len(seeds)} seed(s) with the baseline {baseline!r}; "
+            raise DataError(f"cell {cell!r} shares {len(seeds)} seed(s) with {reference!r}; "
                             "a paired comparison needs at least 2")
         for metric in metrics:
-            base = [by_cell[baseline][s][metric] for s in seeds]
+            base = [by_cell[reference][s][metric] for s in seeds]
             values = [by_cell[cell][s][metric] for s in seeds]
             result = paired_comparison(base, values, alpha=alpha)
-            tests.append({"cell": cell, "metric": metric, "seeds": seeds, "unpaired_seeds": unpaired, **result.to_dict()})
+            tests.append({"cell": cell, "reference": reference, "metric": metric, "seeds": seeds,
+                          "unpaired_seeds": unpaired, **result.to_dict()})
+    if not tests:
+        return tests
     for sided in ("one_sided", "two_sided"):
         reject, adjusted = correct([t[f"p_t_{sided}"] for t in tests], correction, alpha)
         for test, r, p in zip(tests, reject, adjusted):
@@ -103,6 +108,20 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
     for test in tests:  # at α/m (Bonferroni): Holm rejects at least as much, so this bounds Holm's from above
         test["mde_one_sided"] = minimum_detectable_effect(test["sd_delta"], test["n"], alpha / len(tests))
         test["seeds_for_observed_delta"] = seeds_needed(test["delta"], test["sd_delta"], alpha / len(tests))
+    return tests
+
+
+def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str = "holm", alpha: float = 0.05) -> dict:
+    """Paired statistics of each cell vs ``baseline`` for each metric, with family-wise correction.
+
+    Runs are paired by seed; seeds present in only one of the two cells are listed, not used.
+    Raises ConfigError if the baseline cell is absent, DataError if a cell shares fewer than 2 seeds with it.
+    """
+    by_cell, nested = runs_by_cell(rows, metrics)
+    if baseline not in by_cell:
+        raise ConfigError(f"baseline cell {baseline!r} not in results (cells: {sorted(by_cell)})")
+    tests = paired_tests(by_cell, [(c, baseline) for c in sorted(by_cell) if c != baseline], metrics,
+                         correction, alpha)
     coupling = {}  # cell (· term) -> mean ± sd over runs of each run's mean gradient cosine
     for cell, runs in sorted(by_cell.items()):
         keys = sorted({k for m in runs.values() for k in m if k.startswith("grad_cosine") and k.endswith("_mean")})

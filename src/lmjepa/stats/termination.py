@@ -80,11 +80,13 @@ def _pp(value: float | None, unit: str = " pp") -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.2f}{unit}"
 
 
-def render_lines(decomposition: dict[str, dict], baseline: str) -> list[str]:
-    """Markdown: one line per cell saying what carries its change in exact match."""
+def render_lines(decomposition: dict[str, dict], baseline: str | None) -> list[str]:
+    """Markdown: one line per cell saying what carries its change in exact match (against ``baseline``;
+    None: each key names its own pair, as ``stats.contrasts`` does)."""
     if not decomposition:
         return []
-    lines = ["", f"Why exact match moved (vs `{baseline}`; exact = contains target × clean stop, split exactly per "
+    against = f"vs `{baseline}`" if baseline is not None else "each cell vs its reference"
+    lines = ["", f"Why exact match moved ({against}; exact = contains target × clean stop, split exactly per "
              "seed pair, then averaged; `evaluation/diagnostics.py`):", ""]
     for cell, d in decomposition.items():
         lines.append(f"- **{cell}**: Δ exact {_pp(d['delta_exact'])} = content {_pp(d['content'])} (Δ contains target "
