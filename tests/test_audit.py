@@ -48,6 +48,30 @@ def test_paired_shifts_and_coupling_family():
     assert result["rows"][0]["rho"] == pytest.approx(stats.spearmanr([0.5, 0.1, -0.5, 1.0], [5, 1, -1, 5])[0])
 
 
+def test_the_answer_lists_what_the_corrected_tests_found():
+    from lmjepa.analysis.audit import answer
+    from lmjepa.stats.compare import compare
+    from lmjepa.stats.contrasts import contrast
+
+    base = np.array([26.0, 28.0, 25.0, 27.5, 24.0])
+    noise = np.array([0.5, -1.0, 1.5, -0.5, 0.0])
+    cells = {"ntp": base, "up": base + 10 + noise, "down": base - 12 + noise[::-1], "same": base + noise[[1, 2, 0, 4, 3]]}
+    rows = [{"cell": c, "seed": s, "metrics": {"exact_match": float(v[i])}}
+            for c, v in cells.items() for i, s in enumerate([82, 23, 37, 84, 4])]
+    result, pairs = compare(rows, "ntp", ["exact_match"]), contrast(rows, [("up", "same")], ["exact_match"])
+    text = "\n".join(answer(result, pairs, "exact_match"))
+    by_cell = {t["cell"]: t for t in result["tests"]}
+    assert f"Beats `ntp` (one-sided): up +{by_cell['up']['delta']:.2f} pp (p " in text and "down -12" not in \
+        text.split("Moves")[0]
+    assert "two-sided): down -11.90 pp (p " in text and ", up +10.10 pp (p " in text
+    assert "Factor contrasts that move it (two-sided): up vs same +10.00 pp (p " in text
+    mde = by_cell["same"]["mde_one_sided"]
+    assert f"other 1 test(s); gains smaller than their MDEs ({mde:.1f} to {mde:.1f} pp)" in text
+    assert answer(compare([r for r in rows if r["cell"] in ("ntp", "same")], "ntp", ["exact_match"]),
+                  contrast(rows, [], ["exact_match"]), "exact_match")[2:4] == [
+        "- Beats `ntp` (one-sided): none.", "- Moves it either way against `ntp` (two-sided): none."]
+
+
 def _spec(tmp_path, tiny_model_dir, data_dir, **audit) -> str:
     base = {"name": "tiny", "output_dir": "unused", "model": {"name": str(tiny_model_dir)}, "task": "nlrx-synth",
             "data": {"data_dir": str(data_dir), "max_train_examples": 8, "max_eval_examples": 3},
@@ -99,6 +123,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     assert test["reference"] == "llm-jepa" and test["delta"] == pytest.approx(
         np.mean([runs["stp", s] - runs["llm-jepa", s] for s in (1, 2)]))
     assert "## Factor contrasts" in report and "Family: 1 tests (contrasts × metrics)" in report
+    assert "## Answer (exact_match, holm within each family" in report.split("# Paired comparison")[0]
     shifts = json.loads((out / "stats.json").read_text())["geometry_shift"]
     assert len(shifts["tests"]) == 8 and "of 8 tests" in report  # its own family: 2 cells × 4 geometry metrics
     assert {t["metric"] for t in shifts["tests"]} == {"geometry_curvature", "geometry_anisotropy",

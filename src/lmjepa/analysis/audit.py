@@ -215,15 +215,15 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                f"paired with the baseline ({len(rows)} runs); the family below counts only those cells — the "
                f"declared family is {len(declared)} cells × {len(settings['family'])} metrics, so these corrections "
                f"are not yet the final ones. Waiting: {', '.join(waiting)}.", ""] if waiting else [])
-    lines = [*status, render_markdown(results["holm"]),
+    pairs = [p for p in settings["contrasts"] if len(seeds[p[0]] & seeds[p[1]]) >= 2]
+    contrasts = {method: contrast(stored, pairs, settings["family"], method) for method in ("holm", "bonferroni")}
+    lines = [*status, *answer(results["holm"], contrasts["holm"], settings["family"][0]), render_markdown(results["holm"]),
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:
         decision = "**improves**" if t["reject_one_sided"] else "no evidence"
         lines.append(f"| {t['cell']} | {t['metric']} | {format_p(t['p_t_one_sided'])} | "
                      f"{format_p(t['p_t_one_sided_corrected'])} | {decision} |")
-    pairs = [p for p in settings["contrasts"] if len(seeds[p[0]] & seeds[p[1]]) >= 2]
-    contrasts = {method: contrast(stored, pairs, settings["family"], method) for method in ("holm", "bonferroni")}
     lines += render_contrasts(contrasts["holm"], contrasts["bonferroni"])
     if len(pairs) < len(settings["contrasts"]):
         lines += ["", f"Contrasts waiting for two paired seeds (the family above counts only the {len(pairs)} ready "
@@ -244,6 +244,40 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                                            "settings": settings})
     atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
     return out / "audit.md"
+
+
+def answer(baseline_result: dict, contrast_result: dict, metric: str) -> list[str]:
+    """Markdown lines stating the audit's answer for ``metric`` (the family's first): the cells that beat the
+    baseline (one-sided, corrected), the cells and contrasts that move it either way (two-sided, corrected),
+    and the range of MDEs of the rest — read from the two families' tests, nothing recomputed."""
+    tests = [t for t in baseline_result["tests"] if t["metric"] == metric]
+    pairs = [t for t in contrast_result["tests"] if t["metric"] == metric]
+    if not tests and not pairs:
+        return []
+
+    def listed(found, label):
+        return ", ".join(f"{label(t)} {t['delta']:+.2f} pp (p {format_p(t['p_t_two_sided_corrected'])})"
+                         for t in found) or "none"
+
+    gains = [t for t in tests if t["reject_one_sided"]]
+    moved = [t for t in tests if t["reject_two_sided"]]
+    shifted = [t for t in pairs if t["reject_two_sided"]]
+    rest = [t for t in tests + pairs if not t["reject_two_sided"] and not t["reject_one_sided"]]
+    mdes = [t["mde_one_sided"] for t in rest if not math.isnan(t.get("mde_one_sided", math.nan))]
+    lines = [f"## Answer ({metric}, {baseline_result['correction']} within each family, α = {baseline_result['alpha']})",
+             "", f"- Beats `{baseline_result['baseline']}` (one-sided): "
+             + (", ".join(f"{t['cell']} {t['delta']:+.2f} pp (p {format_p(t['p_t_one_sided_corrected'])})"
+                          for t in gains) or "none") + ".",
+             f"- Moves it either way against `{baseline_result['baseline']}` (two-sided): "
+             + listed(moved, lambda t: t["cell"]) + "."]
+    if contrast_result["tests"]:
+        lines.append("- Factor contrasts that move it (two-sided): "
+                     + listed(shifted, lambda t: f"{t['cell']} vs {t['reference']}") + ".")
+    if rest:
+        lines.append(f"- No effect detected in the other {len(rest)} test(s)"
+                     + (f"; gains smaller than their MDEs ({min(mdes):.1f} to {max(mdes):.1f} pp) could be missed."
+                        if mdes else "."))
+    return lines + [""]
 
 
 def _shift_table(shifts: dict | None, baseline: str) -> list[str]:
