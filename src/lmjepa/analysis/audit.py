@@ -73,8 +73,8 @@ def check_spec(spec_path: str | Path) -> dict:
             base.with_overrides(overrides or {})
         except ConfigError as err:
             raise ConfigError(f"{spec_path}: cell {cell!r}: {err}") from None
-    return {"baseline": baseline, "family": list(audit["family"]), "geometry_rows": int(audit.get("geometry_rows", 200)),
-            "contrasts": check_contrasts(audit.get("contrasts"), cells, spec_path)}
+    return {"baseline": baseline, "family": list(audit["family"]),
+            "geometry_rows": int(audit.get("geometry_rows", 200)), "contrasts": check_contrasts(audit.get("contrasts"), cells, spec_path)}
 
 
 def check_contrasts(contrasts, cells: dict, spec_path: Path) -> list[list[str]]:
@@ -217,7 +217,8 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
                f"are not yet the final ones. Waiting: {', '.join(waiting)}.", ""] if waiting else [])
     pairs = [p for p in settings["contrasts"] if len(seeds[p[0]] & seeds[p[1]]) >= 2]
     contrasts = {method: contrast(stored, pairs, settings["family"], method) for method in ("holm", "bonferroni")}
-    lines = [*status, *answer(results["holm"], contrasts["holm"], settings["family"][0]), render_markdown(results["holm"]),
+    lines = [*status, *answer(results["holm"], contrasts["holm"], settings["family"][0]),
+             render_markdown(results["holm"]),
              "Bonferroni over the same family (same tests; only the correction differs):", "",
              "| cell | metric | p (t, 1-sided) | Bonferroni | decision |", "|---|---|---|---|---|"]
     for t in results["bonferroni"]["tests"]:
@@ -264,7 +265,8 @@ def answer(baseline_result: dict, contrast_result: dict, metric: str) -> list[st
     shifted = [t for t in pairs if t["reject_two_sided"]]
     rest = [t for t in tests + pairs if not t["reject_two_sided"] and not t["reject_one_sided"]]
     mdes = [t["mde_one_sided"] for t in rest if not math.isnan(t.get("mde_one_sided", math.nan))]
-    lines = [f"## Answer ({metric}, {baseline_result['correction']} within each family, α = {baseline_result['alpha']})",
+    correction, alpha = baseline_result["correction"], baseline_result["alpha"]
+    lines = [f"## Answer ({metric}, {correction} within each family, α = {alpha})",
              "", f"- Beats `{baseline_result['baseline']}` (one-sided): "
              + (", ".join(f"{t['cell']} {t['delta']:+.2f} pp (p {format_p(t['p_t_one_sided_corrected'])})"
                           for t in gains) or "none") + ".",
