@@ -74,7 +74,8 @@ def check_spec(spec_path: str | Path) -> dict:
         except ConfigError as err:
             raise ConfigError(f"{spec_path}: cell {cell!r}: {err}") from None
     return {"baseline": baseline, "family": list(audit["family"]),
-            "geometry_rows": int(audit.get("geometry_rows", 200)), "contrasts": check_contrasts(audit.get("contrasts"), cells, spec_path)}
+            "geometry_rows": int(audit.get("geometry_rows", 200)),
+            "contrasts": check_contrasts(audit.get("contrasts"), cells, spec_path)}
 
 
 def check_contrasts(contrasts, cells: dict, spec_path: Path) -> list[list[str]]:
@@ -256,9 +257,8 @@ def answer(baseline_result: dict, contrast_result: dict, metric: str) -> list[st
     if not tests and not pairs:
         return []
 
-    def listed(found, label):
-        return ", ".join(f"{label(t)} {t['delta']:+.2f} pp (p {format_p(t['p_t_two_sided_corrected'])})"
-                         for t in found) or "none"
+    def listed(found, label, p_key="p_t_two_sided_corrected"):
+        return ", ".join(f"{label(t)} {t['delta']:+.2f} pp (p {format_p(t[p_key])})" for t in found) or "none"
 
     gains = [t for t in tests if t["reject_one_sided"]]
     moved = [t for t in tests if t["reject_two_sided"]]
@@ -268,8 +268,7 @@ def answer(baseline_result: dict, contrast_result: dict, metric: str) -> list[st
     correction, alpha = baseline_result["correction"], baseline_result["alpha"]
     lines = [f"## Answer ({metric}, {correction} within each family, α = {alpha})",
              "", f"- Beats `{baseline_result['baseline']}` (one-sided): "
-             + (", ".join(f"{t['cell']} {t['delta']:+.2f} pp (p {format_p(t['p_t_one_sided_corrected'])})"
-                          for t in gains) or "none") + ".",
+             + listed(gains, lambda t: t["cell"], "p_t_one_sided_corrected") + ".",
              f"- Moves it either way against `{baseline_result['baseline']}` (two-sided): "
              + listed(moved, lambda t: t["cell"]) + "."]
     if contrast_result["tests"]:

@@ -13,7 +13,6 @@ momentum rising linearly from ``ema_start`` to ``ema_end`` over ``max_steps``.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,7 +120,7 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
                                   callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end),
                                              run_folder.LogToRunLog(), clock],
                                   held=dict(held), monitor_every=config.objective.monitor_every)
-        start = time.perf_counter()
+        clock.start()
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.accelerator.wait_for_everyone()
         if not trainer.is_world_process_zero():
@@ -133,7 +132,7 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
         last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
         metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
                    "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
-                   "train_seconds": round(clock.seconds_before + time.perf_counter() - start, 1),
+                   "train_seconds": round(clock.seconds(), 1),
                    **{f"final_{k}": v for k, v in last.items()},
                    "log_history": history}
         log.info("pretraining done: %d steps, final loss %.4f", result.global_step, result.training_loss)

@@ -12,7 +12,6 @@ import inspect
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -296,13 +295,13 @@ def train(config: RunConfig) -> Trained | None:
         objective=objective,
         held=collator(features[: config.train.batch_size]) if config.jepa.geometry_every else None,
     )
-    start = time.perf_counter()
+    clock.start()
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint)
     except NonFiniteLossError as err:
         log.error("%s", err)
         raise
-    train_s = clock.seconds_before + time.perf_counter() - start
+    train_s = clock.seconds()
 
     # Under `accelerate launch`, only the main process saves, evaluates and writes results.
     trainer.accelerator.wait_for_everyone()

@@ -108,7 +108,7 @@ class TrainingClock(TrainerCallback, ExportableState):
     """Training seconds over every process that trained a run, so a resumed run reports its whole cost.
 
     Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, the seconds trained
-    up to it (``seconds_before`` of the earlier processes plus this one's since ``on_train_begin``);
+    up to it (``seconds_before`` of the earlier processes plus this one's since ``start()``);
     ``resumed(checkpoint)`` reads them back. Work a killed process did after its last checkpoint is not
     counted: it was redone. ``seconds_before`` is in seconds (float); 0.0 for a run that starts afresh.
     """
@@ -130,15 +130,18 @@ class TrainingClock(TrainerCallback, ExportableState):
             return cls()
         return cls(**state["args"])
 
+    def start(self) -> None:
+        """Start this process's part: call it right before ``Trainer.train``."""
+        self.started = time.perf_counter()
+
     def seconds(self) -> float:
-        """Seconds trained so far: the earlier processes' and this one's since training began."""
+        """Seconds trained so far: the earlier processes' and this one's since ``start()``."""
         return self.seconds_before + time.perf_counter() - self.started
 
     def state(self) -> dict:
         return {"args": {"seconds_before": round(self.seconds(), 3)}, "attributes": {}}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = time.perf_counter()
         # A checkpoint written before the clock existed has no entry, and the Trainer's save expects one.
         state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
