@@ -188,7 +188,7 @@ def render_markdown(result: dict) -> str:
         "p (t, 2-sided) | corrected | p (Wilcoxon exact, 2-sided) | decision |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    notes = []
+    notes, powerless = [], {}  # powerless: (non-zero pairs, smallest Wilcoxon p) -> the tests it applies to
     for t in result["tests"]:
         decision = "**improves**" if t["reject_one_sided"] else "no evidence"
         dz = "n/a" if math.isnan(t["cohens_dz"]) else f"{t['cohens_dz']:.2f}"
@@ -201,9 +201,8 @@ def render_markdown(result: dict) -> str:
             f"{format_p(t['p_wilcoxon_two_sided'])} | {decision} |"
         )
         if not t["wilcoxon_can_reject"]:
-            pairs = f"{t['wilcoxon_nonzero']} non-zero pair" + ("" if t["wilcoxon_nonzero"] == 1 else "s")
-            notes.append(f"- {t['cell']} / {t['metric']}: with {pairs} (ties dropped) the exact Wilcoxon test "
-                         f"cannot go below p = {t['wilcoxon_min_p_two_sided']:.4f}, so it can never reject at α = {a}.")
+            key = (t["wilcoxon_nonzero"], t["wilcoxon_min_p_two_sided"])
+            powerless.setdefault(key, []).append(f"{t['cell']} / {t['metric']}")
         if not t["reject_one_sided"] and t.get("seeds_for_observed_delta"):
             notes.append(f"- {t['cell']} / {t['metric']}: were the observed Δ ({t['delta']:+.2f}) the true gain, "
                          f"finding it 4 times in 5 at this noise would take ≈ {t['seeds_for_observed_delta']} seeds.")
@@ -214,6 +213,10 @@ def render_markdown(result: dict) -> str:
                   f"sd of Δ) detects with 80 % power by the one-sided t-test at α/{result['family_size']} (Bonferroni, "
                   "so an upper bound for Holm's). A gain that large would be found 4 times in 5; a \"no evidence\" "
                   "says little about smaller ones. The sd is itself estimated from the n pairs."]
+    for (nonzero, min_p), tests in sorted(powerless.items()):
+        pairs = f"{nonzero} non-zero pair" + ("" if nonzero == 1 else "s")
+        notes.append(f"- With {pairs} (ties dropped) the exact Wilcoxon test cannot go below p = {min_p:.4f}, so it "
+                     f"can never reject at α = {a}: {', '.join(tests)}.")
     if notes:
         lines += ["", "Notes:", *sorted(set(notes))]
     if result.get("nested"):
