@@ -4,6 +4,7 @@ logged parts and monitors, the MLM-only control, resume."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import yaml
@@ -75,6 +76,7 @@ def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkey
         calls.append(momentum)
         if len(calls) == 3:
             raise KeyboardInterrupt("killed")
+        time.sleep(1.5)  # two slow steps before checkpoint-2: the resumed run must count them
         original(self, momentum)
 
     monkeypatch.setattr(PredictReconstruct, "update_target", crash_at_step_3)
@@ -87,7 +89,8 @@ def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkey
     monkeypatch.setattr(PredictReconstruct, "update_target", lambda self, m: (calls.append(m), original(self, m)))
     metrics = pretrain(_config(tmp_path, text_file))  # resumes from checkpoint-2: two steps left
     assert metrics["train_steps"] == 4 and len(calls) == 2  # once per optimizer step (2 micro-batches each)
-    assert before > 0 and metrics["train_seconds"] >= round(before, 1)  # the first process's steps count too
+    assert before >= 3.0  # the two 1.5-s sleeps, recorded with the checkpoint
+    assert metrics["train_seconds"] >= round(before, 1)  # the first process's steps count too
     assert calls == pytest.approx([0.996 + 0.004 * 3 / 4, 1.0])
     logged = {k for row in metrics["log_history"] for k in row}
     assert {"mlm_loss", "jepa_loss", "lambda", "embedding_std", "effective_rank"} <= logged
