@@ -114,7 +114,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     spec = _spec(tmp_path, tiny_model_dir, data_dir, contrasts=[["stp", "llm-jepa"]])
     assert main(["audit", spec]) == 0
     out = tmp_path / "audit" / "audit"
-    report = (out / "audit.md").read_text()
+    report = (out / "report.md").read_text()
     assert "Family: 2 tests" in report  # the declared family: 2 cells × exact_match, geometry apart
     # the declared contrast: stp against llm-jepa, its own family of 1, Δ from the store's rows
     (test,) = json.loads((out / "stats.json").read_text())["contrasts"]["holm"]["tests"]
@@ -167,7 +167,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
     kept = [r for r in rows if r["cell"] != "stp" or r["seed"] == 1]
     (tmp_path / "audit" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     assert main(["audit", spec, "--report-only"]) == 0
-    report = (out / "audit.md").read_text()
+    report = (out / "report.md").read_text()
     assert "**Partial audit**: 1 of 2 cells" in report and "Waiting: stp" in report
     assert "Contrasts waiting for two paired seeds (the family above counts only the 0 ready of 1): stp vs llm-jepa" in report
     assert "Family: 1 tests" in report and "of 4 tests" in report  # llm-jepa × exact_match; × 4 geometry

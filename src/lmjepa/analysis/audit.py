@@ -168,7 +168,7 @@ def _plot_coupling(result: dict, out: Path) -> list[str]:
 
 
 def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> Path:
-    """Write ``audit.md``, ``stats.json``, ``deltas.png`` and the coupling plots into ``out`` from a finished
+    """Write ``report.md``, ``stats.json``, ``deltas.png`` and the coupling plots into ``out`` from a finished
     (or partial) results store; returns the report path. Geometry is computed once per run folder, and
     ``out/results.jsonl`` keeps every row with its geometry: the models can go, and a fresh checkout
     resumes the audit with ``--restore out/results.jsonl``."""
@@ -244,8 +244,8 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     atomic_write_json(out / "stats.json", {"holm": results["holm"], "bonferroni": results["bonferroni"],
                                            "geometry_shift": shifts, "coupling": couple, "contrasts": contrasts,
                                            "settings": settings})
-    atomic_write_text(out / "audit.md", "\n".join(lines) + "\n")
-    return out / "audit.md"
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    return out / "report.md"
 
 
 def answer(baseline_result: dict, contrast_result: dict, metric: str) -> list[str]:

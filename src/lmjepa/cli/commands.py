@@ -122,7 +122,7 @@ def cmd_audit(args) -> int:
         _restore(args)
     report = audit_report(args.spec, store, args.out or store.parent / "audit")
     print(report.read_text())
-    print(f"written: {report.parent}/ audit.md, stats.json, deltas.png, coupling_*.png")
+    print(f"written: {report.parent}/ report.md, stats.json, deltas.png, coupling_*.png")
     return 0
 
 
