@@ -124,7 +124,6 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.accelerator.wait_for_everyone()
         if not trainer.is_world_process_zero():
-            trainer.accelerator.end_training()  # Accelerate's teardown, so this rank exits cleanly
             return {}
         model = trainer.accelerator.unwrap_model(trainer.model)
         model.encoder.save_pretrained(out / "model")

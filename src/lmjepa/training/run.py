@@ -306,7 +306,6 @@ def train(config: RunConfig) -> Trained | None:
     # Under `accelerate launch`, only the main process saves, evaluates and writes results.
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
-        trainer.accelerator.end_training()  # Accelerate's teardown, so this rank exits cleanly
         return None
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, OBJECTIVE_ATTRIBUTE):  # the objective's own parameters are not part of the saved model
