@@ -65,13 +65,30 @@ def test_train_prompt_and_train_eos_labels_by_hand(tokenizer):
     default = encode_example(EXAMPLE, tokenizer, ids)
     answer_start = default.labels.index(next(l for l in default.labels if l != IGNORE_INDEX))
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tokenizer.pad_token_id == eos  # SmolLM2: pad = eos = <|im_end|>, as in the official code
     trained = [i for i, l in enumerate(default.labels) if l != IGNORE_INDEX]
-    assert default.input_ids[trained[-1]] == eos  # today: the answer and its end-of-turn token
+    assert default.input_ids[trained[-1]] == eos  # default: the answer and its end-of-turn token
+    assert default.input_ids.count(eos) >= 3  # system, user and assistant turns each end with it
     official = encode_example(EXAMPLE, tokenizer, ids, train_prompt=True, train_eos=False)
-    expected = default.input_ids[: trained[-1]] + [IGNORE_INDEX] * (len(default.input_ids) - trained[-1])
-    assert official.labels == expected  # the whole prompt and the answer, not the end-of-turn token
+    # The official collator (DataCollatorForLanguageModeling, mlm=False): labels = input ids, pad-equal -> -100.
+    expected = [IGNORE_INDEX if t == eos else t for t in default.input_ids]
+    assert official.labels == expected
+    assert official.labels[-1] != IGNORE_INDEX  # ChatML's trailing newline after the last <|im_end|> is trained
+    assert official.labels[: answer_start] != [IGNORE_INDEX] * answer_start  # the prompt is trained
     no_eos = encode_example(EXAMPLE, tokenizer, ids, train_eos=False)
     assert [i for i, l in enumerate(no_eos.labels) if l != IGNORE_INDEX] == list(range(answer_start, trained[-1]))
+    prompt_only = encode_example(EXAMPLE, tokenizer, ids, train_prompt=True)
+    assert prompt_only.labels == default.input_ids  # every token, the end-of-turn tokens included
+
+
+@pytest.mark.parametrize("switch", ["train_prompt", "train_eos"])
+def test_each_official_label_condition_acts_alone(tokenizer, switch):
+    """Fails if either switch is made inert: each one alone changes the labels against the default."""
+    ids = add_predictor_tokens(tokenizer, 1)
+    default = encode_example(EXAMPLE, tokenizer, ids)
+    value = {"train_prompt": True, "train_eos": False}[switch]
+    changed = encode_example(EXAMPLE, tokenizer, ids, **{switch: value})
+    assert changed.labels != default.labels and changed.input_ids == default.input_ids
 
 
 def test_official_accumulation_scaling_does_not_divide_the_jepa_term(tokenizer):

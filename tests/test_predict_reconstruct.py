@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig
 
-from lmjepa.models.predict_reconstruct import PredictReconstruct
+from lmjepa.models.predict_reconstruct import PredictReconstruct, encode_subset
 from lmjepa.objectives.predict_reconstruct import collapse_monitors, ema_momentum
 from lmjepa.data.block_masks import sample_block_masks
 
@@ -50,14 +50,18 @@ def _manual_jepa(model: PredictReconstruct, batch) -> torch.Tensor:
         visible = batch["context"][b].clone()
         visible[0] = visible[n - 1] = True
         pos = visible.nonzero().flatten()
-        z = model.encoder(input_ids=batch["input_ids"][b, pos][None], position_ids=pos[None]).last_hidden_state[0]
+        # An explicit all-ones mask: with attention_mask=None, transformers >= 5.25 reads position ids that
+        # jump as packed-sequence boundaries and attends block-diagonally (found under issue 32).
+        z = model.encoder(input_ids=batch["input_ids"][b, pos][None], position_ids=pos[None],
+                          attention_mask=torch.ones(1, len(pos), dtype=torch.long)).last_hidden_state[0]
         h = model.target_encoder(input_ids=batch["clean_ids"][b, :n][None]).last_hidden_state[0]
         h = F.layer_norm(h, h.shape[-1:])
         for m in range(batch["targets"].shape[1]):
             target = batch["targets"][b, m].nonzero().flatten()
             order = torch.cat([pos, target])
             embeds = torch.cat([model.predictor_in(z), model.mask_token.expand(len(target), -1)])
-            out = model.predictor(inputs_embeds=embeds[None], position_ids=order[None]).last_hidden_state[0]
+            out = model.predictor(inputs_embeds=embeds[None], position_ids=order[None],
+                                  attention_mask=torch.ones(1, len(order), dtype=torch.long)).last_hidden_state[0]
             predicted = model.predictor_out(out[len(pos):])
             cosines.append(F.cosine_similarity(predicted, h[target], dim=-1))
     return 1 - torch.cat(cosines).mean()
@@ -79,6 +83,25 @@ def test_jepa_loss_equals_gathered_computation_and_loss_composition():
     assert all(p.grad is None for p in model.target_encoder.parameters())  # no gradient into the EMA target
     assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
     assert model.mask_token.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("embeds", [False, True])
+def test_encode_subset_equals_an_explicit_4d_mask(embeds):
+    """The gathered, right-padded encoding equals full attention over the kept keys, written as a 4-D additive
+    mask (0 keeps, finfo.min blocks): independent of how a release reads a 2-D mask or position ids."""
+    torch.manual_seed(3)
+    model = PredictReconstruct(_config(), predictor_layers=1, lambda_mode="fixed").eval()
+    batch = _batch(4)
+    keep = batch["context"] | (torch.rand(batch["context"].shape) < 0.2)  # holes between kept tokens
+    keep[:, 0] = True
+    inputs = (dict(inputs_embeds=model.encoder.embeddings.word_embeddings(batch["input_ids"])) if embeds
+              else dict(input_ids=batch["input_ids"]))
+    got = encode_subset(model.encoder, keep, **inputs)
+    additive = torch.where(keep[:, None, None, :], 0.0, torch.finfo(torch.float32).min)
+    additive = additive.expand(-1, 1, keep.shape[1], -1)
+    expected = model.encoder(**inputs, attention_mask=additive).last_hidden_state
+    torch.testing.assert_close(got[keep], expected[keep], rtol=1e-5, atol=1e-5)
+    assert torch.all(got[~keep] == 0)
 
 
 def test_mlm_loss_equals_full_vocabulary_head_over_every_position():

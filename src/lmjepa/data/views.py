@@ -19,8 +19,12 @@ template applied to the assistant message alone — each with whatever default s
 injects. Enc is read at the last predictor token (k = 0: the last user content token) and at the last
 assistant content token; each view row ends there (causal attention: later tokens cannot change Enc).
 
-The official code's training conditions, each off by default: ``train_prompt`` (every token before the
-answer is an NTP label too) and ``train_eos=False`` (the end-of-turn token after the answer is not trained).
+The official code's training conditions, each off by default (``ntp_labels``): ``train_prompt`` (every token
+of the rendered sequence is an NTP label, as the official collator rebuilds labels from the input ids) and
+``train_eos=False`` (pad = eos: every token equal to the pad token, the end-of-turn token, is ignored
+wherever it stands; the model is never taught to stop). Changed under issue 33: before, ``train_prompt``
+stopped at the answer's end and ``train_eos=False`` ignored only the end-of-turn token after the answer,
+so the audit's official-conditions cells still trained the prompt's end-of-turn tokens.
 
 Truncation policy (``max_length``): the full sequence is cut on the right to ``max_length``
 tokens; the Text view keeps its first ``max_length - k`` content tokens then the predictor
@@ -93,6 +97,30 @@ def _chat_view(tokenizer, role: str, content: str, suffix: str, source: str) -> 
     return encoding["input_ids"][:end]
 
 
+def ntp_labels(ids: list[int], answer: tuple[int, int], pad_id: int | None, train_prompt: bool = False,
+               train_eos: bool = True) -> list[int]:
+    """NTP labels of one rendered sequence ``ids`` whose answer is the token span ``answer`` = [start, end).
+
+    Default: the answer and the end-of-turn token right after it are trained, everything else is -100.
+    ``train_prompt``: every token of the rendered sequence is a label (prompt, template tokens and the
+    trailing ones after the answer), as the official code's ``DataCollatorForLanguageModeling(mlm=False)``
+    rebuilds the labels from the input ids. ``train_eos=False``: every token equal to ``pad_id`` (the
+    official code sets pad = eos, so the end-of-turn token) is -100 wherever it stands, as that collator
+    does — so the model is never taught to stop. Both together are the official labels token for token
+    (``benchmarks/official_check``). Raises ValueError if ``train_eos=False`` and ``pad_id`` is None.
+    """
+    if train_prompt:
+        labels = list(ids)
+    else:
+        trained_end = min(answer[1] + 1, len(ids))
+        labels = [IGNORE_INDEX] * answer[0] + ids[answer[0]:trained_end] + [IGNORE_INDEX] * (len(ids) - trained_end)
+    if not train_eos:
+        if pad_id is None:
+            raise ValueError("train_eos=False ignores every pad-equal token, but the tokenizer has no pad token")
+        labels = [IGNORE_INDEX if token == pad_id else label for token, label in zip(ids, labels)]
+    return labels
+
+
 def encode_example(
     example: Example,
     tokenizer: PreTrainedTokenizerBase,
@@ -114,10 +142,7 @@ def encode_example(
     user = _token_span(offsets, user_at, user_at + len(example.text))
     answer = _token_span(offsets, answer_at, answer_at + len(example.code))
 
-    # Train the answer and the end-of-turn token right after it; mask the prompt and the rest.
-    trained_end = min(answer[1] + 1, len(ids)) if train_eos else answer[1]
-    first = 0 if train_prompt else answer[0]
-    labels = [IGNORE_INDEX] * first + ids[first:trained_end] + [IGNORE_INDEX] * (len(ids) - trained_end)
+    labels = ntp_labels(ids, answer, tokenizer.pad_token_id, train_prompt, train_eos)
 
     k = len(predictor_ids)
     if view_format == "chat":

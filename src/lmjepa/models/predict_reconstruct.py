@@ -118,7 +118,7 @@ class PredictReconstruct(nn.Module):
         masked_ids, clean_ids, attention_mask = masked_ids[keep], clean_ids[keep], attention_mask[keep]
         context, targets = context[keep], targets[keep]
         visible = context | _edge_tokens(attention_mask)  # the context block plus [CLS] and [SEP]
-        z = self.encoder(input_ids=masked_ids, attention_mask=visible.long()).last_hidden_state  # eq. 1
+        z = encode_subset(self.encoder, visible, input_ids=masked_ids)  # eq. 1
         with torch.no_grad():
             h = self.target_encoder(input_ids=clean_ids, attention_mask=attention_mask).last_hidden_state
             h = F.layer_norm(h, h.shape[-1:])  # eq. 3, no affine
@@ -126,8 +126,8 @@ class PredictReconstruct(nn.Module):
         z_in = self.predictor_in(z).unsqueeze(1).expand(-1, num_targets, -1, -1)  # (B, M, L, Dp)
         mask = targets.unsqueeze(-1)
         embeds = torch.where(mask, self.mask_token.to(z_in.dtype), z_in).reshape(rows * num_targets, length, -1)
-        attend = (visible.unsqueeze(1) | targets).reshape(rows * num_targets, length).long()
-        predicted = self.predictor_out(self.predictor(inputs_embeds=embeds, attention_mask=attend).last_hidden_state)
+        attend = (visible.unsqueeze(1) | targets).reshape(rows * num_targets, length)
+        predicted = self.predictor_out(encode_subset(self.predictor, attend, inputs_embeds=embeds))
         flat_targets = targets.reshape(rows * num_targets, length)
         h_rep = h.unsqueeze(1).expand(-1, num_targets, -1, -1).reshape(rows * num_targets, length, -1)
         return latent_prediction_loss(predicted[flat_targets], h_rep[flat_targets])  # eq. 5: eq. 2 vs eq. 3
@@ -151,6 +151,35 @@ class PredictReconstruct(nn.Module):
         jepa = self.jepa_loss(input_ids, clean_ids, attention_mask, context, targets, usable)
         loss = hybrid_loss(jepa, mlm, lbd)  # eq. 7
         return {"loss": loss, "mlm_loss": mlm.detach(), "jepa_loss": jepa.detach(), "lambda": float(lbd.detach())}
+
+
+def encode_subset(bert: BertModel, keep: torch.Tensor, input_ids: torch.Tensor | None = None,
+                  inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """Encode only the tokens where ``keep`` (B, L) bool is True, each at its original position.
+
+    The kept tokens of each row are moved to the front (order kept), given their original position ids
+    and right-padded, so the model sees a plain right-padded batch: no 2-D mask with holes, whose meaning
+    changed between transformers releases (5.25.0 no longer matches the gathered computation; issue 32).
+    Returns ``(B, L, D)`` float: the states at kept positions, zeros elsewhere (no caller reads them).
+    Pass exactly one of ``input_ids`` (B, L) long or ``inputs_embeds`` (B, L, E) float.
+    """
+    rows, length = keep.shape
+    counts = keep.sum(1)
+    width = max(int(counts.max()), 1)
+    # Stable order of kept positions first: sort by (not kept, position).
+    order = torch.argsort((~keep).long() * length + torch.arange(length, device=keep.device), dim=1)[:, :width]
+    attention = (torch.arange(width, device=keep.device)[None] < counts[:, None]).long()
+    source = input_ids if input_ids is not None else inputs_embeds
+    if source.dim() == 3:
+        gathered = torch.gather(source, 1, order.unsqueeze(-1).expand(-1, -1, source.shape[-1]))
+        out = bert(inputs_embeds=gathered, attention_mask=attention, position_ids=order).last_hidden_state
+    else:
+        gathered = torch.gather(source, 1, order)
+        out = bert(input_ids=gathered, attention_mask=attention, position_ids=order).last_hidden_state
+    full = out.new_zeros(rows, length, out.shape[-1])
+    picked = attention.bool()
+    full[torch.arange(rows, device=keep.device)[:, None].expand(-1, width)[picked], order[picked]] = out[picked]
+    return full
 
 
 def _edge_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
