@@ -160,15 +160,39 @@ def _relative_path(value, folder: Path) -> bool:
     return value.startswith(".") or (folder / value).exists()
 
 
+PRESETS = Path(__file__).with_name("presets")
+"""The packaged presets (``lmjepa presets`` lists them); ``configs/`` in a source checkout links here."""
+
+
+def find_config(path_or_name: str | Path) -> Path:
+    """A config or spec file: the path itself if it exists, else the packaged preset of that name
+    (``nlrx-synth-smollm2``, ``paper/llama-3.2-1b-instruct``; ``.yaml`` optional).
+
+    Raises ConfigError naming the path and the closest preset if neither exists.
+    """
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    names = preset_names()
+    name = str(path_or_name).removesuffix(".yaml")
+    if name in names:
+        return PRESETS / f"{name}.yaml"
+    raise ConfigError(f"{path}: config file not found, and no preset has that name{_suggest(name, names)} "
+                      "(`lmjepa presets` lists them)")
+
+
+def preset_names() -> list[str]:
+    """Every packaged preset, as ``lmjepa train`` accepts it (relative to the presets folder, no suffix)."""
+    return sorted(str(p.relative_to(PRESETS).with_suffix("")) for p in PRESETS.rglob("*.yaml"))
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, cls: type):
     """Load a YAML config of schema ``cls``, resolve its relative paths against the
     file's folder, apply dotted overrides and check every choice.
 
     Raises ConfigError naming the file for a missing file, bad YAML, an unknown key or a bad value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    path = find_config(path)
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

@@ -165,6 +165,17 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def cmd_presets(args) -> int:
+    """One line per packaged preset: its name (what ``lmjepa train NAME`` takes) and its first comment line."""
+    from ..config import PRESETS, preset_names
+
+    for name in preset_names():
+        lines = (PRESETS / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+        about = next((l.lstrip("# ").strip() for l in lines if l.startswith("#") and l.strip("# ")), "")
+        print(f"{name:40s} {about}")
+    return 0
+
+
 def cmd_tasks(args) -> int:
     from ..data.tasks import built
     from ..evaluation.tasks import METRICS, TASKS

@@ -33,9 +33,12 @@ import argparse
 import logging
 import sys
 
+from pathlib import Path
+
+from ..config import find_config
 from ..errors import LmjepaError
 from .commands import (cmd_analyze, cmd_audit, cmd_build_data, cmd_compare, cmd_evaluate, cmd_geometry, cmd_inspect,
-                       cmd_objectives, cmd_pretrain, cmd_probe, cmd_sweep, cmd_table, cmd_tasks, cmd_train)
+                       cmd_objectives, cmd_presets, cmd_pretrain, cmd_probe, cmd_sweep, cmd_table, cmd_tasks, cmd_train)
 
 
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--out", help="folder for probes.md / probes.json")
     probe.set_defaults(func=cmd_probe)
 
+    presets = sub.add_parser("presets", help="list the packaged presets (lmjepa train NAME runs one from any folder)")
+    presets.set_defaults(func=cmd_presets)
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=cmd_tasks)
     inspect = sub.add_parser("inspect", help="what training sees: sequence, trained tokens, views, Enc tokens")
@@ -185,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # no "Writing model shards" bars at every save; the Trainer keeps its own
     args = build_parser().parse_args(argv)
     try:
+        for key in ("config", "spec"):  # a file path, or the name of a packaged preset
+            value = getattr(args, key, None)
+            if isinstance(value, str) and not Path(value).exists():
+                setattr(args, key, str(find_config(value)))
         return args.func(args)
     except LmjepaError as err:
         print(f"lmjepa: error: {err}", file=sys.stderr)

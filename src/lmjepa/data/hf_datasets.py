@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import DataError
 
 FIELDS = ("messages", "text", "code", "system")
-JSONL_SUFFIXES = (".jsonl", ".json")
+JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz")
 
 
 def is_jsonl(source: str | os.PathLike) -> bool:

@@ -13,6 +13,7 @@ The user turn / ``text`` is the Text view, the assistant turn / ``code`` is the 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -103,7 +104,8 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
-    with path.open(encoding="utf-8-sig") as handle:  # a byte-order mark is not part of line 1
+    opened = gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix == ".gz" else path.open(encoding="utf-8-sig")
+    with opened as handle:  # a byte-order mark is not part of line 1
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -59,12 +59,34 @@ class Task:
         if Path(relative).is_absolute():
             candidates = [Path(relative)]
         else:
-            candidates = [data_dir(folder) / relative, cache_dir() / "data" / relative]
+            try:
+                candidates = [data_dir(folder) / relative]
+            except DataError:  # no data folder set: packaged and built files can still be found
+                if folder is not None:
+                    raise
+                candidates = []
+            candidates += [cache_dir() / "data" / relative] + ([packaged(relative)] if packaged(relative) else [])
         for path in candidates:
             if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
                 return path
-        hint = f"; create it with `lmjepa build-data {self.build}`" if self.build and built(relative) else ""
-        raise DataError(f"task {self.name!r}: {split} file not found (looked for {', '.join(map(str, candidates))}){hint}")
+        if self.build and built(relative):
+            hint = f"; create it with `lmjepa build-data {self.build}`"
+        else:
+            hint = ("; set data.data_dir or LMJEPA_DATA_DIR to a folder holding it (the LLM-JEPA repository's "
+                    "datasets/ files go under llm-jepa/; see shared/data/README.md)")
+        where = ", ".join(map(str, candidates)) or "no data folder is set"
+        raise DataError(f"task {self.name!r}: {split} file {relative} not found ({where}){hint}")
+
+
+PACKAGED = Path(__file__).with_name("nlrx")
+"""NL-RX-SYNTH and -TURK, shipped inside the package with their licences (``nlrx/README.md``)."""
+
+
+def packaged(relative: str) -> Path | None:
+    """The packaged copy of a task file (``llm-jepa/synth_test.jsonl`` → ``nlrx/synth_test.jsonl.gz``), or None."""
+    folder, _, name = relative.partition("/")
+    path = PACKAGED / f"{name}.gz"
+    return path if folder == "llm-jepa" and name.startswith(("synth_", "turk_")) and path.is_file() else None
 
 
 def built(relative: str) -> bool:
