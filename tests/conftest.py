@@ -15,13 +15,41 @@ from lmjepa.models.loading import add_predictor_tokens, load_tokenizer, resolve_
 ROOT = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs 2 workers on the cores: one torch thread each
     torch.set_num_threads(1)
-DATA_DIR = Path(os.environ.get("LMJEPA_DATA_DIR", ROOT.parent / "shared" / "data"))
+FIXTURE_DATA = ROOT / "tests" / "fixtures" / "data"
+
+
+def _fixture_data_dir() -> Path:
+    """Without shared/data: the committed fixtures plus NL-RX-SYNTH/TURK decompressed from the package, in one
+    folder laid out like shared/data (built once per machine user, atomically)."""
+    import gzip
+    import shutil
+    import tempfile
+
+    from lmjepa.data.tasks import PACKAGED
+
+    folder = Path(tempfile.gettempdir()) / f"lmjepa-test-data-{os.getuid()}"
+    if not (folder / ".complete").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="lmjepa-test-data-"))
+        shutil.copytree(FIXTURE_DATA, staging, dirs_exist_ok=True)
+        for packed in PACKAGED.glob("*.jsonl.gz"):
+            (staging / "llm-jepa" / packed.name.removesuffix(".gz")).write_bytes(gzip.decompress(packed.read_bytes()))
+        (staging / ".complete").touch()
+        try:
+            staging.rename(folder)
+        except OSError:  # another worker won the race: its folder is the same
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+_SHARED = Path(os.environ.get("LMJEPA_DATA_DIR", ROOT.parent / "shared" / "data"))
+USES_FIXTURES = os.environ.get("LMJEPA_TEST_FIXTURE_DATA") == "1" or not (_SHARED / "llm-jepa").is_dir()
+DATA_DIR = _fixture_data_dir() if USES_FIXTURES else _SHARED
+"""The data folder of every test: shared/data (or $LMJEPA_DATA_DIR) when present, else the committed fixtures
+(``LMJEPA_TEST_FIXTURE_DATA=1`` forces them). Tests never skip for missing data."""
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not (DATA_DIR / "llm-jepa" / "synth_train.jsonl").is_file():
-        pytest.skip(f"real data not found under {DATA_DIR} (set LMJEPA_DATA_DIR)")
     return DATA_DIR
 
 

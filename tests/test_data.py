@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lmjepa.data.tasks import PACKAGED
 from lmjepa.data.jsonl import DataError, Example, data_dir, read_examples
 from lmjepa.evaluation.tasks import get_task
 from lmjepa.data.packing import JEPACollator
@@ -66,15 +67,25 @@ def test_absent_data_folder_and_file(tmp_path, monkeypatch):
     monkeypatch.delenv("LMJEPA_DATA_DIR", raising=False)
     from lmjepa.data import jsonl
 
-    assert data_dir(None) == jsonl.CHECKOUT_DATA  # the last fallback: shared/data beside the checkout ...
+    if jsonl.CHECKOUT_DATA.is_dir():
+        assert data_dir(None) == jsonl.CHECKOUT_DATA  # the last fallback: shared/data beside the checkout ...
     monkeypatch.setattr(jsonl, "CHECKOUT_DATA", tmp_path / "no-checkout")
     with pytest.raises(DataError, match="no data folder"):  # ... and without it, a clear error
         data_dir(None)
     with pytest.raises(DataError, match="data folder not found"):
         data_dir(tmp_path / "nowhere")
     (tmp_path / "llm-jepa").mkdir()
-    with pytest.raises(DataError, match=r"task 'nlrx-synth': train file not found \(looked for .*synth_train.jsonl"):
-        get_task("nlrx-synth").file("train", tmp_path)
+    # NL-RX ships in the package: found with a data folder that lacks it, and with no data folder at all
+    packaged = get_task("nlrx-synth").file("train", tmp_path)
+    assert packaged == PACKAGED / "synth_train.jsonl.gz" and get_task("nlrx-turk").file("test") == PACKAGED / "turk_test.jsonl.gz"
+    assert len(read_examples(packaged)) == 8000 and len(read_examples(get_task("nlrx-synth").file("test"))) == 2000
+    # every other task names the file, the setting and where to get it, in one line
+    with pytest.raises(DataError, match=r"task 'gsm8k': test file llm-jepa/gsm8k_test.jsonl not found .*"
+                                        r"set data.data_dir or LMJEPA_DATA_DIR") as err:
+        get_task("gsm8k").file("test", tmp_path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="no data folder is set"):
+        get_task("gsm8k").file("test")
     with pytest.raises(DataError, match="data file not found"):
         read_examples(tmp_path / "missing.jsonl")
 

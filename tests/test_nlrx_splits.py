@@ -25,8 +25,6 @@ def _regex(messages):
 def splits(tmp_path_factory):
     from conftest import DATA_DIR
 
-    if not (DATA_DIR / "llm-jepa" / "synth_train.jsonl").is_file():
-        pytest.skip("real NL-RX data not found")
     out = tmp_path_factory.mktemp("splits")
     files, manifest = build_splits(DATA_DIR, len, seed=3)  # length in characters: fast, same logic
     write_splits(out, files, manifest)

@@ -60,11 +60,11 @@ class Task:
             candidates = [Path(relative)]
         else:
             try:
-                candidates = [data_dir(folder) / relative]
+                candidates, unset = [data_dir(folder) / relative], False
             except DataError:  # no data folder set: packaged and built files can still be found
                 if folder is not None:
                     raise
-                candidates = []
+                candidates, unset = [], True
             candidates += [cache_dir() / "data" / relative] + ([packaged(relative)] if packaged(relative) else [])
         for path in candidates:
             if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
@@ -74,7 +74,7 @@ class Task:
         else:
             hint = ("; set data.data_dir or LMJEPA_DATA_DIR to a folder holding it (the LLM-JEPA repository's "
                     "datasets/ files go under llm-jepa/; see shared/data/README.md)")
-        where = ", ".join(map(str, candidates)) or "no data folder is set"
+        where = ("no data folder is set; " if unset else "") + "looked for " + ", ".join(map(str, candidates))
         raise DataError(f"task {self.name!r}: {split} file {relative} not found ({where}){hint}")
 
 
