@@ -87,15 +87,16 @@ def test_target_language():
 
 def test_time_limit_also_works_off_the_main_thread():
     heavy = "((dog)|(truck.*[0-9].*)){8,}&~(.*[A-Z].*)"
+    slow = f"({heavy})((dog)|(truck.*[0-9].*))*"  # neither a short counterexample nor a small product
     with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(equivalent, heavy, heavy + "|y", 0.05).result() is None
+        assert pool.submit(equivalent, heavy, slow, 0.05).result() is None
         assert pool.submit(equivalent, "[0-9]&[5-9]", "[5-9]", 5.0).result() is True
         assert pool.submit(equivalent, "a+", "a*", 5.0).result() is False
 
 
 def test_timeout_is_undecided_never_correct():
-    heavy = "((dog)|(truck.*[0-9].*)){7,}&~(.*[A-Z].*{5,})"
-    assert equivalent(heavy, heavy + "|x", timeout_s=0.01) is None
+    heavy = "((dog)|(truck.*[0-9].*)){8,}&~(.*[A-Z].*)"
+    assert equivalent(heavy, f"({heavy})((dog)|(truck.*[0-9].*))*", timeout_s=0.01) is None
     metrics, rows = score(["x"], _ex(["y"]), NLRX, regex_timeout_s=5.0, progress=False)
     assert metrics["semantic_match"] == 0.0 and rows[0]["semantic_match"] is False
 
@@ -175,3 +176,49 @@ def test_moore_minimisation_equals_greenery_reduce(text):
     assert Fsm.reduce is not minimise  # the fast block restored greenery's method
     for probe in ["", "dog", "Adogtruck", "AAA", "dogdogdog1", "aabb", "abb", "dogtruck"]:
         assert ours.accepts(probe) == theirs.accepts(probe)
+
+
+# --- the lazy derivative search (issue 32) ----------------------------------------------------------------
+
+def test_derivative_search_agrees_with_greenery_automata_on_real_pairs():
+    """Independent computation: greenery's automata (the search switched off) on NL-RX targets paired with a
+    parenthesised copy, a perturbed copy and another target."""
+    import gzip
+    import json
+    import random
+
+    from lmjepa.data.tasks import PACKAGED
+    from lmjepa.evaluation import regex
+    from lmjepa.evaluation.regex_search import search
+
+    with gzip.open(PACKAGED / "synth_test.jsonl.gz", "rt", encoding="utf-8") as handle:
+        targets = [json.loads(line)["messages"][-1]["content"] for _, line in zip(range(40), handle)]
+    rng = random.Random(0)
+    pairs = ([(t, f"({t})") for t in targets] + [(t, t.replace("dog", "truck", 1) + "a") for t in targets]
+             + [(rng.choice(targets), rng.choice(targets)) for _ in range(40)])
+    saved, regex.SEARCH_PAIRS = regex.SEARCH_PAIRS, 0
+    try:
+        stock = [regex._decide(a, b) for a, b in pairs]
+    finally:
+        regex.SEARCH_PAIRS = saved
+    decided = [search(a, b) for a, b in pairs]
+    assert all(answer is not None for answer, _ in decided)
+    assert [answer for answer, _ in decided] == stock
+    assert True in stock and False in stock
+    for (a, b), (answer, word) in zip(pairs, decided):
+        if answer is False:  # the counterexample is in exactly one language (checked on the automata)
+            assert compile_regex(a).accepts(word) != compile_regex(b).accepts(word)
+
+
+def test_the_last_undecided_pair_is_decided_at_once():
+    import time
+
+    from lmjepa.evaluation.regex_search import search
+
+    start = time.perf_counter()
+    assert search("(([A-Za-z].*dog.*)|(truck)){7,}", "[A-Z]") == (False, "A")
+    assert equivalent("(([A-Za-z].*dog.*)|(truck)){7,}", "[A-Z]") is False
+    assert search("((a)|(b)){3}((a)|(b))*", "((b)|(a)){3,}") == (True, None)  # unrolled and reordered
+    assert search("~(a*)", "(a*)") == (False, "")  # the empty string tells a language from its complement
+    assert search("a&b", "(a)&(a)b") == (True, None)  # both empty
+    assert time.perf_counter() - start < 5

@@ -26,6 +26,7 @@ from greenery.charclass import DOT, Charclass
 from greenery.fsm import EPSILON, Fsm, from_charclass
 
 from ..data.regex_syntax import RegexSyntaxError, parse_regex
+from .regex_search import search
 
 __all__ = ["RegexSyntaxError", "compile_regex", "degenerate", "equivalent", "target_language"]
 
@@ -215,6 +216,10 @@ def shortest_length(fsm: Fsm) -> int | None:
     return None
 
 
+SEARCH_PAIRS = 2000
+"""Derivative pairs the lazy search visits before it leaves the pair to the automata."""
+
+
 def _decide(a: str, b: str) -> bool:
     try:
         # Cheap, sound shortcut: a fixed-length pattern (typically a prose answer, whose automaton
@@ -223,6 +228,11 @@ def _decide(a: str, b: str) -> bool:
             length = fixed_length(fixed)
             if length is not None and shortest_length(compile_regex(other)) != length:
                 return False
+        # Lazy product search by derivatives: a short counterexample (or a small closed product) decides the
+        # pair before any automaton is built (regex_search.py; e.g. `(…|…){7,}` vs `[A-Z]`, issue 32).
+        decided, _ = search(a, b, max_pairs=SEARCH_PAIRS) if SEARCH_PAIRS else (None, None)
+        if decided is not None:
+            return decided
         first, second = compile_regex(a), compile_regex(b)
         with _fast_minimisation():
             return first.equivalent(second)
