@@ -100,6 +100,18 @@ def assert_plot(path, min_pixels: int = 200) -> None:
     assert pixels[..., :3].std() > 0.01, f"{path} is blank"
 
 
+# --- make test-fast: the modules that train end to end, launch processes or build wheels are "slow" ---------
+SLOW_MODULES = {"test_multiprocess", "test_launchers", "test_end_to_end", "test_sweep", "test_audit", "test_two_stage",
+                "test_pretrain", "test_packaging", "test_multiview", "test_objective_training", "test_analyze",
+                "test_gpu_ready", "test_nlrx_splits"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 # --- CI: a skip must name a reason outside lmjepa's control ------------------------------------------------
 ALLOWED_SKIPS = ("GPU", "CUDA", "vLLM", "vllm", "flash-attn", "flash_attn")
 _SKIPPED: list[str] = []
