@@ -186,6 +186,46 @@ def preset_names() -> list[str]:
     return sorted(str(p.relative_to(PRESETS).with_suffix("")) for p in PRESETS.rglob("*.yaml"))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice (YAML would keep the last silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r} (first on line "
+                              f"{seen[key]}); YAML would silently keep only the last")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in the YAML file ``path`` (empty file: ``{}``).
+
+    Raises ConfigError naming the file for a missing file, invalid YAML, a duplicate key (with its line) or
+    a document that is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expects a mapping of keys, got {type(values).__name__}")
+    return values
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, cls: type):
     """Load a YAML config of schema ``cls``, resolve its relative paths against the
     file's folder, apply dotted overrides and check every choice.
@@ -193,10 +233,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, *, cl
     Raises ConfigError naming the file for a missing file, bad YAML, an unknown key or a bad value.
     """
     path = find_config(path)
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    values = read_yaml(path)
     try:
         config = from_dict(_resolve_paths(cls.upgrade(values), cls, path.parent), cls)
         return config.with_overrides(overrides or {})

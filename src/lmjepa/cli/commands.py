@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import parse_override
+from ..config import parse_override, read_yaml
 from ..errors import ConfigError
 from ..io import atomic_write_text
 
@@ -138,7 +138,7 @@ def cmd_geometry(args) -> int:
 def yaml_output_dir(spec: str) -> str:
     import yaml
 
-    return (yaml.safe_load(Path(spec).read_text()) or {}).get("output_dir", ".")
+    return read_yaml(spec).get("output_dir", ".")
 
 
 def cmd_pretrain(args) -> int:

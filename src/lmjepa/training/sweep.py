@@ -47,6 +47,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..config import read_yaml
 from ..data.jsonl import read_rows
 from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_text
@@ -112,13 +113,25 @@ def expand_cells(spec: dict) -> dict[str, dict]:
     return cells
 
 
+def _seeds(values, spec_path, key: str) -> list[int]:
+    """The spec's seeds (default: the paper's). Raises ConfigError for a non-integer or a repeated seed."""
+    seeds = list(values or PAPER_SEEDS)
+    for seed in seeds:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"{spec_path}: {key} must be integers, got {seed!r}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"{spec_path}: {key} repeats {repeated}: each (cell, seed) runs once")
+    return seeds
+
+
 def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
     """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency).
 
     ``output_dir`` replaces the spec's. Raises ConfigError if the spec lacks ``base``/``output_dir``.
     """
     spec_path = Path(spec_path)
-    spec = yaml.safe_load(spec_path.read_text()) or {}
+    spec = read_yaml(spec_path)
     if "base" not in spec or "output_dir" not in spec:
         raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
     base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
@@ -126,7 +139,7 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     runs = []
     cells = expand_cells(spec)
     # Seed-major order: a sweep stopped part-way already holds complete seed-paired comparisons.
-    for seed in spec.get("seeds") or PAPER_SEEDS:
+    for seed in _seeds(spec.get("seeds"), spec_path, "seeds"):
         for cell, overrides in cells.items():
             config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}"})
             # The folder carries the config hash: redefining a cell gives new folders, never stale ones.
@@ -220,7 +233,7 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
     fine-tuning seed starts from it (``model.init_from``), in ``<cell>/pretrain-seed-<p>/seed-<f>-<hash>``.
     Raises ConfigError naming what is missing (``pretrain.base``, ``pretrain.seeds``)."""
     spec_path = Path(spec_path)
-    spec = yaml.safe_load(spec_path.read_text()) or {}
+    spec = read_yaml(spec_path)
     pre = spec.get("pretrain") or {}
     for key in ("base", "seeds"):
         if not pre.get(key):
@@ -232,14 +245,14 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
     fine_base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
     out = Path(output_dir or spec["output_dir"])
     pretraining, finetuning = [], []
-    for pseed in pre["seeds"]:
+    for pseed in _seeds(pre["seeds"], spec_path, "pretrain.seeds"):
         for cell, overrides in expand_cells(spec).items():
             stage1 = {k.removeprefix("pretrain."): v for k, v in overrides.items() if k.startswith("pretrain.")}
             stage2 = {k: v for k, v in overrides.items() if not k.startswith("pretrain.")}
             first = pre_base.with_overrides({**stage1, "train.seed": pseed, "name": f"{cell}/pretrain-seed-{pseed}"})
             first.output_dir = str((out / cell / f"pretrain-seed-{pseed}-{config_hash(first)}").resolve())
             pretraining.append((cell, pseed, first, {"stage": "pretrain"}))
-            for fseed in spec.get("seeds") or PAPER_SEEDS:
+            for fseed in _seeds(spec.get("seeds"), spec_path, "seeds"):
                 second = fine_base.with_overrides({**stage2, "train.seed": fseed, "model.init_from": first.output_dir,
                                                    "name": f"{cell}/pretrain-seed-{pseed}/seed-{fseed}"})
                 second.output_dir = str(out / cell / f"pretrain-seed-{pseed}" / f"seed-{fseed}-{config_hash(second)}")
@@ -250,7 +263,7 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
 def plan_phases(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[list[tuple]], int]:
     """(output folder, phases, concurrency) of any spec: ``plan_nested``'s two phases for a two-stage spec,
     else one phase of ``plan``'s runs, each run ``(cell, seed, config, row fields)``."""
-    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
+    spec = read_yaml(spec_path)
     if "pretrain" in spec:
         return plan_nested(spec_path, output_dir)
     out, runs, concurrency = plan(spec_path, output_dir)
@@ -272,7 +285,7 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     when all are done RunFolderError names every failed run and its ``stdout.log``. Raises ConfigError
     for an unknown launcher or cell, a missing extra, or a Ray ``address`` that does not answer.
     """
-    spec = yaml.safe_load(Path(spec_path).read_text()) or {}
+    spec = read_yaml(spec_path)
     out, phases, spec_concurrency = plan_phases(spec_path, output_dir)
     launcher = launcher or spec.get("launcher", "local")
     if launcher not in RUNNERS:
