@@ -192,3 +192,20 @@ def test_shared_view_prefix_under_lora_equals_recomputing_it(tokenizer):
     assert int(JEPACollator(tokenizer.pad_token_id, "separate", 1, share_prefix=True)(features)["view_prefix_len"]) > 0
     torch.testing.assert_close(got[True].pred, got[False].pred, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got[True].target, got[False].target, rtol=1e-4, atol=1e-5)
+
+
+def test_effective_conditions_record_what_acted():
+    from lmjepa.config import from_dict
+    from lmjepa.training.config import RunConfig
+    from lmjepa.training.run import effective_conditions
+
+    official = {"data": {"train_prompt": True, "train_eos": False}, "jepa": {"accumulation_scaling": "official"},
+                "train": {"batch_size": 2, "gradient_accumulation_steps": 4}}
+    row = effective_conditions(from_dict(official, RunConfig), processes=2)
+    assert row["global_batch"] == 16 and row["effective_weights"] == {"ntp": 1.0, "llm-jepa": 4.0}
+    assert row["official_conditions_acted"] == ["train_prompt", "train_eos=false", "accumulation_scaling=official"]
+    inert = from_dict({**official, "train": {"batch_size": 8, "gradient_accumulation_steps": 1}}, RunConfig)
+    assert "accumulation_scaling=official" not in effective_conditions(inert)["official_conditions_acted"]
+    ntp = from_dict({**official, "jepa": {"lbd": 0.0, "accumulation_scaling": "official"}}, RunConfig)
+    assert effective_conditions(ntp)["effective_weights"] == {"ntp": 1.0}  # no JEPA term: nothing to scale
+    assert effective_conditions(ntp)["official_conditions_acted"] == ["train_prompt", "train_eos=false"]

@@ -243,6 +243,24 @@ def build_objective(config: RunConfig, model) -> Objective:
     return objective
 
 
+def effective_conditions(config: RunConfig, processes: int = 1) -> dict:
+    """What a run's training actually did (issue 33), for its result row: per-device batch, GA, processes,
+    global batch (rows per optimizer step), each term's effective weight on the gradient, and which of the
+    official code's conditions acted. ``accumulation_scaling: official`` acts only where an auxiliary term is
+    trained (weight > 0) and GA > 1: each such term's effective weight is then GA × its weight."""
+    batch, steps = config.train.batch_size, config.train.gradient_accumulation_steps
+    specs = config.objectives or legacy_specs(config.jepa)
+    official_scaling = config.jepa.accumulation_scaling == "official"
+    scale = steps if official_scaling else 1
+    weights = {"ntp": config.jepa.gamma, **{spec["name"]: float(spec.get("weight", 1.0)) * scale for spec in specs
+                                           if float(spec.get("weight", 1.0)) > 0}}
+    acted = [name for name, on in (("train_prompt", config.data.train_prompt), ("train_eos=false", not config.data.train_eos),
+                                   ("accumulation_scaling=official", official_scaling and steps > 1 and len(weights) > 1))
+             if on]
+    return {"per_device_batch": batch, "gradient_accumulation_steps": steps, "processes": processes,
+            "global_batch": batch * steps * processes, "effective_weights": weights, "official_conditions_acted": acted}
+
+
 @dataclasses.dataclass
 class Trained:
     """What ``train`` hands to evaluation: the final model (LoRA merged) and its training summary."""
@@ -314,7 +332,8 @@ def train(config: RunConfig) -> Trained | None:
         model = model.merge_and_unload()
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
-    summary = dict(name=config.name, lbd=config.jepa.lbd, gamma=config.jepa.gamma, predictors=config.jepa.predictors,
+    summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes),
+                   name=config.name, lbd=config.jepa.lbd, gamma=config.jepa.gamma, predictors=config.jepa.predictors,
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
                    train_steps=result.global_step, train_loss=result.training_loss, train_data=dict(counts),
                    log_history=trainer.state.log_history)
