@@ -27,7 +27,6 @@ from pathlib import Path
 from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
 from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..config import ConfigBase, load_config, save_config
 from ..errors import ConfigError, RunFolderError
@@ -64,7 +63,7 @@ def prepare(config: ConfigBase, force: bool = False) -> dict | None:
         for name in STALE:
             target = out / name
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-        for checkpoint in out.glob("checkpoint-*"):
+        for checkpoint in [*out.glob("checkpoint-*"), *out.glob("incomplete-checkpoint-*")]:
             shutil.rmtree(checkpoint, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
@@ -72,17 +71,71 @@ def prepare(config: ConfigBase, force: bool = False) -> dict | None:
     return None
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors",
+                "adapter_model.bin")
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (a process killed while the Trainer saved it), or None if complete:
+    its ``trainer_state.json`` parses (the Trainer writes it after the weights and the optimizer), a weight
+    file is there and readable (a safetensors header, or a torch zip's central directory), and so are
+    ``optimizer.pt`` and ``scheduler.pt`` if present. Reads headers only, not the tensors."""
+    import zipfile
+
+    folder = Path(folder)
+    try:
+        json.loads((folder / TRAINER_STATE_NAME).read_text())["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {TRAINER_STATE_NAME}"
+    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not weights:
+        return "no weight file"
+    for path in weights + [folder / n for n in ("optimizer.pt", "scheduler.pt") if (folder / n).is_file()]:
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(path), "pt") as handle:
+                    handle.keys()
+            elif path.suffix in (".pt", ".bin"):
+                zipfile.ZipFile(path).close()
+            else:
+                json.loads(path.read_text())
+        except Exception as err:  # a truncated or garbled file, whatever the reader raises
+            return f"{path.name} is unreadable ({type(err).__name__})"
+    return None
+
+
 def last_checkpoint(out: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` folder to resume from (logged), or None."""
-    found = get_last_checkpoint(str(out)) if Path(out).is_dir() else None
-    if found:
-        log.info("resuming from %s", found)
-    return found
+    """The newest complete ``checkpoint-N`` folder to resume from (logged), or None.
+
+    An incomplete or unreadable newer one (``checkpoint_problem``) is skipped with a one-line warning naming
+    it, and renamed ``incomplete-checkpoint-N`` by the main process so no later run tries it again; if none is
+    usable, the run starts afresh and says so.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    found = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    skipped = 0
+    for folder in found:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            log.info("resuming from %s", folder)
+            return str(folder)
+        skipped += 1
+        log.warning("skipping %s: %s (an interrupted save); trying the previous checkpoint", folder, problem)
+        if is_main_process():
+            folder.rename(folder.with_name(f"incomplete-{folder.name}"))
+    if skipped:
+        log.warning("no usable checkpoint in %s: training starts afresh", out)
+    return None
 
 
 def finish(out: str | Path, metrics: dict) -> dict:
     """Remove the checkpoints (the final model supersedes them) and write ``metrics.json`` atomically."""
-    for checkpoint in Path(out).glob("checkpoint-*"):
+    for checkpoint in [*Path(out).glob("checkpoint-*"), *Path(out).glob("incomplete-checkpoint-*")]:
         shutil.rmtree(checkpoint, ignore_errors=True)
     atomic_write_json(Path(out) / "metrics.json", metrics)
     return metrics

@@ -1,0 +1,60 @@
+"""A half-written checkpoint never blocks resume: it is skipped (and set aside), the previous one is used."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import torch
+from safetensors.torch import save_file
+
+from lmjepa.training.run_folder import checkpoint_problem, finish, last_checkpoint
+
+
+def _checkpoint(out, step: int):
+    folder = out / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    save_file({"w": torch.arange(64, dtype=torch.float32).reshape(8, 8)}, folder / "model.safetensors")
+    torch.save({"state": {0: {"exp_avg": torch.ones(8, 8)}}}, folder / "optimizer.pt")
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return folder
+
+
+def _truncate(path, keep: int = 40):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_an_interrupted_save_is_skipped_and_set_aside(tmp_path, caplog):
+    first, second = _checkpoint(tmp_path, 2), _checkpoint(tmp_path, 4)
+    assert checkpoint_problem(first) is None and checkpoint_problem(second) is None
+    assert last_checkpoint(tmp_path) == str(second)
+    _truncate(second / "model.safetensors")
+    assert "model.safetensors is unreadable" in checkpoint_problem(second)
+    with caplog.at_level(logging.WARNING, logger="lmjepa"):
+        assert last_checkpoint(tmp_path) == str(first)
+    assert "skipping" in caplog.text and "checkpoint-4" in caplog.text
+    assert not second.exists() and (tmp_path / "incomplete-checkpoint-4").is_dir()  # never tried again
+    assert last_checkpoint(tmp_path) == str(first)
+
+
+def test_each_missing_or_torn_part_is_named(tmp_path):
+    folder = _checkpoint(tmp_path, 6)
+    _truncate(folder / "optimizer.pt", 100)
+    assert "optimizer.pt is unreadable" in checkpoint_problem(folder)
+    folder = _checkpoint(tmp_path, 8)
+    (folder / "trainer_state.json").unlink()  # killed before the Trainer's last write
+    assert "trainer_state.json" in checkpoint_problem(folder)
+    folder = _checkpoint(tmp_path, 10)
+    (folder / "model.safetensors").unlink()
+    assert checkpoint_problem(folder) == "no weight file"
+
+
+def test_no_usable_checkpoint_starts_afresh_and_finish_clears_everything(tmp_path, caplog):
+    only = _checkpoint(tmp_path, 3)
+    (only / "trainer_state.json").write_text("{")
+    with caplog.at_level(logging.WARNING, logger="lmjepa"):
+        assert last_checkpoint(tmp_path) is None
+    assert "starts afresh" in caplog.text
+    _checkpoint(tmp_path, 5)
+    finish(tmp_path, {"done": True})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
