@@ -58,3 +58,31 @@ def test_no_usable_checkpoint_starts_afresh_and_finish_clears_everything(tmp_pat
     _checkpoint(tmp_path, 5)
     finish(tmp_path, {"done": True})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_second_writer_is_refused_and_a_dead_holder_never_blocks(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    from lmjepa.errors import RunFolderError
+    from lmjepa.training.run_folder import exclusive
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from lmjepa.training.run_folder import exclusive\n"
+                               f"with exclusive({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderError, match=rf"being written by another process \(pid {holder.pid}\)"):
+            with exclusive(tmp_path):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # killed: no cleanup runs, the OS drops the lock
+        holder.wait()
+    start = time.perf_counter()
+    with exclusive(tmp_path):
+        assert (tmp_path / ".lock.owner").read_text() == str(__import__("os").getpid())
+    assert time.perf_counter() - start < 5 and not (tmp_path / ".lock.owner").exists()

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_json
 from ..models.loading import load_model, load_tokenizer
 from ..training import run_folder
-from ..training.config import load_run_config
+from ..training.config import RunConfig, load_run_config
 from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, model_path, train
 from .evaluate import evaluate_examples, rescore
 from .tasks import METRICS, check_config
@@ -41,6 +41,12 @@ def train_and_evaluate(config, force: bool = False) -> dict:
     """
     task = check_config(config)
     model_path(config)  # a model not available offline, or an unfinished init_from run, stops here
+    with run_folder.exclusive(config.output_dir):
+        return _train_and_evaluate(config, task, force)
+
+
+def _train_and_evaluate(config: RunConfig, task, force: bool) -> dict:
+    """``train_and_evaluate`` while this process holds the run folder's lock."""
     finished = run_folder.prepare(config, force)
     if finished is not None:
         return finished

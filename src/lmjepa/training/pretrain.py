@@ -98,8 +98,15 @@ def pretrain(config: PretrainConfig, force: bool = False) -> dict:
 
     The run folder follows ``run_folder``: resumes from the last checkpoint, a finished run is
     returned as is unless ``force`` (which removes stale checkpoints and results), ``run.log`` holds
-    the training log. Raises RunFolderError if the folder holds a run of another config.
+    the training log. Raises RunFolderError if the folder holds a run of another config, or another
+    process is writing it.
     """
+    with run_folder.exclusive(config.output_dir):
+        return _pretrain(config, force)
+
+
+def _pretrain(config: PretrainConfig, force: bool) -> dict:
+    """``pretrain`` while this process holds the run folder's lock."""
     finished = run_folder.prepare(config, force)
     if finished is not None:
         return finished

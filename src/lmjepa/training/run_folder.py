@@ -44,6 +44,40 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+@contextmanager
+def exclusive(folder: str | Path, what: str = "run folder") -> Iterator[None]:
+    """Hold an OS-level lock on ``folder`` (``folder/.lock``, ``filelock``) while the block runs, so one process
+    writes it at a time; the OS releases the lock when its process dies, so a killed run never blocks the
+    next. Other processes of one ``accelerate launch`` (not the main one) share the main one's lock.
+
+    Raises RunFolderError at once, naming the folder and the holder's pid, if another process holds it.
+    """
+    if not is_main_process():
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = folder / ".lock.owner"
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            pid = owner.read_text().strip()
+        except OSError:
+            pid = "unknown"
+        raise RunFolderError(f"{folder}: this {what} is being written by another process (pid {pid}); wait for it "
+                             "to finish or stop it") from None
+    try:
+        owner.write_text(str(os.getpid()))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
 def prepare(config: ConfigBase, force: bool = False) -> dict | None:
     """Make ``config.output_dir`` ready for ``config``; return the stored metrics of a finished run.
 

@@ -52,6 +52,7 @@ from ..data.jsonl import read_rows
 from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_text
 from .config import RunConfig, load_run_config
+from . import run_folder
 from .launchers import RUNNERS
 
 PAPER_SEEDS = [82, 23, 37, 84, 4]
@@ -297,16 +298,17 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     tasks = list(spec.get("evaluate_on") or []) if evaluate_on is None else evaluate_on
     per_seed = len(expand_cells(spec))
     failures, total = [], 0
-    for index, runs in enumerate(phases):
-        if cells:  # seed-major, then the order given: a stop part-way still leaves complete seed pairs
-            chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
-            runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
-        last = index == len(phases) - 1  # extra evaluations only for the models a sweep reports on
-        failures += _run_phase(spec, out, store, runs, tasks if last else [], launcher,
-                               max(1, concurrency or spec_concurrency), address,
-                               stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "",
-                               geometry_rows=geometry_rows if last else 0)
-        total += len(runs)
+    with run_folder.exclusive(out, "sweep store"):  # one sweep writes a store at a time (its runs lock their own)
+        for index, runs in enumerate(phases):
+            if cells:  # seed-major, then the order given: a stop part-way still leaves complete seed pairs
+                chosen = [(i // per_seed, cells.index(r[0]), r) for i, r in enumerate(runs) if r[0] in cells]
+                runs = [r for _, _, r in sorted(chosen, key=lambda item: item[:2])]
+            last = index == len(phases) - 1  # extra evaluations only for the models a sweep reports on
+            failures += _run_phase(spec, out, store, runs, tasks if last else [], launcher,
+                                   max(1, concurrency or spec_concurrency), address,
+                                   stage=f" (stage {index + 1} of {len(phases)})" if len(phases) > 1 else "",
+                                   geometry_rows=geometry_rows if last else 0)
+            total += len(runs)
     if failures:
         raise RunFolderError(f"{len(failures)} of {total} runs failed (the others are in {store}): "
                              + "; ".join(failures))
