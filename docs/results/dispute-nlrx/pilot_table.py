@@ -52,6 +52,15 @@ def main() -> None:
         if len(cells) == 2:
             verdict = "passes" if all(cells.values()) else "fails"
             lines.append(f"- lr {lr}, {steps} steps, seed {seed}: {verdict} the gate")
+    quick = HERE.parent / "quickstart-nlrx-synth" / "ntp" / "predictions.jsonl"
+    for folder in sorted((HERE / "pilot" / "ntp-lr1e-4-s140").glob("seed-82-*")):
+        ours = [json.loads(l)["prediction"] for l in (folder / "predictions.jsonl").read_text().splitlines()]
+        theirs = [json.loads(l)["prediction"] for l in quick.read_text().splitlines()]
+        same = sum(a == b for a, b in zip(ours, theirs))
+        lines += ["", f"Check of the accumulation path: `ntp` at lr 1e-4, 140 steps, seed 82 (GA 4 × batch 2) gives "
+                      f"{same} of {len(theirs)} predictions identical to the quickstart's NTP run (GA 1 × batch 8, "
+                      "`docs/results/quickstart-nlrx-synth/ntp/`): lmjepa's loss is normalised over the tokens of the "
+                      "whole accumulated batch, so accumulation does not change the run."]
     lines += ["", f"{len(rows)} of 12 grid runs (seed 82) finished so far."]
     (HERE / "pilot.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
