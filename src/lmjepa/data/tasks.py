@@ -65,7 +65,8 @@ class Task:
                 if folder is not None:
                     raise
                 candidates, unset = [], True
-            candidates += [cache_dir() / "data" / relative] + ([packaged(relative)] if packaged(relative) else [])
+            shipped = packaged(relative)
+            candidates += [cache_dir() / "data" / relative] + ([shipped] if shipped else [])
         for path in candidates:
             if path.is_file() or path.is_dir():  # a JSONL / parquet / arrow file, or a save_to_disk folder
                 return path

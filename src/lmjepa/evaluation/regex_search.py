@@ -155,8 +155,9 @@ def _boundaries(t: tuple, points: set[int]) -> None:
     if t[0] == "set":
         for lo, hi in t[1]:
             points.update((lo, hi + 1))
-    elif t[0] in ("cat",):
-        _boundaries(t[1], points), _boundaries(t[2], points)
+    elif t[0] == "cat":
+        _boundaries(t[1], points)
+        _boundaries(t[2], points)
     elif t[0] in ("or", "and"):
         for p in t[1]:
             _boundaries(p, points)
@@ -174,7 +175,8 @@ def search(a: str, b: str, max_pairs: int = 20_000) -> tuple[bool | None, str | 
     """
     start = (to_term(parse_regex(a)), to_term(parse_regex(b)))
     points: set[int] = {0}
-    _boundaries(start[0], points), _boundaries(start[1], points)
+    for term in start:
+        _boundaries(term, points)
     letters = sorted(p for p in points if p <= 0x10FFFF)  # one character per interval of the partition
     seen, queue = {start}, deque([(start, "")])
     while queue:
