@@ -91,7 +91,9 @@ def test_each_official_label_condition_acts_alone(tokenizer, switch):
     assert changed.labels != default.labels and changed.input_ids == default.input_ids
 
 
-def test_official_accumulation_scaling_does_not_divide_the_jepa_term(tokenizer):
+def test_official_accumulation_scaling_divides_nothing(tokenizer):
+    """The official RepresentationTrainer's micro-batch loss γ·lm_loss + λ·jepa_loss goes undivided by GA;
+    lmjepa's divides both (NTP through num_items_in_batch = None here)."""
     ids = add_predictor_tokens(tokenizer, 1)
     features = [dict(vars(encode_example(EXAMPLE, tokenizer, ids)), spans=[0, 0, 0, 0])]
     del features[0]["truncated"]
@@ -109,7 +111,7 @@ def test_official_accumulation_scaling_does_not_divide_the_jepa_term(tokenizer):
     pred, target = enc[torch.arange(2), batch["view_enc_index"]].chunk(2)
     jepa = (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
     assert losses["lmjepa"] == pytest.approx((ntp / 2 + jepa / 2).item(), rel=1e-5)
-    assert losses["official"] == pytest.approx((ntp / 2 + jepa).item(), rel=1e-5)
+    assert losses["official"] == pytest.approx((ntp + jepa).item(), rel=1e-5)
 
 
 def test_inspect_prints_what_training_sees(tmp_path, data_dir, capsys, base_tokenizer_path):
@@ -202,10 +204,8 @@ def test_effective_conditions_record_what_acted():
     official = {"data": {"train_prompt": True, "train_eos": False}, "jepa": {"accumulation_scaling": "official"},
                 "train": {"batch_size": 2, "gradient_accumulation_steps": 4}}
     row = effective_conditions(from_dict(official, RunConfig), processes=2)
-    assert row["global_batch"] == 16 and row["effective_weights"] == {"ntp": 1.0, "llm-jepa": 4.0}
+    assert row["global_batch"] == 16 and row["effective_weights"] == {"ntp": 4.0, "llm-jepa": 4.0}  # undivided
     assert row["official_conditions_acted"] == ["train_prompt", "train_eos=false", "accumulation_scaling=official"]
-    inert = from_dict({**official, "train": {"batch_size": 8, "gradient_accumulation_steps": 1}}, RunConfig)
-    assert "accumulation_scaling=official" not in effective_conditions(inert)["official_conditions_acted"]
-    ntp = from_dict({**official, "jepa": {"lbd": 0.0, "accumulation_scaling": "official"}}, RunConfig)
-    assert effective_conditions(ntp)["effective_weights"] == {"ntp": 1.0}  # no JEPA term: nothing to scale
+    ntp = from_dict({**official, "jepa": {"lbd": 0.0}}, RunConfig)  # the official NTP runs: the stock Trainer
+    assert effective_conditions(ntp)["effective_weights"] == {"ntp": 1.0}
     assert effective_conditions(ntp)["official_conditions_acted"] == ["train_prompt", "train_eos=false"]

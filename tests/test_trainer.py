@@ -124,3 +124,48 @@ def test_gradient_cosine_matches_separate_backward_passes(tokenizer, features, t
     expected = (g_ntp @ g_jepa / (g_ntp.norm() * g_jepa.norm())).item()
     assert logged == pytest.approx(expected, rel=1e-4, abs=1e-6)
     assert -1 <= logged <= 1 and abs(logged) > 1e-4
+
+
+def _official_reference_update(tokenizer, features, lbd, gamma, lr=0.1):
+    """Independent: the official RepresentationTrainer's loss per row (micro-batch of 1), γ·mean CE + λ·(1 − cos),
+    summed over the accumulated micro-batches without dividing (the Trainer leaves it undivided), one SGD step."""
+    model = tiny_llama(len(tokenizer), seed=1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    total = sum(_reference_loss(model, [f], lbd, gamma) for f in features)
+    total.backward()
+    return {n: -lr * p.grad for n, p in model.named_parameters()}, before
+
+
+@pytest.mark.parametrize("lbd", [1.0, 0.5])
+def test_official_accumulation_scaling_is_the_official_undivided_loss(tokenizer, features, tmp_path, lbd):
+    """jepa.accumulation_scaling: official at GA 4 × batch 1 = Σ over micro-batches of (γ·micro-batch mean NTP +
+    λ·JEPA), undivided; lmjepa's default at the same GA is the global-batch mean. Fails if the switch is inert."""
+    expected, _ = _official_reference_update(tokenizer, features, lbd, 1.0)
+    model = tiny_llama(len(tokenizer), seed=1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = _trainer(model, tokenizer, tmp_path / "official", JEPAConfig(lbd=lbd, accumulation_scaling="official"),
+                       features, per_device_train_batch_size=1, gradient_accumulation_steps=4)
+    trainer.train()
+    official = {n: p.detach() - before[n] for n, p in model.named_parameters()}
+    for name in expected:
+        torch.testing.assert_close(official[name], expected[name], rtol=1e-4, atol=1e-7, msg=name)
+    lmjepa = _one_step_update(tokenizer, features, tmp_path / "lmjepa", 1, 4, lbd)
+    norm = lambda update: torch.sqrt(sum(d.pow(2).sum() for d in update.values())).item()
+    assert 3.0 < norm(official) / norm(lmjepa) < 5.0  # ≈ GA×: the whole loss, NTP included, goes undivided
+
+
+@pytest.mark.parametrize("train, objectives", [({"gradient_accumulation_steps": 1}, None),
+                                               ({"gradient_accumulation_steps": 4}, [{"name": "sigreg", "weight": 0.0}])])
+def test_official_accumulation_scaling_that_cannot_act_is_refused(train, objectives):
+    from lmjepa.config import from_dict
+    from lmjepa.errors import ConfigError
+    from lmjepa.training.config import RunConfig
+
+    values = {"jepa": {"accumulation_scaling": "official"}, "train": train}
+    if objectives:
+        values["objectives"] = objectives
+    with pytest.raises(ConfigError, match="accumulation_scaling.*cannot act"):
+        from_dict(values, RunConfig).validate()
+    with pytest.raises(ConfigError, match="cannot act"):  # an NTP-only run: the official code uses the stock Trainer
+        from_dict({"jepa": {"accumulation_scaling": "official", "lbd": 0.0}, "train": {"gradient_accumulation_steps": 4}},
+                  RunConfig).validate()

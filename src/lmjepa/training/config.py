@@ -122,9 +122,13 @@ class JEPAConfig:
     dropout_compensate: bool = False
     """Use λ/(1 − α) on the steps that keep the JEPA term, so its expected weight stays λ."""
     accumulation_scaling: str = choice("lmjepa", ("lmjepa", "official"))
-    """``lmjepa``: every auxiliary term is divided by the accumulation steps, so batch B equals B/2 × 2
-    accumulation. ``official``: not divided — the official code's condition (the JEPA gradient grows with
-    the accumulation steps)."""
+    """``lmjepa``: NTP is the token mean of the whole accumulated batch and every auxiliary term is divided by
+    the accumulation steps, so batch B equals B/2 × 2 accumulation. ``official``: the official
+    ``RepresentationTrainer`` (LLM-JEPA ``finetune.py``) under the Trainer of transformers 4.55 / 5.x — the
+    micro-batch loss ``γ·(micro-batch mean NTP) + Σ weight·term`` summed over micro-batches undivided, so the
+    whole gradient, NTP included, is ≈ GA× lmjepa's (λ relative to γ unchanged; the clip at max_grad_norm meets
+    it). Refused at load where it cannot act: GA 1, or no auxiliary term with weight > 0 (the official NTP-only
+    runs use the stock Trainer, which ``lmjepa`` reproduces)."""
     grad_cosine_every: int = 0
     """Every N optimizer steps, log cos(∇ term, ∇ NTP term) over trainable parameters for every trained
     term (the audit's coupling measure; costs extra backward passes on those steps). 0 = off."""
@@ -220,6 +224,14 @@ class RunConfig(ConfigBase):
         for key, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} must be {allowed}")
+        if self.jepa.accumulation_scaling == "official":
+            trained = [s for s in (self.objectives or [{"weight": self.jepa.lbd}]) if float(s.get("weight", 1.0)) > 0]
+            if self.train.gradient_accumulation_steps <= 1 or not trained:
+                raise ConfigError(
+                    "config key 'jepa.accumulation_scaling': 'official' cannot act here: it needs "
+                    "train.gradient_accumulation_steps > 1 and an auxiliary term with weight > 0 (got GA "
+                    f"{self.train.gradient_accumulation_steps}, {len(trained)} weighted terms); the official NTP-only "
+                    "runs use the stock Trainer, which 'lmjepa' reproduces")
         if self.objectives:
             check_specs(self.objectives)
             moved = [k for k in ("lbd", "distance", "temperature", "dropout", "dropout_compensate")

@@ -245,15 +245,17 @@ def build_objective(config: RunConfig, model) -> Objective:
 
 def effective_conditions(config: RunConfig, processes: int = 1) -> dict:
     """What a run's training actually did (issue 33), for its result row: per-device batch, GA, processes,
-    global batch (rows per optimizer step), each term's effective weight on the gradient, and which of the
-    official code's conditions acted. ``accumulation_scaling: official`` acts only where an auxiliary term is
-    trained (weight > 0) and GA > 1: each such term's effective weight is then GA × its weight."""
+    global batch (rows per optimizer step), each term's effective weight on the gradient relative to lmjepa's
+    normalisation (NTP: the token mean of the global batch; a term: its mean over the optimizer step), and which
+    of the official code's conditions acted. Under ``accumulation_scaling: official`` the whole loss is summed
+    over the GA micro-batches undivided (``JEPATrainer``), so every term, NTP included, weighs GA × its weight
+    (NTP as micro-batch means). ``RunConfig.validate`` refuses the setting where it cannot act."""
     batch, steps = config.train.batch_size, config.train.gradient_accumulation_steps
     specs = config.objectives or legacy_specs(config.jepa)
     official_scaling = config.jepa.accumulation_scaling == "official"
     scale = steps if official_scaling else 1
-    weights = {"ntp": config.jepa.gamma, **{spec["name"]: float(spec.get("weight", 1.0)) * scale for spec in specs
-                                           if float(spec.get("weight", 1.0)) > 0}}
+    weights = {"ntp": config.jepa.gamma * scale, **{spec["name"]: float(spec.get("weight", 1.0)) * scale
+                                                   for spec in specs if float(spec.get("weight", 1.0)) > 0}}
     acted = [name for name, on in (("train_prompt", config.data.train_prompt), ("train_eos=false", not config.data.train_eos),
                                    ("accumulation_scaling=official", official_scaling and steps > 1 and len(weights) > 1))
              if on]

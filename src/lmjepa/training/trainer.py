@@ -12,8 +12,14 @@ Gradient accumulation and many processes (TRL-style, no process-group code here)
   exactly the per-token mean of the global batch.
 * Every auxiliary term is a per-micro-batch mean, so it is divided by the accumulation steps
   (DDP's averaging takes care of processes). The gradient at batch B therefore equals the one at
-  B/2 with 2 accumulation steps (tests/test_trainer.py checks it). ``jepa.accumulation_scaling:
-  official`` reproduces the official code, which does not divide it.
+  B/2 with 2 accumulation steps (tests/test_trainer.py checks it).
+* ``jepa.accumulation_scaling: official`` reproduces the official ``RepresentationTrainer.compute_loss``
+  (galilai-group/llm-jepa ``finetune.py``) under the Trainer of transformers 4.55 and 5.x: it returns
+  ``γ·lm_loss + λ·jepa_loss`` with ``lm_loss`` the micro-batch's own token mean, ignores
+  ``num_items_in_batch``, and the Trainer (the model accepts loss kwargs) does not divide it by the
+  accumulation steps. So the *whole* loss, NTP included, is summed over micro-batches undivided: the
+  gradient is about GA× lmjepa's, λ relative to γ unchanged, and the clip at ``max_grad_norm`` meets it
+  (tests/test_official_conditions.py checks the ratio; benchmarks/official_check runs the official trainer).
 
 Every forward goes through the (possibly DDP/peft-wrapped) model itself, never a submodule, so
 gradient synchronisation stays with Accelerate.
@@ -183,16 +189,20 @@ class JEPATrainer(Trainer):
         # micro-batches in this optimizer step (the Trainer sets it per step; the last window may be shorter)
         accumulation = getattr(self, "current_gradient_accumulation_steps", 1) if model.training else 1
         local_items = labels[:, 1:].ne(-100).sum()
+        official = self.jepa.accumulation_scaling == "official"
         if num_items_in_batch is not None:
-            ntp_mean = ntp.detach() * num_items_in_batch / local_items.clamp(min=1)  # this micro-batch's mean
-            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+            micro_mean = ntp * num_items_in_batch / local_items.clamp(min=1)  # this micro-batch's own mean
+            ntp_mean = micro_mean.detach()
+            if official:  # the official lm_loss: the micro-batch mean, never divided
+                ntp = micro_mean
+            elif self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
                 ntp = ntp * self.accelerator.num_processes
         else:
             ntp_mean = ntp.detach()
-            ntp = ntp / accumulation
+            ntp = ntp if official else ntp / accumulation
 
-        # the official code does not divide the JEPA term by the accumulation steps (jepa.accumulation_scaling)
-        scale = accumulation if self.jepa.accumulation_scaling == "lmjepa" else 1
+        # lmjepa divides each per-micro-batch auxiliary mean by the accumulation steps; the official code does not
+        scale = 1 if official else accumulation
         parts = objective(ntp, train, step, scale, monitor, monitor_step)
         loss = parts.loss
         if self._every(model, self.jepa.grad_cosine_every):
