@@ -166,3 +166,23 @@ def test_compare_reports_one_line_per_cell_and_tests_the_diagnostics():
     assert d["carried_by"] == "termination" and d["delta_stopped"] == pytest.approx(30.0)
     report = render_markdown(result)
     assert "**llm-jepa**" in report and "carried by **termination**" in report
+
+
+def test_end_of_turn_probability_matches_unpadded_forwards_of_the_full_render(tokenizer):
+    from lmjepa.evaluation.generate import end_of_turn_probability
+
+    model = tiny_llama(len(tokenizer), seed=3).eval()
+    examples = [Example("lines with dog", ".*dog.*", "Convert."), Example("three digits", "[0-9]{3}", "Convert."),
+                Example("a vowel then anything at all", "([AEIOUaeiou]).*", None)]
+    got = end_of_turn_probability(model, tokenizer, examples, batch_size=2)  # a padded batch and a lone row
+    eos = tokenizer.eos_token_id
+    for example, (p, greedy) in zip(examples, got):
+        # independent: the tokenised full render; the end-of-turn token that closes the answer is the last eos
+        full = tokenizer.apply_chat_template(example.messages(with_answer=True), tokenize=True)
+        full = list(full["input_ids"] if hasattr(full, "keys") else full)
+        at = max(i for i, t in enumerate(full) if t == eos)
+        with torch.no_grad():
+            probs = torch.softmax(model(torch.tensor([full[:at]])).logits[0, -1], dim=-1)
+        assert p == pytest.approx(probs[eos].item(), rel=1e-4, abs=1e-7)
+        assert greedy == (probs.argmax().item() == eos)
+    assert len({round(p, 8) for p, _ in got}) == 3  # the rows differ: nothing constant is returned

@@ -166,10 +166,25 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     metrics = {"task": task.name, "metric": task.metric, **metrics}
     if not task.choices:
         metrics["max_new_tokens"] = budget
+        if model is not None and all(example.code for example in examples):
+            metrics.update(_end_of_turn(model, tokenizer, examples, rows, eval_config.batch_size))
     metrics["generate_seconds"] = round(generate_s, 1)
     metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
     return metrics
+
+
+def _end_of_turn(model, tokenizer, examples, rows, batch_size) -> dict:
+    """Teacher-forced p(end-of-turn) right after the gold answer (``generate.end_of_turn_probability``): per row
+    ``p_end_of_turn`` (probability) and ``end_of_turn_greedy``; aggregates ``p_end_of_turn`` (mean probability,
+    in [0, 1]) and ``end_of_turn_greedy`` (percent of rows where it is the greedy next token)."""
+    from .generate import end_of_turn_probability
+
+    values = end_of_turn_probability(model, tokenizer, examples, batch_size)
+    for row, (p, greedy) in zip(rows, values):
+        row["p_end_of_turn"], row["end_of_turn_greedy"] = round(p, 6), greedy
+    return {"p_end_of_turn": round(sum(p for p, _ in values) / len(values), 6),
+            "end_of_turn_greedy": _percent(sum(g for _, g in values), len(values))}
 
 
 def token_counter(tokenizer):

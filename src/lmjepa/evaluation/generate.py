@@ -61,3 +61,38 @@ def generate(
             outputs[index] = tokenizer.decode(new[row], skip_special_tokens=True).strip()
             stopped[index] = bool(ended[row])
     return (outputs, stopped) if with_stops else outputs
+
+
+def answer_prefix_ids(example: Example, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The training sequence of ``example`` cut right after its gold answer: the full chat render (system +
+    user + assistant) up to the answer's last character, tokenised. The end-of-turn token comes next."""
+    rendered = tokenizer.apply_chat_template(example.messages(with_answer=True), tokenize=False)
+    end = rendered.rindex(example.code) + len(example.code)
+    return tokenizer(rendered[:end], add_special_tokens=False)["input_ids"]
+
+
+@torch.no_grad()
+def end_of_turn_probability(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[Example],
+                            batch_size: int = 32) -> list[tuple[float, bool]]:
+    """Teacher-forced termination (issue 33): per example, p(eos | prompt + gold answer), the probability the
+    model gives the end-of-turn token (``tokenizer.eos_token_id``) right after the gold answer, and whether it
+    is the greedy choice there (a greedy decoder that wrote the answer stops exactly then iff it is).
+
+    Rows are right-padded (positions as unpadded), read at their last real token. Returns ``[(p, greedy)]``
+    in input order, p a probability in [0, 1]. The termination analyses of the official code record the same
+    quantity (VigneshThiruvel/llm-jepa-analysis, "p(eot) after the gold answer")."""
+    model.eval()
+    rows = [answer_prefix_ids(example, tokenizer) for example in examples]
+    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(rows)
+    for batch in length_sorted_batches(rows, batch_size):
+        width = max(len(rows[i]) for i in batch)
+        ids = torch.tensor([rows[i] + [tokenizer.pad_token_id] * (width - len(rows[i])) for i in batch], device=device)
+        mask = torch.tensor([[1] * len(rows[i]) + [0] * (width - len(rows[i])) for i in batch], device=device)
+        last = torch.tensor([len(rows[i]) - 1 for i in batch], device=device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[torch.arange(len(batch), device=device), last]
+        probs = torch.softmax(logits.float(), dim=-1)
+        for row, index in enumerate(batch):
+            out[index] = (probs[row, eos].item(), bool(probs[row].argmax().item() == eos))
+    return out

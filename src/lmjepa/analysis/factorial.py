@@ -1,0 +1,205 @@
+"""A 2 × 2 report from a sweep's records: objective {base, treated} × conditions {A, B} (issue 33).
+
+Reads a results store (``results.jsonl``) and, beside it, each run's ``predictions.jsonl``
+(``<cell>/seed-<seed>-<hash>/``), and writes a Markdown report and an interaction plot. Every number in a
+sentence is formatted here from the records (``stats.interaction``), never typed by hand; the verdict follows
+the rules fixed in advance (``Design.verdict``).
+
+    from lmjepa.analysis.factorial import Design, analyse, render
+    design = Design(base_a="ntp", treated_a="llm-jepa", base_b="ntp-official", treated_b="llm-jepa-official")
+    result = analyse(design, "docs/results/dispute-nlrx/runs")
+    print(render(design, result))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..stats.compare import runs_by_cell
+from ..stats.interaction import interaction, row_level_model
+from ..stats.paired import format_p
+
+METRICS = ("exact_match", "contains_target", "stopped", "exact_if_truncated", "p_end_of_turn", "end_of_turn_greedy",
+           "mean_extra_tokens")
+LABELS = {"exact_match": "exact %", "contains_target": "contains %", "stopped": "stopped %",
+          "exact_if_truncated": "exact if truncated %", "p_end_of_turn": "p(end-of-turn)",
+          "end_of_turn_greedy": "end-of-turn greedy %", "mean_extra_tokens": "extra tokens"}
+
+
+@dataclass(frozen=True)
+class Design:
+    """The four cells, the names of the two conditions, the planned seeds and the verdict's threshold
+    ``absent_below`` (pp): the effect under B counts as absent when its t-interval ends below it."""
+
+    base_a: str
+    treated_a: str
+    base_b: str
+    treated_b: str
+    conditions: tuple[str, str] = ("lmjepa", "official")
+    objectives: tuple[str, str] = ("NTP", "LLM-JEPA")
+    planned_seeds: int = 8
+    alpha: float = 0.05
+    absent_below: float = 5.0
+
+    @property
+    def cells(self) -> list[str]:
+        return [self.base_a, self.treated_a, self.base_b, self.treated_b]
+
+    def verdict(self, result: dict) -> str:
+        """The pre-registered verdict (docs/results/dispute-nlrx/PREREGISTRATION.md), or ``interim`` while
+        fewer than ``planned_seeds`` complete blocks exist."""
+        n = len(result["seeds"])
+        if n < self.planned_seeds:
+            return f"interim (n = {n} of {self.planned_seeds}): no verdict yet"
+        effect, inter = result["effect_b"], result["interaction"]
+        if effect["mean"] > 0 and effect["p"] < self.alpha and inter["mean"] > 0 and inter["p"] < self.alpha:
+            parts = (effect.get("termination"), effect.get("content"))
+            if parts[0] and parts[0]["ci_low"] > 0 and parts[0]["mean"] > parts[1]["mean"]:
+                return "positive side reproduced, carried by termination"
+            return "positive side reproduced, not shown to be carried by termination"
+        if effect["ci_high"] < self.absent_below:
+            return "absent"
+        return "inconclusive at this n"
+
+
+def load(store: str | Path) -> tuple[dict, list[dict]]:
+    """(cell → seed → metrics, the rows) of a results store."""
+    rows = [json.loads(line) for line in Path(store).read_text().splitlines() if line.strip()]
+    by_cell, _ = runs_by_cell(rows, list(METRICS))
+    return by_cell, rows
+
+
+def prediction_frame(design: Design, folder: str | Path, rows: list[dict], seeds: list[int]):
+    """Rows × seeds of the four cells as a DataFrame (``exact``, ``treated``, ``b``, ``row``, ``seed``) from
+    each run's ``predictions.jsonl`` under ``folder``; None if any is missing."""
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        if row["cell"] not in design.cells or row["seed"] not in seeds:
+            continue
+        path = Path(folder) / row["cell"] / f"seed-{row['seed']}-{row['config_hash']}" / "predictions.jsonl"
+        if not path.is_file():
+            return None
+        treated = int(row["cell"] in (design.treated_a, design.treated_b))
+        b = int(row["cell"] in (design.base_b, design.treated_b))
+        for index, line in enumerate(path.read_text().splitlines()):
+            prediction = json.loads(line)
+            records.append({"exact": int(str(prediction["exact_match"]) == "True"), "treated": treated, "b": b,
+                            "row": index, "seed": row["seed"]})
+    return pd.DataFrame(records)
+
+
+def analyse(design: Design, folder: str | Path) -> dict:
+    """The 2 × 2 of ``folder/results.jsonl``: per-cell means, the interaction on exact match and on the
+    secondary metrics, and the row-level model. Raises ValueError with < 2 complete seed blocks."""
+    by_cell, rows = load(Path(folder) / "results.jsonl")
+    result = interaction(by_cell, *design.cells, metric="exact_match")
+    seeds = result["seeds"]
+    result["table"] = {cell: {metric: [by_cell[cell][s].get(metric) for s in seeds] for metric in METRICS}
+                       for cell in design.cells}
+    result["secondary"] = {}
+    for metric in METRICS[1:]:
+        try:
+            result["secondary"][metric] = interaction(by_cell, *design.cells, metric=metric)
+        except ValueError:
+            continue
+    frame = prediction_frame(design, folder, rows, seeds)
+    result["row_level"] = row_level_model(frame) if frame is not None and len(frame) else None
+    result["other_cells"] = sorted(set(by_cell) - set(design.cells))
+    return result
+
+
+def _mean_sd(values: list) -> str:
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    x = np.asarray(values, dtype=float)
+    digits = 3 if abs(x).max() <= 1 else 1
+    return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else f"{x.mean():.{digits}f}"
+
+
+def _interval(t: dict, unit: str = " pp") -> str:
+    return f"{t['mean']:+.1f}{unit} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}], p = {format_p(t['p'])}"
+
+
+def answer(design: Design, result: dict) -> list[str]:
+    """The ≤ 5 generated lines that state the result (the README's answer and the report's summary)."""
+    a, b, inter = result["effect_a"], result["effect_b"], result["interaction"]
+    n = len(result["seeds"])
+    lines = [f"**{design.verdict(result)}.** {design.objectives[1]} − {design.objectives[0]} on exact match, "
+             f"{n} seeds (mean, 95 % t-interval, two-sided p):",
+             f"under {design.conditions[1]} conditions {_interval(b)}; under {design.conditions[0]} conditions "
+             f"{_interval(a)}; interaction {_interval(inter)}."]
+    if "termination" in b:
+        lines.append(f"Under {design.conditions[1]} conditions the effect splits into termination "
+                     f"{_interval(b['termination'])} and content {_interval(b['content'])}.")
+    return lines
+
+
+def render(design: Design, result: dict, command: str = "") -> str:
+    """The Markdown report (table, interaction, decomposition, secondary metrics, row-level model)."""
+    seeds = result["seeds"]
+    out = [f"# {design.objectives[1]} vs {design.objectives[0]} × {design.conditions[0]} vs "
+           f"{design.conditions[1]} conditions", ""]
+    if command:
+        out += [f"Generated by `{command}` from the records beside it; every number below is computed from them.", ""]
+    out += answer(design, result) + ["", f"Seeds (complete blocks): {', '.join(map(str, seeds))}.", "",
+                                     "![interaction](interaction.png)", "", "## The 2 × 2 (mean ± sd over seeds)", ""]
+    shown = [m for m in METRICS if any(v is not None for c in design.cells for v in result["table"][c][m])]
+    out += ["| cell | " + " | ".join(LABELS[m] for m in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    out += [f"| `{c}` | " + " | ".join(_mean_sd(result["table"][c][m]) for m in shown) + " |" for c in design.cells]
+    out += ["", "## Effects on exact match (per seed: mean, 95 % t-interval, two-sided one-sample t-test)", "",
+            "| effect | Δ exact | content part | termination part |", "|---|---|---|---|"]
+    for name, key in ((f"{design.objectives[1]} − {design.objectives[0]}, {design.conditions[0]}", "effect_a"),
+                      (f"{design.objectives[1]} − {design.objectives[0]}, {design.conditions[1]}", "effect_b")):
+        effect = result[key]
+        parts = [_interval(effect[p]) if p in effect else "–" for p in ("content", "termination")]
+        out.append(f"| {name} | {_interval(effect)} | {parts[0]} | {parts[1]} |")
+    out.append(f"| interaction (difference of the two) | {_interval(result['interaction'])} | | |")
+    out += ["", "The content / termination split is `lmjepa.stats.termination.split_delta` per seed (the parts sum "
+            "to Δ exact), each part with its own t-interval.", "", "## Secondary metrics: the same 2 × 2", "",
+            "| metric | effect, " + design.conditions[0] + " | effect, " + design.conditions[1] + " | interaction |",
+            "|---|---|---|---|"]
+    for metric, sec in result["secondary"].items():
+        unit = "" if metric in ("p_end_of_turn", "mean_extra_tokens") else " pp"
+        fmt = (lambda t: f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}") \
+            if metric == "p_end_of_turn" else (lambda t, u=unit: _interval(t, u))
+        out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
+    row = result.get("row_level")
+    out += ["", "## Row-level model", ""]
+    if row is None:
+        out.append("Not fitted: some run's `predictions.jsonl` is missing.")
+    else:
+        out.append(f"{row['model']}, exact ~ {design.objectives[1]} × {design.conditions[1]} over rows × seeds: "
+                   f"interaction {row['estimate']:.3f} {row['unit']} [{row['ci_low']:.3f}, {row['ci_high']:.3f}], "
+                   f"p = {format_p(row['p'])}." + (f" ({row['why']}.)" if row["why"] else ""))
+    return "\n".join(out) + "\n"
+
+
+def plot(design: Design, result: dict, path: str | Path) -> None:
+    """Interaction plot (PNG): exact match per conditions, one line per objective, 95 % t-intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for label, (a, b), marker in ((design.objectives[0], (design.base_a, design.base_b), "o"),
+                                  (design.objectives[1], (design.treated_a, design.treated_b), "s")):
+        means = [result["cells"][c]["mean"] for c in (a, b)]
+        errors = [[m - result["cells"][c]["ci_low"] for m, c in zip(means, (a, b))],
+                  [result["cells"][c]["ci_high"] - m for m, c in zip(means, (a, b))]]
+        ax.errorbar([0, 1], means, yerr=errors, marker=marker, capsize=4, label=label)
+    ax.set_xticks([0, 1], [f"{c} conditions" for c in design.conditions])
+    ax.set_xlim(-0.3, 1.3)
+    ax.set_ylabel("exact match % (mean, 95 % t-interval)")
+    ax.set_title(f"n = {len(result['seeds'])} seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

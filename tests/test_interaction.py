@@ -1,0 +1,145 @@
+"""stats.interaction: the seed-paired 2 × 2, against hand computations and scipy; the row-level model against
+closed forms of a saturated 2 × 2."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lmjepa.stats.interaction import complete_seeds, interaction, row_level_model, t_interval
+
+
+def test_t_interval_is_scipy_t_interval_and_test():
+    x = [3.0, -1.0, 4.5, 2.0, 0.5]
+    got = t_interval(x)
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high))
+    assert got["p"] == pytest.approx(stats.ttest_1samp(x, 0).pvalue) and got["n"] == 5
+    flat = t_interval([2.0, 2.0, 2.0])
+    assert flat["ci_low"] == flat["ci_high"] == 2.0 and math.isnan(flat["p"])
+    assert math.isnan(t_interval([1.0])["ci_low"])
+    with pytest.raises(ValueError):
+        t_interval([])
+
+
+def _cells():
+    rng = np.random.default_rng(0)
+    by_cell = {c: {} for c in ("n", "j", "no", "jo")}
+    for s in (1, 2, 3, 4, 5):
+        for c, (exact, contains) in {"n": (60, 65), "j": (61, 66), "no": (1, 60), "jo": (12, 62)}.items():
+            e = exact + rng.normal(0, 2)
+            by_cell[c][s] = {"exact_match": max(e, 0.0), "contains_target": contains + rng.normal(0, 1)}
+    del by_cell["jo"][5]  # an incomplete block is left out
+    return by_cell
+
+
+def test_interaction_is_the_difference_of_differences_per_seed():
+    by_cell = _cells()
+    got = interaction(by_cell, "n", "j", "no", "jo")
+    assert got["seeds"] == [1, 2, 3, 4] == complete_seeds(by_cell, ["n", "j", "no", "jo"], "exact_match")
+    e = {c: np.array([by_cell[c][s]["exact_match"] for s in got["seeds"]]) for c in by_cell}
+    expected = (e["jo"] - e["no"]) - (e["j"] - e["n"])
+    assert got["interaction"]["mean"] == pytest.approx(expected.mean())
+    assert got["interaction"]["p"] == pytest.approx(stats.ttest_1samp(expected, 0).pvalue)
+    assert got["effect_b"]["mean"] == pytest.approx((e["jo"] - e["no"]).mean())
+    for key in ("effect_a", "effect_b"):  # the parts add up to the effect, seed by seed and so in the mean
+        effect = got[key]
+        assert effect["content"]["mean"] + effect["termination"]["mean"] == pytest.approx(effect["mean"])
+    assert got["effect_b"]["termination"]["mean"] > got["effect_b"]["content"]["mean"]  # built so: exact moved
+    with pytest.raises(ValueError, match="≥ 2 seeds"):
+        interaction({c: {1: v[1]} for c, v in by_cell.items()}, "n", "j", "no", "jo")
+
+
+def _frame(p: dict, rows: int = 300, seeds: int = 4, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    records = []
+    for (treated, b), prob in p.items():
+        for s in range(seeds):
+            hits = rng.random(rows) < prob
+            records += [{"exact": int(h), "treated": treated, "b": b, "row": r, "seed": s} for r, h in enumerate(hits)]
+    return pd.DataFrame(records)
+
+
+def test_row_level_logistic_is_the_ratio_of_odds_ratios_of_a_saturated_balanced_design():
+    frame = _frame({(0, 0): 0.6, (1, 0): 0.62, (0, 1): 0.2, (1, 1): 0.45})
+    got = row_level_model(frame)
+    p = frame.groupby(["treated", "b"])["exact"].mean()
+    odds = p / (1 - p)
+    expected = (odds[1, 1] / odds[0, 1]) / (odds[1, 0] / odds[0, 0])
+    assert got["unit"] == "odds ratio" and got["estimate"] == pytest.approx(expected, rel=1e-4)
+    assert got["ci_low"] < got["estimate"] < got["ci_high"] and got["p"] < 0.05
+
+
+def test_row_level_model_falls_back_to_the_linear_probability_model_at_the_floor():
+    frame = _frame({(0, 0): 0.6, (1, 0): 0.6, (0, 1): 0.0, (1, 1): 0.1})
+    got = row_level_model(frame)
+    p = frame.groupby(["treated", "b"])["exact"].mean()
+    assert got["unit"] == "pp" and "quasi-separation" in got["why"]
+    assert got["estimate"] == pytest.approx(100 * ((p[1, 1] - p[0, 1]) - (p[1, 0] - p[0, 0])))
+
+
+def _store(folder, seeds=(1, 2, 3)):
+    """A fake store of the 2 × 2 with predictions: exact rows are drawn per cell."""
+    import json
+
+    rng = np.random.default_rng(1)
+    rates = {"ntp": 0.6, "llm-jepa": 0.6, "ntp-official": 0.05, "llm-jepa-official": 0.3}
+    lines = []
+    for seed in seeds:
+        for cell, rate in rates.items():
+            hits = rng.random(40) < rate
+            contains = hits | (rng.random(40) < 0.5)
+            run = folder / cell / f"seed-{seed}-abc"
+            run.mkdir(parents=True)
+            (run / "predictions.jsonl").write_text("".join(json.dumps({"exact_match": bool(h)}) + "\n" for h in hits))
+            metrics = {"exact_match": 100 * hits.mean(), "contains_target": 100 * contains.mean(),
+                       "stopped": 100 * (hits.mean() + 0.1) if cell.endswith("official") else 100.0}
+            lines.append(json.dumps({"cell": cell, "seed": seed, "config_hash": "abc", "metrics": metrics}))
+    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_factorial_report_states_what_the_records_give(tmp_path):
+    from lmjepa.analysis.factorial import Design, analyse, answer, plot, render
+
+    _store(tmp_path)
+    design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=8)
+    result = analyse(design, tmp_path)
+    by_seed = {c: [result["table"][c]["exact_match"][i] for i in range(3)] for c in design.cells}
+    expected = t_interval(np.subtract(by_seed["llm-jepa-official"], by_seed["ntp-official"]))
+    lines = answer(design, result)
+    assert lines[0].startswith("**interim (n = 3 of 8)") and f"{expected['mean']:+.1f} pp" in lines[1]
+    assert result["row_level"]["estimate"] is not None
+    report = render(design, result, "cmd")
+    assert "| `llm-jepa-official` |" in report and "Row-level model" in report
+    plot(design, result, tmp_path / "i.png")
+    assert (tmp_path / "i.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("effect, p, inter_p, ci_high, termination, verdict", [
+    (10.0, 0.001, 0.01, 15.0, (4.0, 2.0), "positive side reproduced, carried by termination"),
+    (10.0, 0.001, 0.01, 15.0, (-1.0, 11.0), "positive side reproduced, not shown"),
+    (1.0, 0.4, 0.5, 4.0, (0.0, 1.0), "absent"),
+    (4.0, 0.2, 0.3, 9.0, (2.0, 2.0), "inconclusive"),
+])
+def test_pre_registered_verdicts(effect, p, inter_p, ci_high, termination, verdict):
+    from lmjepa.analysis.factorial import Design
+
+    part = lambda mean, low: {"mean": mean, "ci_low": low, "ci_high": mean + 1, "p": 0.01}
+    result = {"seeds": list(range(8)), "interaction": {"mean": effect, "p": inter_p},
+              "effect_b": {"mean": effect, "p": p, "ci_high": ci_high,
+                           "termination": part(termination[0] + 1, termination[0]), "content": part(termination[1], 0)}}
+    assert Design("a", "b", "c", "d").verdict(result).startswith(verdict)
+
+
+def test_committed_dispute_report_and_readme_answers_are_regenerated_from_the_records():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "dispute-nlrx" / "report.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
