@@ -169,3 +169,53 @@ def test_official_accumulation_scaling_that_cannot_act_is_refused(train, objecti
     with pytest.raises(ConfigError, match="cannot act"):  # an NTP-only run: the official code uses the stock Trainer
         from_dict({"jepa": {"accumulation_scaling": "official", "lbd": 0.0}, "train": {"gradient_accumulation_steps": 4}},
                   RunConfig).validate()
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_a_resumed_run_records_the_uninterrupted_train_loss(tokenizer, features, tmp_path):
+    """Killed after the step-4 checkpoint (whose step-4 loss was not yet logged: logging every 3 steps) and
+    resumed, the run's train_loss equals the uninterrupted run's; the Trainer's own figure averages the last
+    piece only."""
+    from transformers import TrainerCallback
+
+    args = dict(per_device_train_batch_size=1, max_steps=6, save_strategy="steps", save_steps=2, logging_steps=3)
+
+    def trainer(out, callbacks=()):
+        t = _trainer(tiny_llama(len(tokenizer), seed=1), tokenizer, out, JEPAConfig(lbd=1.0), features, **args)
+        for callback in callbacks:
+            t.add_callback(callback)
+        return t
+
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+
+    class KillAfterStep5(TrainerCallback):
+        def on_step_end(self, a, state, control, **kwargs):
+            if state.global_step == 5:
+                raise _Kill
+
+    out = tmp_path / "killed"
+    with pytest.raises(_Kill):
+        trainer(out, [KillAfterStep5()]).train()
+    (out / "checkpoint-6").exists() and pytest.fail("the kill came too late")
+    resumed = trainer(out)
+    result = resumed.train(resume_from_checkpoint=str(out / "checkpoint-4"))
+    assert resumed.state.global_step == 6
+    assert resumed.training_loss() == pytest.approx(whole.training_loss(), rel=1e-6)
+    assert abs(result.training_loss - whole.training_loss()) > 1e-3  # the Trainer's own: the last 2 steps only
+    assert whole.training_loss() == pytest.approx(whole.state.log_history[-1]["train_loss"], rel=1e-12)
+
+
+def test_resumed_loss_total_of_a_checkpoint_without_a_ledger_comes_from_its_logged_windows(tmp_path):
+    import json
+
+    from lmjepa.training.trainer import resumed_loss_total
+
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"loss": 2.0, "step": 10}, {"loss": 1.5, "step": 20}, {"eval_loss": 9.0, "step": 20}, {"loss": 1.0, "step": 25}]}))
+    assert resumed_loss_total(str(tmp_path)) == 2.0 * 10 + 1.5 * 10 + 1.0 * 5
+    (tmp_path / "lmjepa_loss.json").write_text(json.dumps({"global_step": 25, "loss_total": 41.25}))
+    assert resumed_loss_total(str(tmp_path)) == 41.25  # the ledger wins: it holds unlogged steps too

@@ -337,7 +337,7 @@ def train(config: RunConfig) -> Trained | None:
     summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes),
                    name=config.name, lbd=config.jepa.lbd, gamma=config.jepa.gamma, predictors=config.jepa.predictors,
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
-                   train_steps=result.global_step, train_loss=result.training_loss, train_data=dict(counts),
+                   train_steps=result.global_step, train_loss=trainer.training_loss(), train_data=dict(counts),
                    log_history=trainer.state.log_history)
     for key in sorted({k for row in trainer.state.log_history for k in row if k.startswith("grad_cosine")}):
         values = [row[key] for row in trainer.state.log_history if key in row]

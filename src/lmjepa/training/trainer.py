@@ -27,6 +27,7 @@ gradient synchronisation stays with Accelerate.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 
@@ -132,11 +133,33 @@ class JEPATrainer(Trainer):
             self.add_callback(_EMACallback(self))
         # Make the Trainer count labels over the accumulated batch and pass num_items_in_batch.
         self.model_accepts_loss_kwargs = True
+        self.resumed_loss_total = 0.0  # the step losses summed over the pieces before a resume (lmjepa_loss.json)
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._geometry_step = -1
 
+    LOSS_LEDGER = "lmjepa_loss.json"
+
+    def _save_checkpoint(self, model, trial):
+        """Write ``lmjepa_loss.json`` (the sum of the step losses of every step so far, this piece and the pieces
+        before a resume, unlogged ones included) into the checkpoint folder *before* the Trainer's files, so a
+        checkpoint the Trainer completed always carries it."""
+        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        unlogged = self.accelerator.gather(self._tr_loss.detach().reshape(1)).mean().item()
+        total = self.resumed_loss_total + self._total_loss_scalar + unlogged
+        if self.args.should_save:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, self.LOSS_LEDGER), "w") as f:
+                json.dump({"global_step": self.state.global_step, "loss_total": total}, f)
+        super()._save_checkpoint(model, trial)
+
+    def training_loss(self) -> float:
+        """The mean step loss over *all* optimizer steps of the run, a resumed run's earlier pieces included (the
+        Trainer's own ``training_loss`` averages this piece only). Call after ``train()``."""
+        return (self.resumed_loss_total + self._total_loss_scalar) / max(self.state.global_step, 0.001)
+
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self.resumed_loss_total = resumed_loss_total(resume_from_checkpoint)
         path = os.path.join(resume_from_checkpoint, EMATarget.FILE)
         if self.ema is not None and os.path.isfile(path):
             self.ema.params = {k: v.to(self.args.device) for k, v in torch.load(path).items()}
@@ -256,6 +279,24 @@ class JEPATrainer(Trainer):
             mean = torch.tensor(sum(values) / len(values), device=self.args.device)
             logs[key] = self.accelerator.reduce(mean, reduction="mean").item()
         super().log(logs, start_time)
+
+
+def resumed_loss_total(checkpoint: str) -> float:
+    """The sum of the step losses of steps 1..N recorded in ``checkpoint`` (``checkpoint-N``): its
+    ``lmjepa_loss.json``, or for a checkpoint written before it existed, Σ loss × steps over the logged windows of
+    its ``trainer_state.json`` (exact when every save fell on a logging step, as lmjepa's configs make it)."""
+    ledger = os.path.join(checkpoint, JEPATrainer.LOSS_LEDGER)
+    if os.path.isfile(ledger):
+        with open(ledger) as f:
+            return float(json.load(f)["loss_total"])
+    with open(os.path.join(checkpoint, "trainer_state.json")) as f:
+        history = json.load(f)["log_history"]
+    total, last = 0.0, 0
+    for row in history:
+        if "loss" in row and "step" in row:
+            total += row["loss"] * (row["step"] - last)
+            last = row["step"]
+    return total
 
 
 def legacy_specs(jepa: JEPAConfig) -> list[dict]:
