@@ -310,3 +310,38 @@ def test_contrasts_pair_each_cell_with_its_own_reference_against_scipy():
     with pytest.raises(ConfigError, match="contrast b vs zzz: no runs of cell 'zzz'"):
         contrast(rows, [("b", "zzz")], ["exact_match"])
     assert contrast(rows, [], ["exact_match"])["tests"] == [] and render_contrasts(contrast(rows, [], ["x"])) == []
+
+
+def test_ci_is_the_t_interval_at_few_seeds_and_bca_above():
+    from scipy import stats as st
+
+    from lmjepa.stats.paired import mean_ci
+
+    d = np.array([2.0, -8.5, -3.0, 0.5, -0.5])  # the audit's chat − ntp exact match, 5 seeds
+    low, high, method = mean_ci(d)
+    assert method == "t" and (low, high) == pytest.approx(st.t.interval(0.95, 4, loc=d.mean(), scale=st.sem(d)))
+    assert (round(low, 1), round(high, 1)) == (-7.0, 3.2)
+    wide = np.random.default_rng(0).normal(1.0, 2.0, 30)
+    low, high, method = mean_ci(wide)
+    assert method == "BCa bootstrap" and low < wide.mean() < high
+
+
+def test_wilcoxon_is_exact_under_ties_and_zeros_by_enumeration():
+    import itertools
+
+    from scipy import stats as st
+
+    from lmjepa.stats.paired import wilcoxon_p
+
+    def brute(d):  # independent: every sign flip of the average ranks of the non-zero |d|
+        d = np.asarray([x for x in d if x != 0])
+        ranks = st.rankdata(np.abs(d))
+        observed = ranks[d > 0].sum()
+        centre = ranks.sum() / 2
+        flips = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product([0, 1], repeat=len(d))]
+        return np.mean([abs(t - centre) >= abs(observed - centre) - 1e-12 for t in flips])
+
+    for d in ([2.0, -8.5, -3.0, 0.5, -0.5], [1.0, 1.0, -1.0, 0.0, 2.0, 2.0], [3.0, 1.0, 4.0, 1.5, 9.0]):
+        assert wilcoxon_p(np.array(d)) == pytest.approx(brute(d))
+    assert wilcoxon_p(np.array([2.0, -8.5, -3.0, 0.5, -0.5])) == pytest.approx(0.5)  # the exact-no-ties test: 0.625
+    assert wilcoxon_p(np.zeros(5)) == 1.0

@@ -10,7 +10,7 @@ An audit spec is a sweep spec (``training/sweep.py``: base, cells, seeds, launch
         - [llm-jepa-official, ntp-official]
 
 It runs the sweep (resumable: finished cells are never recomputed), then reports per cell: Δ vs the
-baseline with a 95 % paired bootstrap CI, the single-test paired p, Bonferroni and Holm over the declared
+baseline with a 95 % CI (t-interval at n ≤ 10 seeds), the single-test paired p, Bonferroni and Holm over the declared
 family, d_z (``stats.compare``), the mean gradient cosine of each auxiliary with the NTP gradient, the
 content/termination split, and the geometry shift of the cell's models against the baseline's (the
 answer-trajectory curvature, anisotropy, uniformity and RankMe of ``AUDIT_GEOMETRY``: a family of its own,
@@ -288,7 +288,7 @@ def _shift_table(shifts: dict | None, baseline: str) -> list[str]:
     lines = ["", f"Geometry shift against `{baseline}` at the same seed (a change, not a gain: two-sided paired "
              f"t-test, Holm over its own family of {len(shifts['tests'])} tests; anisotropy up = states more alike, "
              "uniformity up = less uniform, RankMe down = fewer effective dimensions):", "",
-             "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | d_z | p (t, 2-sided) | Holm | shift |",
+             "| cell | metric | n | baseline | cell | Δ [95% CI] | d_z | p (t, 2-sided) | Holm | shift |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in shifts["tests"]:
         moved = ("**up**" if s["delta"] > 0 else "**down**") if s["reject_two_sided"] else "none detected"

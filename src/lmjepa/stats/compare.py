@@ -176,7 +176,7 @@ def _mde(test: dict) -> str:
 
 
 def render_markdown(result: dict) -> str:
-    """A paper-style table: mean ± sd per cell, Δ with bootstrap CI, raw and corrected p, decision."""
+    """A paper-style table: mean ± sd per cell, Δ with its 95% CI (t-interval at n ≤ 10, BCa bootstrap above), raw and corrected p, decision."""
     a = result["alpha"]
     lines = [
         f"# Paired comparison against `{result['baseline']}`",
@@ -184,8 +184,8 @@ def render_markdown(result: dict) -> str:
         f"Family: {result['family_size']} tests (cells × metrics), {result['correction']} correction at α = {a}. "
         "Decision: one-sided paired t-test (H1: cell > baseline) after correction.",
         "",
-        "| cell | metric | n | baseline | cell | Δ [95% bootstrap CI] | MDE | d_z | p (t, 1-sided) | corrected | "
-        "p (t, 2-sided) | corrected | p (Wilcoxon exact, 2-sided) | decision |",
+        "| cell | metric | n | baseline | cell | Δ [95% CI] | MDE | d_z | p (t, 1-sided) | corrected | "
+        "p (t, 2-sided) | corrected | p (Wilcoxon, exact with ties, 2-sided) | decision |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes, powerless = [], {}  # powerless: (non-zero pairs, smallest Wilcoxon p) -> the tests it applies to
@@ -244,7 +244,8 @@ def render_markdown(result: dict) -> str:
 
 
 def plot_deltas(result: dict, path: str | Path) -> None:
-    """PNG: Δ per (cell, metric) with its bootstrap 95% CI; filled markers survive the correction."""
+    """PNG: Δ per (cell, metric) with its 95% CI (``ci_method``); filled markers: significant after the
+    correction, one-sided (improves) or two-sided (either direction)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -254,13 +255,14 @@ def plot_deltas(result: dict, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.5 + 0.45 * len(tests))))
     for y, t in enumerate(tests):
         ax.errorbar(t["delta"], y, xerr=[[t["delta"] - t["ci_low"]], [t["ci_high"] - t["delta"]]], fmt="o",
-                    color="black", mfc="black" if t["reject_one_sided"] else "white", capsize=3)
+                    color="black", capsize=3, mfc="black" if t["reject_one_sided"] or t.get("p_t_two_sided_corrected", 1.0) < result["alpha"] else "white")
     ax.axvline(0, color="grey", lw=1, ls="--")
     ax.set_yticks(range(len(tests)), [f"{t['cell']} · {t['metric']}" for t in tests])
-    ax.set_xlabel(f"Δ vs {result['baseline']}, 95% paired bootstrap CI\nfilled: significant after {result['correction']} (α = {result['alpha']})")
+    methods = ", ".join(sorted({t.get("ci_method", "t") for t in tests}))
+    ax.set_xlabel(f"Δ vs {result['baseline']}, 95% CI ({methods})\nfilled: significant after {result['correction']} (α = {result['alpha']})")
     ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the two-line x label is never clipped
     plt.close(fig)
 
 
@@ -303,7 +305,7 @@ def plot_k_lambda(grid, metric: str, path: str | Path) -> None:
     ax.set_ylabel("k (predictor tokens)")
     fig.colorbar(image, ax=ax, label=f"mean {metric} over seeds")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the two-line x label is never clipped
     plt.close(fig)
 
 

@@ -65,7 +65,7 @@ def render_contrasts(result: dict, bonferroni: dict | None = None) -> list[str]:
              "baseline table's. Decision: two-sided paired t-test after correction (a factor may move a metric "
              "either way); the one-sided p (H1: cell > reference) is beside it. MDE: as in the baseline table "
              "(one-sided, at α/family).", "",
-             "| cell | reference | metric | n | reference mean | cell mean | Δ [95% bootstrap CI] | MDE | d_z | "
+             "| cell | reference | metric | n | reference mean | cell mean | Δ [95% CI] | MDE | d_z | "
              "p (t, 1-sided) | p (t, 2-sided) | " + f"{result['correction']} (2-sided) | "
              + ("Bonferroni (2-sided) | " if bonferroni else "") + "decision |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if bonferroni else "") + "---|"]

@@ -8,8 +8,8 @@ and on other tasks (``metrics_by_task`` of its row, written by a sweep's ``evalu
 
 Per cell: ID and OOD means ± sd over seeds, the mean gap with the paired t-test of ID against OOD across
 seeds (H0: no gap; scipy ``ttest_rel``, two-sided). Per cell against the baseline: Δgap (cell − baseline,
-paired by seed; negative: the cell narrows the gap) with its paired bootstrap CI and two-sided paired
-t-test; and ΔOOD, the cell's OOD score against the baseline's on the same task (paired by seed, bootstrap
+paired by seed; negative: the cell narrows the gap) with its 95% CI (t-interval at n ≤ 10) and two-sided paired
+t-test; and ΔOOD, the cell's OOD score against the baseline's on the same task (paired by seed, t-interval
 CI, one-sided paired t-test, H1: the cell does better out of distribution — the question "does it help
 there?" asked directly, as ``lmjepa compare`` asks it in distribution). The three families (cells × tasks ×
 metrics each) are corrected separately (Holm by default) and their sizes stated.
@@ -112,7 +112,7 @@ def render_gaps(result: dict) -> str:
         lines += ["", f"ΔOOD = OOD score of the cell − that of `{result['baseline']}` on the same task, paired by seed; "
                   f"one-sided paired t-test (H1: the cell does better out of distribution), {c}-corrected over "
                   f"{result['family_sizes']['delta_ood']} tests.", "",
-                  "| cell | OOD task | metric | n | baseline OOD | cell OOD | ΔOOD [95% bootstrap CI] | p (1-sided) "
+                  "| cell | OOD task | metric | n | baseline OOD | cell OOD | ΔOOD [95% CI] | p (1-sided) "
                   "| corrected | decision |", "|---|---|---|---|---|---|---|---|---|---|"]
         for d in result["ood_deltas"]:
             decision = "**better OOD**" if d["reject"] else "no evidence"
@@ -122,7 +122,7 @@ def render_gaps(result: dict) -> str:
     if result["deltas"]:
         lines += ["", f"Δgap = gap(cell) − gap(`{result['baseline']}`), paired by seed (negative: the cell narrows "
                   f"the gap); two-sided paired t-test, {c}-corrected over {result['family_sizes']['delta_gap']} tests.",
-                  "", "| cell | OOD task | metric | n | Δgap [95% bootstrap CI] | p | corrected | decision |",
+                  "", "| cell | OOD task | metric | n | Δgap [95% CI] | p | corrected | decision |",
                   "|---|---|---|---|---|---|---|---|"]
         for d in result["deltas"]:
             decision = ("**narrows**" if d["delta"] < 0 else "**widens**") if d["reject"] else "no evidence"

@@ -5,10 +5,13 @@ by seed (same data order and initialisation). Differences are d_i = cell_i − b
 
 * paired t-test (scipy ``ttest_rel``), one-sided (H1: cell > baseline, as LLM-JEPA reports) and
   two-sided;
-* exact Wilcoxon signed-rank test (scipy, ``method="exact"``), with the smallest p-value it can
-  reach at this n — for n = 5 that is 0.0625 two-sided / 0.03125 one-sided, so at n = 5 it can never
-  reject at α = 0.05 two-sided, and the result says so;
-* paired bootstrap 95% CI of mean(d) (percentile method, seeded);
+* Wilcoxon signed-rank test, exact under ties and zero differences: the sign-flip permutation
+  distribution of the signed-rank statistic with average ranks (scipy ``wilcoxon`` with
+  ``PermutationMethod``, all 2^n flips up to n = 16), zero differences dropped (``zero_method="wilcox"``);
+  with the smallest p-value it can reach at this n — for n = 5 that is 0.0625 two-sided, so at n = 5 it
+  can never reject at α = 0.05 two-sided, and the result says so;
+* 95 % CI of mean(d): the **t-interval** at n ≤ 10 pairs (a percentile bootstrap of 5 pairs is too
+  narrow), the BCa bootstrap above (scipy ``bootstrap``, seeded); ``ci_method`` names it;
 * Cohen's d_z = mean(d) / sd(d) (sd with n − 1);
 * family-wise correction over all (cell, benchmark) tests: Bonferroni, Holm (default) or
   Benjamini–Hochberg (statsmodels ``multipletests``); the family size is reported;
@@ -47,10 +50,11 @@ class PairedResult:
     wilcoxon_nonzero: int  # pairs with a non-zero difference (the exact test's n)
     wilcoxon_min_p_two_sided: float  # the smallest p the exact test can give at this n
     wilcoxon_can_reject: bool  # min attainable p ≤ α
-    ci_low: float  # paired bootstrap CI of delta
+    ci_low: float  # 95 % CI of delta: t-interval at n ≤ 10, BCa bootstrap above (ci_method)
     ci_high: float
     cohens_dz: float
     sd_delta: float  # sd of the paired differences (n − 1)
+    ci_method: str = "t"  # "t" (t-interval, n ≤ T_INTERVAL_MAX_N) or "BCa bootstrap"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +71,38 @@ def bootstrap_ci(d: np.ndarray, level: float = 0.95, resamples: int = 10_000, se
     means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
     tail = (1 - level) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+T_INTERVAL_MAX_N = 10
+
+
+def mean_ci(d: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float, str]:
+    """(low, high, method) of the CI of mean(d): the t-interval (df = n − 1) at n ≤ ``T_INTERVAL_MAX_N``,
+    else the BCa bootstrap (scipy ``bootstrap``, 10,000 resamples, seeded). With sd 0 the interval is the
+    point."""
+    d = np.asarray(d, dtype=float)
+    if d.std() == 0:
+        return float(d.mean()), float(d.mean()), "t"
+    if len(d) <= T_INTERVAL_MAX_N:
+        low, high = stats.t.interval(level, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+        return float(low), float(high), "t"
+    result = stats.bootstrap((d,), np.mean, confidence_level=level, method="BCa", n_resamples=10_000,
+                             random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high), "BCa bootstrap"
+
+
+def wilcoxon_p(d: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of the differences ``d``, exact under ties and zeros: zeros dropped,
+    average ranks, the sign-flip permutation distribution (all 2^n flips up to n = 16, else 65,536 seeded
+    draws). 1.0 when every difference is 0."""
+    d = np.asarray(d, dtype=float)
+    nonzero = d[d != 0]
+    if not len(nonzero):
+        return 1.0
+    flips = 2 ** len(nonzero)
+    method = stats.PermutationMethod(n_resamples=flips if flips <= 2**16 else 2**16,
+                                     random_state=np.random.default_rng(0))
+    return float(stats.wilcoxon(nonzero, method=method).pvalue)
 
 
 def paired_comparison(baseline, cell, alpha: float = 0.05, seed: int = 0) -> PairedResult:
@@ -89,15 +125,15 @@ def paired_comparison(baseline, cell, alpha: float = 0.05, seed: int = 0) -> Pai
     else:
         t = p_one = p_two = math.nan
     nonzero = int(np.count_nonzero(d))
-    p_w = float(stats.wilcoxon(b, a, method="exact").pvalue) if nonzero else 1.0
-    low, high = bootstrap_ci(d, seed=seed)
+    p_w = wilcoxon_p(d)
+    low, high, method = mean_ci(d, seed=seed)
     return PairedResult(
         n=len(d), baseline_mean=float(a.mean()), baseline_sd=float(a.std(ddof=1)),
         cell_mean=float(b.mean()), cell_sd=float(b.std(ddof=1)), delta=float(d.mean()),
         t=t, p_t_one_sided=p_one, p_t_two_sided=p_two,
         p_wilcoxon_two_sided=p_w, wilcoxon_nonzero=nonzero, wilcoxon_min_p_two_sided=wilcoxon_min_p(nonzero),
         wilcoxon_can_reject=wilcoxon_min_p(nonzero) <= alpha,
-        ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan, sd_delta=float(sd),
+        ci_low=low, ci_high=high, cohens_dz=float(d.mean() / sd) if sd > 0 else math.nan, sd_delta=float(sd), ci_method=method,
     )
 
 
