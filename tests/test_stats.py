@@ -341,7 +341,23 @@ def test_wilcoxon_is_exact_under_ties_and_zeros_by_enumeration():
         flips = [sum(r for r, s in zip(ranks, signs) if s) for signs in itertools.product([0, 1], repeat=len(d))]
         return np.mean([abs(t - centre) >= abs(observed - centre) - 1e-12 for t in flips])
 
-    for d in ([2.0, -8.5, -3.0, 0.5, -0.5], [1.0, 1.0, -1.0, 0.0, 2.0, 2.0], [3.0, 1.0, 4.0, 1.5, 9.0]):
+    for d in ([2.0, -8.5, -3.0, 0.5, -0.5], [1.0, 1.0, -1.0, 0.0, 2.0, 2.0], [3.0, 1.0, 4.0, 1.5, 9.0],
+              [0.0, 0.0, 0.6, 0.0, 0.0]):  # one non-zero difference (scipy's permutation test refuses n = 1)
         assert wilcoxon_p(np.array(d)) == pytest.approx(brute(d))
     assert wilcoxon_p(np.array([2.0, -8.5, -3.0, 0.5, -0.5])) == pytest.approx(0.5)  # the exact-no-ties test: 0.625
     assert wilcoxon_p(np.zeros(5)) == 1.0
+
+
+def test_gradient_cosine_test_matches_the_closed_form_t():
+    from scipy import stats as st
+
+    from lmjepa.stats.compare import cosine_test
+
+    v = np.array([-0.08, 0.01, -0.05, 0.02, -0.055])
+    got = cosine_test(v)
+    n, m, se = len(v), v.mean(), v.std(ddof=1) / np.sqrt(len(v))
+    t = m / se
+    assert got["p"] == pytest.approx(2 * st.t.sf(abs(t), n - 1))
+    half = st.t.ppf(0.975, n - 1) * se
+    assert (got["low"], got["high"]) == pytest.approx((m - half, m + half))
+    assert np.isnan(cosine_test([0.1])["p"]) and np.isnan(cosine_test([0.2, 0.2])["p"])

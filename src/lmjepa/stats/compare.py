@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from ..data.jsonl import DataError, iter_jsonl, read_rows
 from ..errors import ConfigError
@@ -130,7 +131,12 @@ def compare(rows: list[dict], baseline: str, metrics: list[str], correction: str
             term = key.removeprefix("grad_cosine").removesuffix("_mean").lstrip("_") or "llm-jepa"
             label = cell if key == "grad_cosine_mean" and len(keys) == 1 else f"{cell} · {term}"
             coupling[label] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
-                               else math.nan, "runs": len(values)}
+                               else math.nan, "runs": len(values), **cosine_test(values)}
+    testable = [label for label, c in coupling.items() if not math.isnan(c["p"])]
+    if testable:  # Holm over the coupling rows: "it fights NTP" is a claim about the mean cosine, tested as one
+        _, holm = correct([coupling[label]["p"] for label in testable], "holm", alpha)
+        for label, p in zip(testable, holm):
+            coupling[label]["holm"] = float(p)
     return {"baseline": baseline, "metrics": metrics, "correction": correction, "alpha": alpha,
             "family_size": len(tests), "tests": tests, "grad_cosine": coupling,
             "termination": decompose(by_cell, baseline), "nested": nested}
@@ -231,9 +237,14 @@ def render_markdown(result: dict) -> str:
     if result.get("grad_cosine"):
         lines += ["", "Gradient coupling: cos(∇ term, ∇ NTP term) over trainable parameters, mean over the "
                   "logged steps of each run, then mean ± sd over runs (near 0: the auxiliary pulls in an "
-                  "unrelated direction; negative: it fights the NTP loss).", "",
-                  "| cell | runs | grad cosine |", "|---|---|---|"]
-        lines += [f"| {cell} | {c['runs']} | {c['mean']:+.3f} ± {c['sd']:.3f} |" for cell, c in result["grad_cosine"].items()]
+                  "unrelated direction; negative: it fights the NTP loss). Against 0: the one-sample t-interval "
+                  "over runs and its two-sided p, Holm over the rows of this table.", "",
+                  "| cell | runs | grad cosine, mean ± sd | 95% t-interval | p (t, 2-sided) | Holm |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {cell} | {c['runs']} | {c['mean']:+.3f} ± {c['sd']:.3f} | "
+                  + (f"[{c['low']:+.3f}, {c['high']:+.3f}] | {format_p(c['p'])} | {format_p(c.get('holm'))} |"
+                     if not math.isnan(c.get("p", math.nan)) else "— | — | — |")
+                  for cell, c in result["grad_cosine"].items()]
     lines += render_lines(result.get("termination") or {}, result["baseline"])
     text = "\n".join(lines) + "\n"
     if result.get("generalisation"):
@@ -241,6 +252,17 @@ def render_markdown(result: dict) -> str:
 
         text += render_gaps(result["generalisation"])
     return text
+
+
+def cosine_test(values) -> dict:
+    """One-sample t-test of per-run mean gradient cosines against 0: ``{"low", "high", "p"}`` (95 %
+    t-interval, two-sided p; NaN with fewer than 2 runs or zero spread)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or not v.std(ddof=1) > 0:
+        return {"low": math.nan, "high": math.nan, "p": math.nan}
+    res = stats.ttest_1samp(v, 0.0)
+    low, high = res.confidence_interval(0.95)
+    return {"low": float(low), "high": float(high), "p": float(res.pvalue)}
 
 
 def plot_deltas(result: dict, path: str | Path) -> None:

@@ -94,10 +94,10 @@ def mean_ci(d: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, f
 def wilcoxon_p(d: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank p of the differences ``d``, exact under ties and zeros: zeros dropped,
     average ranks, the sign-flip permutation distribution (all 2^n flips up to n = 16, else 65,536 seeded
-    draws). 1.0 when every difference is 0."""
+    draws). 1.0 when at most one difference is non-zero (its two sign flips are equally extreme)."""
     d = np.asarray(d, dtype=float)
     nonzero = d[d != 0]
-    if not len(nonzero):
+    if len(nonzero) <= 1:
         return 1.0
     flips = 2 ** len(nonzero)
     method = stats.PermutationMethod(n_resamples=flips if flips <= 2**16 else 2**16,
