@@ -39,7 +39,7 @@ class EMACallback(TrainerCallback):
         model.update_target(ema_momentum(state.global_step, state.max_steps, self.start, self.end))
 
 
-class PretrainTrainer(Trainer):
+class PretrainTrainer(run_folder.AtomicCheckpoints, Trainer):
     """Trainer whose loss is the hybrid objective; logs its parts and the collapse monitors."""
 
     def __init__(self, *args, held: dict | None = None, monitor_every: int = 0, **kwargs):

@@ -99,6 +99,8 @@ def prepare(config: ConfigBase, force: bool = False) -> dict | None:
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
         for checkpoint in [*out.glob("checkpoint-*"), *out.glob("incomplete-checkpoint-*")]:
             shutil.rmtree(checkpoint, ignore_errors=True)
+    if is_main_process():  # a save a killed process never completed
+        shutil.rmtree(out / ".staging", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         save_config(config, saved)
@@ -167,9 +169,82 @@ def last_checkpoint(out: str | Path) -> str | None:
     return None
 
 
+STAGING = ".staging"  # checkpoints are written under <run>/.staging/ and renamed into place when complete
+
+
+class AtomicCheckpoints:
+    """Trainer mixin: each checkpoint is written whole into ``<run>/.staging/checkpoint-N`` (weights, optimizer,
+    scheduler, RNG states, ``trainer_state.json`` and ``extra_checkpoint_files``), fsynced, then renamed to
+    ``<run>/checkpoint-N`` in one ``os.rename``. A process killed while saving leaves only the staging folder,
+    which the next save or ``prepare`` discards, so ``checkpoint-N`` is always complete (``last_checkpoint``
+    still checks, for folders written before this existed). Rotation (``save_total_limit``) runs after the rename.
+    Subclasses write extra files by overriding ``extra_checkpoint_files(folder)``.
+    """
+
+    _staging: str | None = None
+
+    def _get_output_dir(self, trial):
+        return self._staging or super()._get_output_dir(trial)
+
+    def extra_checkpoint_files(self, folder: str) -> None:
+        """Write a subclass's own files into the staged checkpoint ``folder`` (main process; before the rename)."""
+
+    def _save_checkpoint(self, model, trial):
+        from transformers.trainer_utils import rotate_checkpoints
+
+        run_dir = super()._get_output_dir(trial)
+        name = f"checkpoint-{self.state.global_step}"
+        staging = os.path.join(run_dir, STAGING)
+        if self.args.should_save:
+            shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+            os.makedirs(staging, exist_ok=True)
+        self.accelerator.wait_for_everyone()
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotation after the rename, below
+        self._staging = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging, self.args.save_total_limit = None, limit
+        if self.args.should_save:
+            self.extra_checkpoint_files(os.path.join(staging, name))
+        self.accelerator.wait_for_everyone()  # every process's RNG state is in the staged folder
+        if self.args.should_save:
+            staged, final = os.path.join(staging, name), os.path.join(run_dir, name)
+            _fsync_tree(staged)
+            if os.path.isdir(final):  # the same step saved again (a resumed run): replace it
+                shutil.rmtree(final)
+            os.rename(staged, final)
+            _fsync_dir(run_dir)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+        self.accelerator.wait_for_everyone()
+
+
+def _fsync_tree(folder: str) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(root)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
 def finish(out: str | Path, metrics: dict) -> dict:
     """Remove the checkpoints (the final model supersedes them) and write ``metrics.json`` atomically."""
-    for checkpoint in [*Path(out).glob("checkpoint-*"), *Path(out).glob("incomplete-checkpoint-*")]:
+    for checkpoint in [*Path(out).glob("checkpoint-*"), *Path(out).glob("incomplete-checkpoint-*"),
+                       Path(out) / ".staging"]:
         shutil.rmtree(checkpoint, ignore_errors=True)
     atomic_write_json(Path(out) / "metrics.json", metrics)
     return metrics

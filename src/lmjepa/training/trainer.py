@@ -40,6 +40,7 @@ from ..objectives import Objective, Step
 from ..objectives.monitors import geometry_monitors
 from ..objectives.predict_reconstruct import ema_momentum
 from .config import JEPAConfig
+from .run_folder import AtomicCheckpoints
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the run stops and keeps its last good checkpoint."""
@@ -98,13 +99,9 @@ class _EMACallback(TrainerCallback):
         t = self.trainer
         t.ema.update(t.accelerator.unwrap_model(t.model), state.global_step, state.max_steps)
 
-    def on_save(self, args, state, control, **kwargs):
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if state.is_world_process_zero and os.path.isdir(folder):
-            torch.save(self.trainer.ema.params, os.path.join(folder, EMATarget.FILE))
 
 
-class JEPATrainer(Trainer):
+class JEPATrainer(AtomicCheckpoints, Trainer):
     """Trainer for ``L = γ·L_NTP + Σ_i weight_i·A_i`` (``objective``; from ``jepa`` alone when not given:
     the single LLM-JEPA term λ·d(Pred(Enc(Text)), Enc(Code))).
 
@@ -140,17 +137,19 @@ class JEPATrainer(Trainer):
     LOSS_LEDGER = "lmjepa_loss.json"
 
     def _save_checkpoint(self, model, trial):
-        """Write ``lmjepa_loss.json`` (the sum of the step losses of every step so far, this piece and the pieces
-        before a resume, unlogged ones included) into the checkpoint folder *before* the Trainer's files, so a
-        checkpoint the Trainer completed always carries it."""
-        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        """Sum the step losses of every step so far (this piece and the pieces before a resume, unlogged ones
+        included; a collective, so on every process) for ``extra_checkpoint_files``; then the atomic save."""
         unlogged = self.accelerator.gather(self._tr_loss.detach().reshape(1)).mean().item()
-        total = self.resumed_loss_total + self._total_loss_scalar + unlogged
-        if self.args.should_save:
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, self.LOSS_LEDGER), "w") as f:
-                json.dump({"global_step": self.state.global_step, "loss_total": total}, f)
+        self._loss_total = self.resumed_loss_total + self._total_loss_scalar + unlogged
         super()._save_checkpoint(model, trial)
+
+    def extra_checkpoint_files(self, folder: str) -> None:
+        """``lmjepa_loss.json`` and, with an EMA target, its parameters: in the staged checkpoint, so a checkpoint
+        in place always carries them."""
+        with open(os.path.join(folder, self.LOSS_LEDGER), "w") as f:
+            json.dump({"global_step": self.state.global_step, "loss_total": self._loss_total}, f)
+        if self.ema is not None:
+            torch.save(self.ema.params, os.path.join(folder, EMATarget.FILE))
 
     def training_loss(self) -> float:
         """The mean step loss over *all* optimizer steps of the run, a resumed run's earlier pieces included (the
