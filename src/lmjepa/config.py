@@ -103,6 +103,47 @@ def _as_float(value, key: str) -> float:
         raise ConfigError(f"config key {key!r} expects a number, got {value!r}") from None
 
 
+_TYPES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list",
+          "dict": "a mapping"}
+
+
+def _type_ok(value, name: str) -> bool:
+    base = name.split("[", 1)[0].strip()
+    if base == "None":
+        return value is None
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base == "bool":
+        return isinstance(value, bool)
+    if base == "str":
+        return isinstance(value, str)
+    if base == "list":
+        inner = name[len("list["):-1] if name.startswith("list[") else ""
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value) if inner else isinstance(value, list)
+    if base == "dict":
+        return isinstance(value, dict)
+    return True  # Any, or a type this checker does not know
+
+
+def _check_type(value, annotation: str, key: str) -> None:
+    """Raise ConfigError unless ``value`` fits the field's annotation (``int | None``, ``list[str]`` …): no ``"8"``,
+    ``8.5`` or ``[8]`` where an int is meant, no ``yes`` string where a bool is."""
+    options = [part.strip() for part in annotation.split("|")]
+    if any(_type_ok(value, option) for option in options):
+        return
+    plural = {"int": "integers", "float": "numbers", "str": "strings", "bool": "true/false values"}
+
+    def describe(option: str) -> str:
+        if option.startswith("list[") and option[5:-1] in plural:
+            return f"a list of {plural[option[5:-1]]}"
+        return _TYPES.get(option.split("[", 1)[0], "null" if option == "None" else option)
+
+    wanted = " or ".join(describe(o) for o in options)
+    raise ConfigError(f"config key {key!r} expects {wanted}, got {value!r}")
+
+
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise ConfigError(f"config key {where!r} expects a mapping, got {values!r}")
@@ -119,6 +160,8 @@ def _build(cls, values: dict, where: str):
             value = _build(section, value or {}, key)
         elif "float" in str(spec.type) and not isinstance(value, bool) and isinstance(value, (int, str)):
             value = _as_float(value, key)
+        if section is None or not is_dataclass(section):  # a nested section was checked by its own _build
+            _check_type(value, str(spec.type), key)
         allowed = spec.metadata.get("choices")
         if allowed is not None and value not in allowed:
             raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(allowed)}")
@@ -205,10 +248,10 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 
 def read_yaml(path: str | Path) -> dict:
-    """The mapping in the YAML file ``path`` (empty file: ``{}``).
+    """The mapping in the YAML file ``path``.
 
-    Raises ConfigError naming the file for a missing file, invalid YAML, a duplicate key (with its line) or
-    a document that is not a mapping.
+    Raises ConfigError naming the file for a missing file, invalid YAML, a duplicate key (with its line), an
+    empty document (it would silently be every default) or a document that is not a mapping.
     """
     path = Path(path)
     if not path.is_file():
@@ -220,7 +263,7 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if values is None:
-        return {}
+        raise ConfigError(f"{path}: is empty; it expects a mapping of keys (see `lmjepa presets` for examples)")
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expects a mapping of keys, got {type(values).__name__}")
     return values

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import read_yaml
+from ..training.spec import read_spec
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
 from ..errors import ConfigError, RunFolderError
@@ -56,7 +56,7 @@ def check_spec(spec_path: str | Path) -> dict:
     """The ``audit:`` section of a spec, checked before anything trains. Raises ConfigError naming the cell
     and key: a missing baseline cell, an empty family, a cell with its own seed, an unknown override key."""
     spec_path = Path(spec_path)
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     audit = spec.get("audit") or {}
     cells = expand_cells(spec)
     baseline = audit.get("baseline")
@@ -173,7 +173,7 @@ def audit_report(spec_path: str | Path, store: str | Path, out: str | Path) -> P
     ``out/results.jsonl`` keeps every row with its geometry: the models can go, and a fresh checkout
     resumes the audit with ``--restore out/results.jsonl``."""
     settings = check_spec(spec_path)
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = load_results(store)

@@ -104,9 +104,9 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
-    opened = gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix == ".gz" else path.open(encoding="utf-8-sig")
-    with opened as handle:  # a byte-order mark is not part of line 1
-        for number, line in enumerate(handle, start=1):
+    opened = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    with opened as handle:
+        for number, line in enumerate(_decoded_lines(handle, path), start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -118,6 +118,22 @@ def iter_jsonl(path: str | os.PathLike, what: str = "data file"):
                 raise DataError(f"{where}:{err.colno}: malformed JSON ({err.msg})\n    {excerpt}\n"
                                 f"    {' ' * (err.pos - start)}^") from None
             yield where, record
+
+
+def _decoded_lines(handle, path: Path):
+    """The lines of a binary ``handle``, decoded as UTF-8 (a byte-order mark is not part of line 1). Raises
+    DataError naming ``path:line`` for a line that is not UTF-8, and for a truncated or corrupt ``.gz``."""
+    number = 0
+    try:
+        for raw in handle:
+            number += 1
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{number}: not UTF-8 (byte {err.start + 1} of the line: {err.reason}); "
+                                "save the file as UTF-8") from None
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: unreadable after line {number} ({err})") from None
 
 
 def read_rows(path: str | os.PathLike, required: tuple[str, ...], what: str = "results file") -> list[dict]:

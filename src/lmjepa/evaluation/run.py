@@ -41,6 +41,11 @@ def train_and_evaluate(config, force: bool = False) -> dict:
     """
     task = check_config(config)
     model_path(config)  # a model not available offline, or an unfinished init_from run, stops here
+    run_folder.check_writable(config.output_dir)
+    if force or not (Path(config.output_dir) / "metrics.json").is_file():  # the data (file:line), before any write
+        load_examples(config, "train")
+        if not config.eval.skip:
+            load_examples(config, "test")
     with run_folder.exclusive(config.output_dir):
         return _train_and_evaluate(config, task, force)
 

@@ -90,12 +90,21 @@ class Auxiliary(nn.Module):
 
     @classmethod
     def check(cls, params: dict, where: str) -> None:
-        """Raise ConfigError naming ``where`` for an unknown parameter or a value outside its choices."""
+        """Raise ConfigError naming ``where`` and the key for an unknown parameter, a value outside its choices,
+        or a value whose type is not its default's (an int default takes an int, a float one any number, a bool
+        one true/false, a string one a string; a None default takes anything)."""
         for key, value in params.items():
             if key not in cls.PARAMS:
                 raise ConfigError(f"{where}: unknown parameter {key!r} of {cls.name!r}; known: {sorted(cls.PARAMS)}")
-            if key in cls.CHOICES and value not in cls.CHOICES[key]:
-                raise ConfigError(f"{where}.{key}: {value!r} is not one of {list(cls.CHOICES[key])}")
+            if key in cls.CHOICES:
+                if value not in cls.CHOICES[key]:
+                    raise ConfigError(f"{where}.{key}: {value!r} is not one of {list(cls.CHOICES[key])}")
+                continue
+            default = cls.PARAMS[key]
+            kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+            if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and type(default) is not bool)):
+                raise ConfigError(f"{where}.{key}: expects {type(default).__name__} like its default {default!r}, "
+                                  f"got {value!r}")
 
     def needs(self) -> Needs:
         return Needs()

@@ -217,10 +217,30 @@ class RunConfig(ConfigBase):
 
     def validate(self) -> None:
         """Numbers in range and variants that name known keys (checked at load, before any model)."""
-        checks = [("jepa.lbd", self.jepa.lbd >= 0, "≥ 0"), ("jepa.gamma", self.jepa.gamma >= 0, "≥ 0"),
-                  ("jepa.predictors", self.jepa.predictors >= 0, "≥ 0"),
-                  ("jepa.dropout", 0 <= self.jepa.dropout < 1, "in [0, 1)"),
-                  ("train.batch_size", self.train.batch_size >= 1, "≥ 1")]
+        t, e, d, j = self.train, self.eval, self.data, self.jepa
+        at_least_1 = lambda v: v is None or v >= 1  # noqa: E731  (None: the field's "all" / "the task's")
+        checks = [("jepa.lbd", j.lbd >= 0, "≥ 0"), ("jepa.gamma", j.gamma >= 0, "≥ 0"),
+                  ("jepa.predictors", j.predictors >= 0, "≥ 0"), ("jepa.dropout", 0 <= j.dropout < 1, "in [0, 1)"),
+                  ("jepa.temperature", j.temperature > 0, "> 0"),
+                  ("jepa.grad_cosine_every", j.grad_cosine_every >= 0, "≥ 0 (0: off)"),
+                  ("jepa.geometry_every", j.geometry_every >= 0, "≥ 0 (0: off)"),
+                  ("train.seed", t.seed >= 0, "≥ 0"), ("train.learning_rate", t.learning_rate > 0, "> 0"),
+                  ("train.num_train_epochs", t.num_train_epochs > 0, "> 0"),
+                  ("train.max_steps", t.max_steps == -1 or t.max_steps >= 1, "≥ 1, or -1 (from the epochs)"),
+                  ("train.batch_size", t.batch_size >= 1, "≥ 1"),
+                  ("train.gradient_accumulation_steps", t.gradient_accumulation_steps >= 1, "≥ 1"),
+                  ("train.weight_decay", t.weight_decay >= 0, "≥ 0"),
+                  ("train.warmup_ratio", 0 <= t.warmup_ratio < 1, "in [0, 1)"),
+                  ("train.logging_steps", t.logging_steps >= 1, "≥ 1"), ("train.save_steps", t.save_steps >= 1, "≥ 1"),
+                  ("train.save_total_limit", at_least_1(t.save_total_limit), "≥ 1 or null (keep all)"),
+                  ("data.max_train_examples", at_least_1(d.max_train_examples), "≥ 1 or null (all rows)"),
+                  ("data.max_eval_examples", at_least_1(d.max_eval_examples), "≥ 1 or null (all rows)"),
+                  ("data.max_length", d.max_length >= 1, "≥ 1"),
+                  ("eval.max_new_tokens", at_least_1(e.max_new_tokens), "≥ 1 or null (the task's)"),
+                  ("eval.batch_size", e.batch_size >= 1, "≥ 1"),
+                  ("eval.regex_timeout_s", e.regex_timeout_s > 0, "> 0"), ("eval.sql_timeout_s", e.sql_timeout_s > 0, "> 0"),
+                  ("name", bool(self.name.strip()), "a non-empty string"),
+                  ("output_dir", bool(self.output_dir.strip()), "a non-empty path")]
         for key, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"config key {key!r} must be {allowed}")

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,32 @@ def exclusive(folder: str | Path, what: str = "run folder") -> Iterator[None]:
         lock.release()
 
 
+def _nothing_made(out: Path) -> bool:
+    """True when a run folder holds no result and no checkpoint (a start that failed before its first save): its
+    ``config.yaml`` may be replaced by a corrected config."""
+    made = [*STALE, "checkpoint-*", "incomplete-checkpoint-*"]
+    return not any(any(out.glob(pattern)) for pattern in made)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Raise RunFolderError naming ``folder`` if it is a file, or if it (or its first existing parent, where it
+    would be created) is not a writable folder. Creates nothing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"output_dir {folder}: is a file, not a folder")
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise RunFolderError(f"output_dir {folder}: {probe} is not a writable folder")
+    try:  # root passes every access check; a read-only or special filesystem still refuses a file
+        handle, name = tempfile.mkstemp(prefix=".lmjepa-write-check-", dir=probe)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as err:
+        raise RunFolderError(f"output_dir {folder}: {probe} is not a writable folder ({err.strerror})") from None
+
+
 def prepare(config: ConfigBase, force: bool = False) -> dict | None:
     """Make ``config.output_dir`` ready for ``config``; return the stored metrics of a finished run.
 
@@ -87,7 +114,8 @@ def prepare(config: ConfigBase, force: bool = False) -> dict | None:
     """
     out = Path(config.output_dir)
     saved = out / "config.yaml"
-    if saved.exists() and not force and load_config(saved, cls=type(config)).to_dict() != config.to_dict():
+    if saved.exists() and not force and load_config(saved, cls=type(config)).to_dict() != config.to_dict() \
+            and not _nothing_made(out):
         raise RunFolderError(f"{out} holds a run with a different config ({saved}); "
                              "use another output_dir, or --force to start it again")
     if (out / "metrics.json").exists() and not force:

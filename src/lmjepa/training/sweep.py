@@ -36,6 +36,7 @@ does not outlive the session, keep a copy of the store elsewhere and bring it ba
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -47,9 +48,9 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import read_yaml
+from .spec import read_spec
 from ..data.jsonl import read_rows
-from ..errors import ConfigError, RunFolderError
+from ..errors import ConfigError, LmjepaError, RunFolderError
 from ..io import atomic_write_text
 from .config import RunConfig, load_run_config
 from . import run_folder
@@ -132,7 +133,7 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     ``output_dir`` replaces the spec's. Raises ConfigError if the spec lacks ``base``/``output_dir``.
     """
     spec_path = Path(spec_path)
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     if "base" not in spec or "output_dir" not in spec:
         raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
     base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
@@ -234,7 +235,7 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
     fine-tuning seed starts from it (``model.init_from``), in ``<cell>/pretrain-seed-<p>/seed-<f>-<hash>``.
     Raises ConfigError naming what is missing (``pretrain.base``, ``pretrain.seeds``)."""
     spec_path = Path(spec_path)
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     pre = spec.get("pretrain") or {}
     for key in ("base", "seeds"):
         if not pre.get(key):
@@ -264,11 +265,34 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
 def plan_phases(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[list[tuple]], int]:
     """(output folder, phases, concurrency) of any spec: ``plan_nested``'s two phases for a two-stage spec,
     else one phase of ``plan``'s runs, each run ``(cell, seed, config, row fields)``."""
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     if "pretrain" in spec:
         return plan_nested(spec_path, output_dir)
     out, runs, concurrency = plan(spec_path, output_dir)
     return out, [[(c, s, cfg, {}) for c, s, cfg in runs]], concurrency
+
+
+def preflight(configs: list) -> None:
+    """Check what every run will read before any folder is made: its model (unless it starts from an earlier
+    stage's run), its task and its data files (file:line), each distinct data setting once. Raises ConfigError,
+    DataError or ModelNotAvailable naming the run."""
+    from .run import load_examples, model_path
+
+    seen = set()
+    for config in configs:
+        key = json.dumps([config.task, config.tasks, dataclasses.asdict(config.data), config.eval.skip,
+                          config.model.name, config.model.init_from], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if not config.model.init_from:
+                model_path(config)
+            load_examples(config, "train")
+            if not config.eval.skip:
+                load_examples(config, "test")
+        except LmjepaError as err:
+            raise type(err)(f"run {config.name}: {err}") from None
 
 
 def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir: str | None = None,
@@ -286,7 +310,7 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     when all are done RunFolderError names every failed run and its ``stdout.log``. Raises ConfigError
     for an unknown launcher or cell, a missing extra, or a Ray ``address`` that does not answer.
     """
-    spec = read_yaml(spec_path)
+    spec = read_spec(spec_path)
     out, phases, spec_concurrency = plan_phases(spec_path, output_dir)
     launcher = launcher or spec.get("launcher", "local")
     if launcher not in RUNNERS:
@@ -297,6 +321,7 @@ def run_sweep(spec_path: str | Path, concurrency: int | None = None, output_dir:
     store = out / "results.jsonl"
     tasks = list(spec.get("evaluate_on") or []) if evaluate_on is None else evaluate_on
     per_seed = len(expand_cells(spec))
+    preflight([r[2] for r in phases[0]])
     failures, total = [], 0
     with run_folder.exclusive(out, "sweep store"):  # one sweep writes a store at a time (its runs lock their own)
         for index, runs in enumerate(phases):
