@@ -103,7 +103,7 @@ def test_inspect_shows_each_view_and_its_enc_tokens(tmp_path, tiny_model_dir, da
               "jepa": {"predictors": 1, "views": "multiview"}, "eval": {"skip": True}}
     (tmp_path / "mv.yaml").write_text(yaml.safe_dump(config))
     assert main(["inspect", str(tmp_path / "mv.yaml"), "--json"]) == 0
-    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    row = json.loads(capsys.readouterr().out)["rows"][0]
     eos = load_tokenizer(str(tiny_model_dir)).eos_token
     assert row["views"][0] == GROUPS[0][0] + eos + "<|predictor_1|>" and row["views"][2] == GROUPS[0][2] + eos
     assert row["trained"][0] == GROUPS[0][0] + eos  # the predictor token is not an NTP label

@@ -119,7 +119,7 @@ def test_inspect_prints_what_training_sees(tmp_path, data_dir, capsys, base_toke
     config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n"
                       "jepa: {predictors: 2, view_format: chat}\n")
     assert main(["inspect", str(config), "--rows", "2", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert len(rows) == 2 and set(rows[0]) == {"full", "trained", "text_view", "enc_text_token", "code_view",
                                                "enc_code_token"}
     first = json.loads((data_dir / "llm-jepa" / "synth_train.jsonl").read_text().splitlines()[0])["messages"]
@@ -209,3 +209,38 @@ def test_effective_conditions_record_what_acted():
     ntp = from_dict({**official, "jepa": {"lbd": 0.0}}, RunConfig)  # the official NTP runs: the stock Trainer
     assert effective_conditions(ntp)["effective_weights"] == {"ntp": 1.0}
     assert effective_conditions(ntp)["official_conditions_acted"] == ["train_prompt", "train_eos=false"]
+
+
+def test_inspect_json_prints_the_objective_resolved_once(tmp_path, capsys, base_tokenizer_path, data_dir):
+    """``--set jepa.lbd=0.5`` gives exactly one llm-jepa term of weight 0.5; ``objectives: [sigreg]`` gives sigreg
+    alone (beside NTP's γ), with no LLM-JEPA weight recorded; setting λ both ways is refused naming both keys."""
+    import json
+
+    from lmjepa.cli.main import main
+    from lmjepa.objectives import AUXILIARIES
+    from lmjepa.training.config import load_run_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n")
+    assert main(["inspect", str(config), "--rows", "1", "--json", "--set", "jepa.lbd=0.5"]) == 0
+    objective = json.loads(capsys.readouterr().out)["objective"]
+    assert [(t["name"], t["weight"]) for t in objective] == [("ntp", 1.0), ("llm-jepa", 0.5)]
+    assert objective[1]["distance"] == "cosine" and objective[1]["dropout"] == 0.0
+
+    config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n"
+                      "objectives: [{name: sigreg, weight: 0.01}]\n")
+    assert main(["inspect", str(config), "--rows", "1", "--json"]) == 0
+    objective = json.loads(capsys.readouterr().out)["objective"]
+    assert [(t["name"], t["weight"]) for t in objective] == [("ntp", 1.0), ("sigreg", 0.01)]
+    assert {k: objective[1][k] for k in AUXILIARIES["sigreg"].PARAMS} == AUXILIARIES["sigreg"].PARAMS
+    assert load_run_config(config).llm_jepa_weight() is None  # an objectives-only run records no λ
+
+    config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n"
+                      "jepa: {lbd: 0.5}\nobjectives: [{name: llm-jepa, weight: 1.0}]\n")
+    assert main(["inspect", str(config), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "jepa.lbd" in err and "objectives" in err
+    # STP's own default weight (0.02) is what the resolved objective, and so every record, carries
+    config.write_text(f"model: {{name: {base_tokenizer_path}}}\ndata: {{data_dir: {data_dir}}}\n"
+                      "objectives: [{name: stp}]\n")
+    assert [t["weight"] for t in load_run_config(config).objective_terms()] == [1.0, 0.02]

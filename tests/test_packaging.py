@@ -32,7 +32,7 @@ def test_wheel_installed_elsewhere_runs_a_preset_without_a_data_folder(tmp_path)
     out = subprocess.run(command, cwd=cwd, env=_clean_env(PYTHONPATH=str(target)), capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    rows = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))["rows"]
     assert len(rows) == 2
     assert "lines with words with a vowel and a lower-case letter" in rows[0]["full"]  # synth_train row 1
     where = subprocess.run([sys.executable, "-c", "import lmjepa, lmjepa.data.tasks as t; "

@@ -199,9 +199,12 @@ def cmd_inspect(args) -> int:
     config = load_run_config(args.config, _overrides(args))
     check_config(config)
     rows = inspect_rows(config, args.rows)
-    if args.json:
-        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows))
+    if args.json:  # one document: the resolved objective, the views, then the rows
+        views = {"mode": config.jepa.views, "format": config.jepa.view_format,
+                 "shared_view_prefix": config.jepa.shared_view_prefix}
+        print(json.dumps({"objective": config.objective_terms(), "views": views, "rows": rows}, ensure_ascii=False))
         return 0
+    print("objective: " + " + ".join(f"{t['weight']:g}·{t['name']}" for t in config.objective_terms()))
     for i, row in enumerate(rows, start=1):
         print(f"--- row {i} " + "-" * 60)
         for key, value in row.items():

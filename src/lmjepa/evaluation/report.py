@@ -36,7 +36,7 @@ def comparison_table(results: dict[str, dict]) -> str:
             details.append(f"contains target {m['contains_target']:.1f}%, stopped {stopped}, exact if cut at "
                            f"line break {m['exact_if_truncated']:.1f}%, extra tokens {extra}")
         lines.append(
-            f"| {name} | {m.get('task', 'nlrx-synth')} | {m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
+            f"| {name} | {m.get('task', 'nlrx-synth')} | {'—' if m.get('lbd', '') is None else m.get('lbd', '')} | {m.get('predictors', '')} | {key} | "
             f"{'' if value is None else f'{value:.2f}'} | "
             f"{'' if m.get('exact_match') is None else format(m['exact_match'], '.2f')} | {'; '.join(details)} | "
             f"{m.get('n', '')} | "

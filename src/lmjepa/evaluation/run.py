@@ -24,7 +24,8 @@ from ..io import atomic_write_json
 from ..models.loading import load_model, load_tokenizer
 from ..training import run_folder
 from ..training.config import RunConfig, load_run_config
-from ..training.run import build_model_and_tokenizer, evaluation_data_dir, load_examples, model_path, train
+from ..training.run import (build_model_and_tokenizer, check_data, evaluation_data_dir, load_examples, model_path,
+                             train)
 from .evaluate import evaluate_examples, rescore
 from .tasks import METRICS, check_config
 
@@ -43,9 +44,7 @@ def train_and_evaluate(config, force: bool = False) -> dict:
     model_path(config)  # a model not available offline, or an unfinished init_from run, stops here
     run_folder.check_writable(config.output_dir)
     if force or not (Path(config.output_dir) / "metrics.json").is_file():  # the data (file:line), before any write
-        load_examples(config, "train")
-        if not config.eval.skip:
-            load_examples(config, "test")
+        check_data(config)
     with run_folder.exclusive(config.output_dir):
         return _train_and_evaluate(config, task, force)
 
@@ -113,7 +112,7 @@ def evaluate_target(target: str | Path, overrides: dict | None = None, out: str 
     metrics = evaluate_examples(model, tokenizer, examples, task, config.eval, out, evaluation_data_dir(config),
                                 model_dir=model_dir)
     if target.is_dir():  # a trained run: its objective's λ and k describe the model
-        metrics.update(name=config.name, lbd=config.jepa.lbd, predictors=config.jepa.predictors)
+        metrics.update(name=config.name, lbd=config.llm_jepa_weight(), predictors=config.jepa.predictors)
     else:  # the config's base model as it is: no objective was applied, so no λ or k is recorded
         metrics.update(name=config.name, model=config.model.name, fine_tuned=False)
     return config.name, _save_metrics(out, metrics, merge=target.is_dir() and out == target)

@@ -29,7 +29,8 @@ from ..config import ConfigBase, choice, load_config
 from ..data.jsonl import SUBSETS
 from ..data.packing import MULTIVIEW, VIEW_MODES
 from ..errors import ConfigError
-from ..objectives import check_specs
+from ..objectives import AUXILIARIES, check_specs
+from ..objectives.objective import SPEC_KEYS
 from ..objectives.jepa import DISTANCES
 
 ATTN_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
@@ -181,6 +182,13 @@ class EvalConfig:
     """No evaluation after training (a pretraining stage): ``metrics.json`` holds the training summary."""
 
 
+def legacy_specs(jepa: JEPAConfig) -> list[dict]:
+    """The ``objectives`` list of a config with only a ``jepa:`` section: one ``llm-jepa`` term (λ, distance,
+    temperature, loss dropout)."""
+    return [{"name": "llm-jepa", "weight": jepa.lbd, "dropout": jepa.dropout, "compensate": jepa.dropout_compensate,
+             "distance": jepa.distance, "temperature": jepa.temperature}]
+
+
 @dataclass
 class RunConfig(ConfigBase):
     """One run of ``lmjepa train`` / ``evaluate`` / ``sweep`` (see the module docstring)."""
@@ -214,6 +222,31 @@ class RunConfig(ConfigBase):
                 raise ConfigError(f"data.dataset {dataset!r} is replaced by task:; use one of the registered tasks")
             values["task"] = LEGACY_DATASETS[dataset]
         return values
+
+    def auxiliary_specs(self) -> list[dict]:
+        """The auxiliary terms as trained: ``objectives:`` when given, else the one LLM-JEPA term of ``jepa:``. The
+        only place the two ways of writing an objective meet (everything downstream reads this, or
+        ``objective_terms``)."""
+        return self.objectives or legacy_specs(self.jepa)
+
+    def objective_terms(self) -> list[dict]:
+        """The resolved objective ``L = γ·L_NTP + Σ weight_i·A_i`` (issue 35), as recorded in result rows and
+        printed by ``lmjepa inspect --json``: ``[{"name": "ntp", "weight": γ}, {"name": term, "weight": w,
+        "dropout": α, "compensate": bool, <every parameter, defaults filled in>}, …]``. A term of weight 0 (an NTP
+        cell's λ = 0) is listed: it is computed and logged, not trained."""
+        terms = [{"name": "ntp", "weight": float(self.jepa.gamma)}]
+        for spec in self.auxiliary_specs():
+            cls = AUXILIARIES[spec["name"]]
+            params = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
+            terms.append({"name": spec["name"],
+                          "weight": float(spec.get("weight", getattr(cls, "DEFAULT_WEIGHT", 1.0))),
+                          "dropout": float(spec.get("dropout", 0.0)), "compensate": bool(spec.get("compensate", False)),
+                          **cls.PARAMS, **params})
+        return terms
+
+    def llm_jepa_weight(self) -> float | None:
+        """λ of the ``llm-jepa`` term, or None when the objective has none (an objectives-only run)."""
+        return next((t["weight"] for t in self.objective_terms()[1:] if t["name"] == "llm-jepa"), None)
 
     def validate(self) -> None:
         """Numbers in range and variants that name known keys (checked at load, before any model)."""

@@ -27,7 +27,7 @@ from ..models.loading import add_predictor_tokens, load_model, load_tokenizer, r
 from ..objectives import Objective
 from . import run_folder
 from .config import RunConfig
-from .trainer import JEPATrainer, NonFiniteLossError, legacy_specs
+from .trainer import JEPATrainer, NonFiniteLossError
 
 log = logging.getLogger("lmjepa")
 
@@ -57,6 +57,22 @@ def load_examples(config: RunConfig, split: str) -> list[Example]:
     if task.system_prompt is None:
         return examples
     return [e if e.system is not None else dataclasses.replace(e, system=task.system_prompt) for e in examples]
+
+
+def check_data(config: RunConfig) -> None:
+    """Read every data file a run will read (the training rows as its view mode reads them, the test rows unless
+    ``eval.skip``), before anything is written or a model loads. Raises DataError naming file:line, ConfigError
+    for a view mode the objective cannot use."""
+    if config.jepa.views == MULTIVIEW:
+        others = sorted({spec["name"] for spec in config.objectives} - {"llm-jepa"})
+        if others or config.jepa.geometry_every:
+            raise ConfigError(f"jepa.views: multiview trains NTP and the llm-jepa term only (each view predicts the "
+                              f"next); not {others or 'jepa.geometry_every'}")
+        read_views(data_file(config, "train"), config.data.max_train_examples)
+    else:
+        load_examples(config, "train")
+    if not config.eval.skip:
+        load_examples(config, "test")
 
 
 def evaluation_data_dir(config: RunConfig) -> str | None:
@@ -236,7 +252,7 @@ def build_objective(config: RunConfig, model) -> Objective:
     """The config's objective (``objectives:``, or the one LLM-JEPA term of ``jepa:``). A term with
     parameters of its own (``llm-jepa`` with ``predictor: mlp``) is attached to the model while it
     trains, so the optimizer, DDP and checkpoints see them."""
-    specs = config.objectives or legacy_specs(config.jepa)
+    specs = config.auxiliary_specs()
     objective = Objective(specs, config.jepa.gamma, model.config.hidden_size if hasattr(model, "config") else None)
     if any(p.requires_grad for p in objective.parameters()):
         setattr(model, OBJECTIVE_ATTRIBUTE, objective)
@@ -251,11 +267,11 @@ def effective_conditions(config: RunConfig, processes: int = 1) -> dict:
     over the GA micro-batches undivided (``JEPATrainer``), so every term, NTP included, weighs GA × its weight
     (NTP as micro-batch means). ``RunConfig.validate`` refuses the setting where it cannot act."""
     batch, steps = config.train.batch_size, config.train.gradient_accumulation_steps
-    specs = config.objectives or legacy_specs(config.jepa)
     official_scaling = config.jepa.accumulation_scaling == "official"
     scale = steps if official_scaling else 1
-    weights = {"ntp": config.jepa.gamma * scale, **{spec["name"]: float(spec.get("weight", 1.0)) * scale
-                                                   for spec in specs if float(spec.get("weight", 1.0)) > 0}}
+    terms = config.objective_terms()  # ntp first, with γ
+    weights = {terms[0]["name"]: terms[0]["weight"] * scale,
+               **{t["name"]: t["weight"] * scale for t in terms[1:] if t["weight"] > 0}}
     acted = [name for name, on in (("train_prompt", config.data.train_prompt), ("train_eos=false", not config.data.train_eos),
                                    ("accumulation_scaling=official", official_scaling and steps > 1 and len(weights) > 1))
              if on]
@@ -284,10 +300,7 @@ def train(config: RunConfig) -> Trained | None:
     tokenizer, predictor_ids = build_tokenizer(config)
     train_file = data_file(config, "train")
     if config.jepa.views == MULTIVIEW:
-        others = sorted({spec["name"] for spec in config.objectives} - {"llm-jepa"})
-        if others or config.jepa.geometry_every:
-            raise ConfigError(f"jepa.views: multiview trains NTP and the llm-jepa term only (each view predicts the "
-                              f"next); not {others or 'jepa.geometry_every'}")
+        check_data(config)
         rows = read_views(train_file, config.data.max_train_examples)
         features = [encode_views(views, tokenizer, predictor_ids, config.data.max_length) for views in rows]
         counts = {"examples": len(rows), "views": sum(len(v) for v in rows)}
@@ -335,7 +348,8 @@ def train(config: RunConfig) -> Trained | None:
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes),
-                   name=config.name, lbd=config.jepa.lbd, gamma=config.jepa.gamma, predictors=config.jepa.predictors,
+                   name=config.name, lbd=config.llm_jepa_weight(), gamma=config.jepa.gamma, predictors=config.jepa.predictors,
+                   objective=config.objective_terms(),
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
                    train_steps=result.global_step, train_loss=trainer.training_loss(), train_data=dict(counts),
                    log_history=trainer.state.log_history)

@@ -276,7 +276,7 @@ def preflight(configs: list) -> None:
     """Check what every run will read before any folder is made: its model (unless it starts from an earlier
     stage's run), its task and its data files (file:line), each distinct data setting once. Raises ConfigError,
     DataError or ModelNotAvailable naming the run."""
-    from .run import load_examples, model_path
+    from .run import check_data, model_path
 
     seen = set()
     for config in configs:
@@ -288,9 +288,7 @@ def preflight(configs: list) -> None:
         try:
             if not config.model.init_from:
                 model_path(config)
-            load_examples(config, "train")
-            if not config.eval.skip:
-                load_examples(config, "test")
+            check_data(config)
         except LmjepaError as err:
             raise type(err)(f"run {config.name}: {err}") from None
 

@@ -39,7 +39,7 @@ from ..data import packing
 from ..objectives import Objective, Step
 from ..objectives.monitors import geometry_monitors
 from ..objectives.predict_reconstruct import ema_momentum
-from .config import JEPAConfig
+from .config import JEPAConfig, legacy_specs
 from .run_folder import AtomicCheckpoints
 
 class NonFiniteLossError(FloatingPointError):
@@ -297,8 +297,3 @@ def resumed_loss_total(checkpoint: str) -> float:
             last = row["step"]
     return total
 
-
-def legacy_specs(jepa: JEPAConfig) -> list[dict]:
-    """The ``objectives`` list of a config with only a ``jepa:`` section: one ``llm-jepa`` term."""
-    return [{"name": "llm-jepa", "weight": jepa.lbd, "dropout": jepa.dropout, "compensate": jepa.dropout_compensate,
-             "distance": jepa.distance, "temperature": jepa.temperature}]
