@@ -157,3 +157,35 @@ def test_soak_a_sweep_with_two_workers_under_repeated_kills_ends_with_one_row_pe
     rows = [json.loads(line) for line in (tmp_path / "soak" / "results.jsonl").read_text().splitlines()]
     assert sorted((r["cell"], r["seed"]) for r in rows) == [("llm-jepa", 1), ("llm-jepa", 2), ("ntp", 1), ("ntp", 2)]
     assert _predictions(tmp_path / "soak") == _predictions(tmp_path / "calm") and len(_predictions(tmp_path / "calm")) == 4
+
+
+@pytest.mark.parametrize("fault, named", [
+    (OSError(28, "No space left on device", "/runs/x/metrics.json.tmp"), "/runs/x/metrics.json.tmp: no space left"),
+    (OSError(30, "Read-only file system", "/runs/x/run.log"), "/runs/x/run.log: read-only filesystem"),
+    (RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4416 vs 4310"), "is the disk full?"),
+])
+def test_a_fault_of_the_machine_is_one_line_and_the_rerun_resumes(tmp_path, tiny_model_dir, data_dir, capsys,
+                                                                   monkeypatch, fault, named):
+    """A write that fails mid-run (here: the second checkpoint's RNG state, as a full disk would) is one line, rc 2,
+    no traceback; no incomplete checkpoint is in place, and the same command, run again, resumes and finishes."""
+    from lmjepa.cli.main import main
+
+    cfg = _write(tmp_path / "c.yaml", _config(tmp_path / "run", tiny_model_dir, data_dir))
+    original, saves = Trainer._save_rng_state, []
+
+    def fails(self, output_dir):
+        saves.append(output_dir)
+        if len(saves) == 2:
+            raise fault
+        original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", fails)
+    assert main(["train", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("lmjepa")]
+    assert "Traceback" not in err and len(lines) == 1 and named in lines[0], err[-1500:]
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-2"]
+    monkeypatch.setattr(Trainer, "_save_rng_state", original)
+    assert main(["train", str(cfg)]) == 0
+    assert "resuming from" in (tmp_path / "run" / "run.log").read_text()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_steps"] == 6

@@ -30,6 +30,7 @@ bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
@@ -201,6 +202,35 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as err:  # NonFiniteLossError: the last good checkpoint is kept
         print(f"lmjepa: training stopped: {err}", file=sys.stderr)
         return 3
+    except (OSError, RuntimeError) as err:
+        message = machine_fault(err)
+        if message is None:
+            raise
+        print(f"lmjepa: error: {message}", file=sys.stderr)
+        return 2
+
+
+# A fault of the machine, not of lmjepa: one line naming the path. torch's zip writer reports a full disk as
+# "PytorchStreamWriter failed writing file …" / "unexpected pos …" (a RuntimeError without errno).
+MACHINE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "read-only filesystem", errno.EACCES: "permission denied", errno.EPERM: "not permitted"}
+TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "No space left on device")
+
+
+def machine_fault(err: BaseException) -> str | None:
+    """The one-line message for a full disk, a quota, a read-only folder or a refused write (``err`` an OSError
+    with that errno, or torch's write RuntimeError), or None for anything else (a bug: its traceback shows).
+    Checkpoints are written whole or not at all (``run_folder.AtomicCheckpoints``) and records atomically, so
+    nothing half-written remains: free space and run the command again, it resumes."""
+    if isinstance(err, OSError) and err.errno in MACHINE_ERRNOS:
+        where = f"{err.filename}: " if err.filename else ""
+        what = MACHINE_ERRNOS[err.errno]
+    elif isinstance(err, RuntimeError) and any(s in str(err) for s in TORCH_WRITE_FAILURES):
+        where, what = "", f"writing a file failed ({' '.join(str(err).split())[:160]}); is the disk full?"
+    else:
+        return None
+    return f"{where}{what} — nothing half-written was kept; free space (or fix the permissions) and run again: " \
+           "it resumes from the last complete checkpoint"
 
 
 if __name__ == "__main__":
