@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lmjepa"
-BASE = {"config", "errors", "io", "paths", "__init__"}  # below every layer; they import no layer
+BASE = {"config", "errors", "io", "paths", "seeds", "__init__"}  # below every layer; they import no layer
 LAYERS = {"data": 0, "objectives": 1, "models": 2, "training": 3, "evaluation": 4, "stats": 5, "analysis": 5, "cli": 6}
 
 

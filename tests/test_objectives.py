@@ -77,3 +77,15 @@ def test_gather_enc_picks_one_row_each():
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
     picked = gather_enc(hidden, torch.tensor([1, 3]))
     assert torch.equal(picked, torch.stack([hidden[0, 1], hidden[1, 3]]))
+
+
+def test_one_seed_helper_derives_distinct_in_range_streams():
+    """``lmjepa.seeds``: over the seeds, steps and terms in use, every (seed, step, term) gets its own step seed in
+    [0, 2^63) (checked against Python's exact integers), and the draw seeds of one step never collide."""
+    from lmjepa.seeds import draw_seed, step_seed
+
+    seeds, steps, terms = (82, 23, 37, 84, 4, 11, 42, 57), range(0, 3000, 7), range(4)
+    values = {(s, t, i): step_seed(s, t, i) for s in seeds for t in steps for i in terms}
+    assert len(set(values.values())) == len(values) and all(0 <= v < 2**63 for v in values.values())
+    assert all(v == (s * 1_000_003 + t + i * 7_919_000_003) for (s, t, i), v in values.items())  # no wrap here
+    assert len({draw_seed(82, t, c) for t in range(500) for c in range(100)}) == 500 * 100

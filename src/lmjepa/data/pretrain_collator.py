@@ -6,6 +6,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from .block_masks import sample_block_masks
+from ..seeds import data_order_seed, span_mask_seed
 
 
 class HybridCollator:
@@ -22,8 +23,8 @@ class HybridCollator:
     """
 
     def __init__(self, tokenizer, objective, seed: int):
-        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=objective.mlm_probability, seed=seed)
-        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=objective.mlm_probability, seed=data_order_seed(seed))
+        self.generator = torch.Generator().manual_seed(span_mask_seed(seed))
         self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
         self.objective = objective
 

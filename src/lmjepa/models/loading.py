@@ -22,6 +22,7 @@ from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoToken
 from ..errors import ConfigError, LmjepaError
 
 from ..paths import cache_dir
+from ..seeds import init_seed
 
 __all__ = ["BUILTIN_MODELS", "ModelNotAvailable", "add_predictor_tokens", "cache_dir", "load_any", "load_encoder",
            "load_model", "load_tokenizer", "resolve_model_path"]
@@ -192,7 +193,7 @@ def load_model(
     Raises ConfigError if ``config_overrides`` are given without ``from_scratch``.
     """
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    torch.manual_seed(seed)  # from-scratch weights and the new (predictor) embedding rows
+    torch.manual_seed(init_seed(seed))  # from-scratch weights and the new (predictor) embedding rows
     if from_scratch:
         config = AutoConfig.from_pretrained(path, **(config_overrides or {}))
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, **kwargs)

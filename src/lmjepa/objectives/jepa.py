@@ -15,6 +15,7 @@ from torch import nn
 
 from ..data.packing import gather_enc
 from .base import Auxiliary, Needs, Step, full_precision, register
+from ..seeds import step_seed
 
 __all__ = ["DISTANCES", "LLMJEPA", "gather_enc", "jepa_distance", "jepa_dropped"]
 DISTANCES = ("cosine", "l2", "mse", "infonce")
@@ -104,5 +105,5 @@ def jepa_dropped(seed: int, step: int, rate: float, term: int = 0) -> bool:
         raise ValueError(f"loss dropout α must be in [0, 1), got {rate}")
     if rate == 0.0:
         return False
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + step + term * 7_919_000_003) % (2**63))
+    generator = torch.Generator().manual_seed(step_seed(seed, step, term))
     return torch.rand((), generator=generator).item() < rate

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from .base import Step, full_precision, register
 from .distribution import EMBEDDINGS, _OnEmbeddings
+from ..seeds import step_seed
 
 
 def sigreg(z: torch.Tensor, directions: torch.Tensor, t_max: float = 3.0, n_points: int = 17) -> torch.Tensor:
@@ -59,6 +60,6 @@ class SIGReg(_OnEmbeddings):
 
     def forward(self, step: Step) -> torch.Tensor:
         z = self.embeddings(step)
-        directions = random_directions(z.shape[1], int(self.params["num_slices"]), step.seed * 1_000_003 + step.step,
+        directions = random_directions(z.shape[1], int(self.params["num_slices"]), step_seed(step.seed, step.step),
                                        z.device, z.dtype)
         return sigreg(z, directions, float(self.params["t_max"]), int(self.params["n_points"]))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Auxiliary, Needs, Step, register, span_masks
+from ..seeds import draw_seed
 
 _EPS = 1e-6  # keeps acos differentiable: cos is clamped to [−1 + ε, 1 − ε]
 
@@ -91,7 +92,7 @@ class STP(Auxiliary):
         last, calls = self._calls
         calls = calls + 1 if last == step.step else 0
         self._calls = (step.step, calls)
-        return torch.Generator().manual_seed((step.seed * 1_000_003 + step.step) * 131 + calls)
+        return torch.Generator().manual_seed(draw_seed(step.seed, step.step, calls))
 
     def forward(self, step: Step) -> torch.Tensor:
         h, spans = step.hidden[self.params["layer"]], step.spans

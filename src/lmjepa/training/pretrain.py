@@ -27,6 +27,7 @@ from ..objectives.predict_reconstruct import collapse_monitors, ema_momentum
 from . import run_folder
 from .pretrain_config import PretrainConfig
 from .run import training_arguments
+from ..seeds import init_seed
 
 log = logging.getLogger("lmjepa")
 
@@ -82,7 +83,7 @@ class PretrainTrainer(run_folder.AtomicCheckpoints, Trainer):
 
 def build_model(config: PretrainConfig, vocab_size: int) -> PredictReconstruct:
     m = config.model
-    torch.manual_seed(config.train.seed)  # the encoder is built first: hybrid and control start equal
+    torch.manual_seed(init_seed(config.train.seed))  # the encoder is built first: hybrid and control start equal
     encoder_config = BertConfig(
         vocab_size=vocab_size, hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
         num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size or 4 * m.hidden_size,

@@ -28,6 +28,7 @@ from ..objectives import Objective
 from . import run_folder
 from .config import RunConfig
 from .trainer import JEPATrainer, NonFiniteLossError
+from ..seeds import data_order_seed, init_seed
 
 log = logging.getLogger("lmjepa")
 
@@ -150,7 +151,7 @@ def build_model(config: RunConfig, tokenizer, predictor_ids: list[int]):
         from peft import LoraConfig, get_peft_model
 
         lora = dict(config.model.lora)
-        torch.manual_seed(config.train.seed)
+        torch.manual_seed(init_seed(config.train.seed))
         peft_config = LoraConfig(
             r=lora.pop("r", 16),
             lora_alpha=lora.pop("alpha", 32),
@@ -234,7 +235,7 @@ def training_arguments(config, out: Path) -> TrainingArguments:
         save_steps=t.save_steps,
         save_total_limit=t.save_total_limit,
         seed=t.seed,
-        data_seed=t.seed,
+        data_seed=data_order_seed(t.seed),
         report_to=[r for r in t.report_to if r != "none"] or "none",
         bf16=t.precision == "bf16",
         fp16=t.precision == "fp16",
