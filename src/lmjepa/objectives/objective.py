@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from . import distribution, fisher, jepa, sigreg, trajectory  # noqa: F401  (they register their terms)
 from .base import AUXILIARIES, Auxiliary, Needs, Step
 from .jepa import jepa_dropped
 
