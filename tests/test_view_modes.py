@@ -142,3 +142,44 @@ def test_dropped_steps_compute_no_view_tokens(base_tokenizer_path, data_dir, tmp
     assert sum(seen) > plain_tokens  # the view tokens were computed
     jepa = trainer._metrics["jepa_loss"][-1]
     assert kept_loss.item() == pytest.approx(plain.item() + jepa / (1 - rate), rel=1e-5)  # λ/(1 − α)
+
+
+def test_view_modes_are_one_registry_and_auto_picks_the_measured_fastest_exact_mode():
+    from lmjepa.data.packing import VIEW_MODE_REGISTRY, JEPACollator, resolve_views, view_mode
+
+    assert set(VIEW_MODE_REGISTRY) == {"separate", "packed", "shared_prefix", "multiview"}
+    assert resolve_views("auto", "cpu")[0] == "separate"
+    assert resolve_views("auto", "cuda", "sdpa")[0] == "packed"
+    assert resolve_views("auto", "cuda", "flash_attention_2")[0] == "separate"  # no 4-D block mask there
+    assert resolve_views("shared_prefix", "cuda") == ("shared_prefix", "set in the config")  # never overridden
+    assert "1.78×" in resolve_views("auto", "cpu")[1]
+    with pytest.raises(ValueError, match="choose one of"):
+        view_mode("sideways")
+    with pytest.raises(ValueError, match="own collator"):
+        JEPACollator(0, "multiview")
+
+
+def test_views_auto_trains_exactly_as_the_mode_it_resolves_to(tmp_path, tiny_model_dir, data_dir, capsys):
+    import json
+
+    import yaml
+
+    from lmjepa.cli.main import main
+
+    def run(views, name):
+        config = {"name": name, "output_dir": str(tmp_path / name), "model": {"name": str(tiny_model_dir)},
+                  "data": {"data_dir": str(data_dir), "max_train_examples": 8, "max_eval_examples": 2},
+                  "jepa": {"views": views, "predictors": 1},
+                  "train": {"batch_size": 4, "learning_rate": 1e-3, "extra": {"disable_tqdm": True}},
+                  "eval": {"max_new_tokens": 4}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        assert main(["train", str(tmp_path / f"{name}.yaml")]) == 0
+        return json.loads((tmp_path / name / "metrics.json").read_text())
+
+    auto, separate = run("auto", "auto"), run("separate", "separate")
+    assert auto["view_mode"] == "separate" and auto["train_loss"] == separate["train_loss"]
+    assert (tmp_path / "auto" / "predictions.jsonl").read_text() == (tmp_path / "separate" / "predictions.jsonl").read_text()
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "auto.yaml"), "--rows", "1", "--json"]) == 0
+    views = json.loads(capsys.readouterr().out)["views"]
+    assert views["requested"] == "auto" and views["mode"] == "separate" and "1.78×" in views["why"]

@@ -194,17 +194,19 @@ def cmd_tasks(args) -> int:
 def cmd_inspect(args) -> int:
     from ..evaluation.tasks import check_config
     from ..training.config import load_run_config
-    from ..training.run import inspect_rows
+    from ..training.run import inspect_rows, resolved_views
 
     config = load_run_config(args.config, _overrides(args))
     check_config(config)
     rows = inspect_rows(config, args.rows)
+    mode, why = resolved_views(config)
     if args.json:  # one document: the resolved objective, the views, then the rows
-        views = {"mode": config.jepa.views, "format": config.jepa.view_format,
+        views = {"requested": config.jepa.views, "mode": mode, "why": why, "format": config.jepa.view_format,
                  "shared_view_prefix": config.jepa.shared_view_prefix}
         print(json.dumps({"objective": config.objective_terms(), "views": views, "rows": rows}, ensure_ascii=False))
         return 0
     print("objective: " + " + ".join(f"{t['weight']:g}·{t['name']}" for t in config.objective_terms()))
+    print(f"view mode: {mode} ({why}), {config.jepa.view_format} format")
     for i, row in enumerate(rows, start=1):
         print(f"--- row {i} " + "-" * 60)
         for key, value in row.items():

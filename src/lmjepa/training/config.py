@@ -27,7 +27,7 @@ from typing import Any
 
 from ..config import ConfigBase, choice, load_config
 from ..data.jsonl import SUBSETS
-from ..data.packing import MULTIVIEW, VIEW_MODES
+from ..data.packing import AUTO, MULTIVIEW, VIEW_MODES
 from ..errors import ConfigError
 from ..objectives import AUXILIARIES, check_specs
 from ..objectives.objective import SPEC_KEYS
@@ -102,9 +102,12 @@ class JEPAConfig:
     """τ for infonce."""
     monitor: bool = True
     """With λ = 0, still log the JEPA distance (no gradient) on logging steps (paper §3.3)."""
-    views: str = choice("separate", (*VIEW_MODES, MULTIVIEW))
+    views: str = choice("separate", (*VIEW_MODES, MULTIVIEW, AUTO))
     """How views are computed: separate, packed or shared_prefix (see ``lmjepa.data.packing``); ``multiview``
-    for ``{"views": [...]}`` data, each view predicting the next (``lmjepa.data.multiview``)."""
+    for ``{"views": [...]}`` data, each view predicting the next (``lmjepa.data.multiview``); ``auto``: the
+    fastest exact mode for the device (``packing.resolve_views``: packed on CUDA, separate with the shared
+    view prefix on CPU), said by ``lmjepa inspect`` and recorded in the row (``view_mode``). Not the default:
+    the default's change would move every stored run's config hash."""
     view_format: str = choice("chat", ("chat", "content"))
     """``chat`` (the default since issue 14; the definition the paper's results were obtained with): the
     official code's views — each message rendered alone through the chat template (with its injected

@@ -19,7 +19,7 @@ from transformers import TrainingArguments
 
 from ..data.jsonl import Example, read_examples, take
 from ..data.multiview import MultiViewCollator, encode_views, read_views
-from ..data.packing import MULTIVIEW, JEPACollator
+from ..data.packing import JEPACollator, resolve_views, view_mode
 from ..data.tasks import Task, find_task
 from ..data.views import encode_dataset
 from ..errors import ConfigError, DataError, RunFolderError
@@ -60,11 +60,24 @@ def load_examples(config: RunConfig, split: str) -> list[Example]:
     return [e if e.system is not None else dataclasses.replace(e, system=task.system_prompt) for e in examples]
 
 
+def resolved_views(config: RunConfig) -> tuple[str, str]:
+    """``(mode, why)``: the view mode this run uses on this machine (``jepa.views``, ``auto`` resolved by
+    ``data.packing.resolve_views`` for the device training will use). The one place a run's mode is chosen."""
+    device = "cuda" if torch.cuda.is_available() and not config.train.extra.get("use_cpu") else "cpu"
+    return resolve_views(config.jepa.views, device, config.model.attn_implementation)
+
+
+def with_resolved_views(config: RunConfig) -> RunConfig:
+    """``config`` with ``jepa.views`` resolved (``auto`` → a concrete mode); the config itself otherwise."""
+    mode, _ = resolved_views(config)
+    return config if mode == config.jepa.views else config.with_overrides({"jepa.views": mode})
+
+
 def check_data(config: RunConfig) -> None:
     """Read every data file a run will read (the training rows as its view mode reads them, the test rows unless
     ``eval.skip``), before anything is written or a model loads. Raises DataError naming file:line, ConfigError
     for a view mode the objective cannot use."""
-    if config.jepa.views == MULTIVIEW:
+    if view_mode(resolved_views(config)[0]).multiview:
         others = sorted({spec["name"] for spec in config.objectives} - {"llm-jepa"})
         if others or config.jepa.geometry_every:
             raise ConfigError(f"jepa.views: multiview trains NTP and the llm-jepa term only (each view predicts the "
@@ -116,7 +129,8 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
     tokenizer, predictor_ids = build_tokenizer(config)
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731
     trained = lambda ids, labels: decode([i for i, l in zip(ids, labels) if l != -100])  # noqa: E731
-    if config.jepa.views == MULTIVIEW:  # one entry per view: its row, its NTP tokens, its Enc tokens
+    mode = view_mode(resolved_views(config)[0])
+    if mode.multiview:  # one entry per view: its row, its NTP tokens, its Enc tokens
         out = []
         for views in read_views(data_file(config, "train"), rows):
             f = encode_views(views, tokenizer, predictor_ids, config.data.max_length)
@@ -130,7 +144,7 @@ def inspect_rows(config: RunConfig, rows: int = 3) -> list[dict]:
     k, out = config.jepa.predictors, []
     for f in features:
         text = f["input_ids"][: f["prompt_len"]] + f["text_ids"][len(f["text_ids"]) - k:] \
-            if config.jepa.views == "shared_prefix" else f["text_ids"]
+            if mode.text_is_prompt else f["text_ids"]
         out.append({"full": decode(f["input_ids"]), "trained": trained(f["input_ids"], f["labels"]),
                     "text_view": decode(text), "enc_text_token": decode(text[-1:]),
                     "code_view": decode(f["code_ids"]), "enc_code_token": decode(f["code_ids"][-1:])})
@@ -298,9 +312,12 @@ def train(config: RunConfig) -> Trained | None:
     """
     out = Path(config.output_dir)
     check_precision(config.train.precision)
+    mode, why = resolved_views(config)
+    log.info("view mode %s (%s)", mode, why)
+    config = with_resolved_views(config)
     tokenizer, predictor_ids = build_tokenizer(config)
     train_file = data_file(config, "train")
-    if config.jepa.views == MULTIVIEW:
+    if view_mode(mode).multiview:
         check_data(config)
         rows = read_views(train_file, config.data.max_train_examples)
         features = [encode_views(views, tokenizer, predictor_ids, config.data.max_length) for views in rows]
@@ -348,7 +365,7 @@ def train(config: RunConfig) -> Trained | None:
         model = model.merge_and_unload()
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
-    summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes),
+    summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes), view_mode=mode,
                    name=config.name, lbd=config.llm_jepa_weight(), gamma=config.jepa.gamma, predictors=config.jepa.predictors,
                    objective=config.objective_terms(),
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),

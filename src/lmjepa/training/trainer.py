@@ -173,7 +173,8 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
     def _target_encoder(self, model, needs):
         if needs.target == "ema":
             return self.ema.encoder(self.accelerator.unwrap_model(model))
-        if needs.target == "stop-grad" and self.jepa.views == "separate":  # the Code rows run without a graph
+        mode = packing.view_mode(self.jepa.views)
+        if needs.target == "stop-grad" and not (mode.one_row or mode.multiview):  # Code rows run without a graph
             return torch.no_grad()(lambda *a, **k: packing.encode_rows(model, *a, **k))
         return None
 
