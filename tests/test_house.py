@@ -26,7 +26,7 @@ from lmjepa.training.pretrain_config import PretrainConfig
 
 
 @pytest.mark.parametrize("key, value, allowed", [
-    ("jepa.views", "pakced", "['separate', 'packed', 'shared_prefix', 'multiview']"),
+    ("jepa.views", "pakced", "['separate', 'packed', 'shared_prefix', 'multiview', 'auto']"),
     ("jepa.distance", "cos", "['cosine', 'l2', 'mse', 'infonce']"),
     ("model.attn_implementation", "flash", "[None, 'sdpa', 'eager', 'flash_attention_2']"),
     ("data.subset", "random", "[None, 'first', 'spread']"),

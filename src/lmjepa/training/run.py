@@ -266,11 +266,11 @@ OBJECTIVE_ATTRIBUTE = "lmjepa_objective"
 def build_objective(config: RunConfig, model) -> Objective:
     """The config's objective (``objectives:``, or the one LLM-JEPA term of ``jepa:``). A term with
     parameters of its own (``llm-jepa`` with ``predictor: mlp``) is attached to the model while it
-    trains, so the optimizer, DDP and checkpoints see them."""
+    trains, registered as a submodule (``add_module``), so the optimizer, DDP and checkpoints see them."""
     specs = config.auxiliary_specs()
     objective = Objective(specs, config.jepa.gamma, model.config.hidden_size if hasattr(model, "config") else None)
     if any(p.requires_grad for p in objective.parameters()):
-        setattr(model, OBJECTIVE_ATTRIBUTE, objective)
+        model.add_module(OBJECTIVE_ATTRIBUTE, objective)
     return objective
 
 
