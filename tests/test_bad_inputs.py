@@ -107,7 +107,8 @@ CASES = [
     ("sweep: no cells", "sweep", sweep_spec(cells={}), "cells"),
     ("sweep: base missing", "sweep", sweep_spec(base="nope.yaml"), "nope.yaml"),
     ("sweep: concurrency 0", "sweep", sweep_spec(concurrency=0), "concurrency"),
-    ("sweep: cell with an unknown key", "sweep", sweep_spec(cells={"a": {"jepa.lbdd": 1}}), "did you mean"),
+    ("sweep: cell with an unknown key", "sweep", sweep_spec(cells={"a": {"jepa.lbdd": 1}}),
+     "cell 'a': unknown config key 'jepa.lbdd'; did you mean 'jepa.lbd'"),
 ]
 
 
@@ -155,6 +156,7 @@ def test_bad_input_is_one_line_rc_2_and_creates_nothing(tmp_path, monkeypatch, c
     seconds = time.perf_counter() - start
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("lmjepa")]
+    print(f"BAD-INPUT\t{name}\t{lines[0] if lines else err[-200:]}")  # `pytest -s -k bad_input | grep BAD-INPUT`: the table
     assert code == 2 and "Traceback" not in err, err[-1500:]
     assert len(lines) == 1 and expected in lines[0], err[-1500:]
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()

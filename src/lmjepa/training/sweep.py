@@ -143,7 +143,10 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     # Seed-major order: a sweep stopped part-way already holds complete seed-paired comparisons.
     for seed in _seeds(spec.get("seeds"), spec_path, "seeds"):
         for cell, overrides in cells.items():
-            config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}"})
+            try:
+                config = base.with_overrides({**overrides, "train.seed": seed, "name": f"{cell}/seed-{seed}"})
+            except ConfigError as err:
+                raise ConfigError(f"{spec_path}: cell {cell!r}: {err}") from None
             # The folder carries the config hash: redefining a cell gives new folders, never stale ones.
             config.output_dir = str(out / cell / f"seed-{seed}-{config_hash(config)}")
             runs.append((cell, seed, config))
