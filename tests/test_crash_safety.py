@@ -189,3 +189,46 @@ def test_a_fault_of_the_machine_is_one_line_and_the_rerun_resumes(tmp_path, tiny
     assert main(["train", str(cfg)]) == 0
     assert "resuming from" in (tmp_path / "run" / "run.log").read_text()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train_steps"] == 6
+
+
+def test_a_resumed_pretraining_records_the_uninterrupted_train_loss(tmp_path):
+    """The P&R trainer shares the checkpoint mixin: its row's train_loss covers every step of a resumed run."""
+    import torch
+    from torch import nn
+    from transformers import TrainerCallback, TrainingArguments
+
+    from lmjepa.training.pretrain import PretrainTrainer
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.w = nn.Linear(4, 1)
+
+        def forward(self, x, y, progress=None):
+            loss = ((self.w(x).squeeze(-1) - y) ** 2).mean()
+            return {"loss": loss, "mlm_loss": loss.detach(), "jepa_loss": None, "lambda": None}
+
+    rows = [{"x": torch.randn(4), "y": torch.randn(())} for _ in range(12)]
+    collate = lambda b: {"x": torch.stack([r["x"] for r in b]), "y": torch.stack([r["y"] for r in b])}  # noqa: E731
+
+    def trainer(out, callbacks=()):
+        args = TrainingArguments(str(out), per_device_train_batch_size=2, max_steps=6, save_steps=2, logging_steps=3,
+                                 report_to=[], use_cpu=True, disable_tqdm=True, data_seed=0, seed=0)
+        return PretrainTrainer(model=Tiny(), args=args, train_dataset=rows, data_collator=collate,
+                               callbacks=list(callbacks))
+
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+
+    class KillAfterStep5(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise _Kill
+
+    with pytest.raises(_Kill):
+        trainer(tmp_path / "killed", [KillAfterStep5()]).train()
+    resumed = trainer(tmp_path / "killed")
+    result = resumed.train(resume_from_checkpoint=str(tmp_path / "killed" / "checkpoint-4"))
+    assert resumed.training_loss() == pytest.approx(whole.training_loss(), rel=1e-6)
+    assert abs(result.training_loss - whole.training_loss()) > 1e-6  # the Trainer's own: the last piece only

@@ -25,6 +25,7 @@ from ..models.loading import load_tokenizer
 from ..models.predict_reconstruct import PredictReconstruct
 from ..objectives.predict_reconstruct import collapse_monitors, ema_momentum
 from . import run_folder
+from .checkpoints import AtomicCheckpoints
 from .pretrain_config import PretrainConfig
 from .run import training_arguments
 from ..seeds import init_seed
@@ -40,7 +41,7 @@ class EMACallback(TrainerCallback):
         model.update_target(ema_momentum(state.global_step, state.max_steps, self.start, self.end))
 
 
-class PretrainTrainer(run_folder.AtomicCheckpoints, Trainer):
+class PretrainTrainer(AtomicCheckpoints, Trainer):
     """Trainer whose loss is the hybrid objective; logs its parts and the collapse monitors."""
 
     def __init__(self, *args, held: dict | None = None, monitor_every: int = 0, **kwargs):
@@ -139,9 +140,9 @@ def _pretrain(config: PretrainConfig, force: bool) -> dict:
         history = trainer.state.log_history
         last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
         metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
-                   "texts": len(features), "train_steps": result.global_step, "train_loss": result.training_loss,
+                   "texts": len(features), "train_steps": result.global_step, "train_loss": trainer.training_loss(),
                    "train_seconds": round(clock.seconds(), 1),
                    **{f"final_{k}": v for k, v in last.items()},
                    "log_history": history}
-        log.info("pretraining done: %d steps, final loss %.4f", result.global_step, result.training_loss)
+        log.info("pretraining done: %d steps, mean loss %.4f", result.global_step, trainer.training_loss())
         return run_folder.finish(out, metrics)

@@ -40,7 +40,7 @@ from ..objectives import Objective, Step
 from ..objectives.monitors import geometry_monitors
 from ..objectives.predict_reconstruct import ema_momentum
 from .config import JEPAConfig, legacy_specs
-from .run_folder import AtomicCheckpoints
+from .checkpoints import AtomicCheckpoints, resumed_loss_total  # noqa: F401  (re-exported)
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the run stops and keeps its last good checkpoint."""
@@ -130,35 +130,18 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
             self.add_callback(_EMACallback(self))
         # Make the Trainer count labels over the accumulated batch and pass num_items_in_batch.
         self.model_accepts_loss_kwargs = True
-        self.resumed_loss_total = 0.0  # the step losses summed over the pieces before a resume (lmjepa_loss.json)
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._geometry_step = -1
 
-    LOSS_LEDGER = "lmjepa_loss.json"
-
-    def _save_checkpoint(self, model, trial):
-        """Sum the step losses of every step so far (this piece and the pieces before a resume, unlogged ones
-        included; a collective, so on every process) for ``extra_checkpoint_files``; then the atomic save."""
-        unlogged = self.accelerator.gather(self._tr_loss.detach().reshape(1)).mean().item()
-        self._loss_total = self.resumed_loss_total + self._total_loss_scalar + unlogged
-        super()._save_checkpoint(model, trial)
-
     def extra_checkpoint_files(self, folder: str) -> None:
-        """``lmjepa_loss.json`` and, with an EMA target, its parameters: in the staged checkpoint, so a checkpoint
-        in place always carries them."""
-        with open(os.path.join(folder, self.LOSS_LEDGER), "w") as f:
-            json.dump({"global_step": self.state.global_step, "loss_total": self._loss_total}, f)
+        """The loss ledger (``AtomicCheckpoints``) and, with an EMA target, its parameters: in the staged
+        checkpoint, so a checkpoint in place always carries them."""
+        super().extra_checkpoint_files(folder)
         if self.ema is not None:
             torch.save(self.ema.params, os.path.join(folder, EMATarget.FILE))
 
-    def training_loss(self) -> float:
-        """The mean step loss over *all* optimizer steps of the run, a resumed run's earlier pieces included (the
-        Trainer's own ``training_loss`` averages this piece only). Call after ``train()``."""
-        return (self.resumed_loss_total + self._total_loss_scalar) / max(self.state.global_step, 0.001)
-
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        self.resumed_loss_total = resumed_loss_total(resume_from_checkpoint)
         path = os.path.join(resume_from_checkpoint, EMATarget.FILE)
         if self.ema is not None and os.path.isfile(path):
             self.ema.params = {k: v.to(self.args.device) for k, v in torch.load(path).items()}
@@ -279,22 +262,4 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
             mean = torch.tensor(sum(values) / len(values), device=self.args.device)
             logs[key] = self.accelerator.reduce(mean, reduction="mean").item()
         super().log(logs, start_time)
-
-
-def resumed_loss_total(checkpoint: str) -> float:
-    """The sum of the step losses of steps 1..N recorded in ``checkpoint`` (``checkpoint-N``): its
-    ``lmjepa_loss.json``, or for a checkpoint written before it existed, Σ loss × steps over the logged windows of
-    its ``trainer_state.json`` (exact when every save fell on a logging step, as lmjepa's configs make it)."""
-    ledger = os.path.join(checkpoint, JEPATrainer.LOSS_LEDGER)
-    if os.path.isfile(ledger):
-        with open(ledger) as f:
-            return float(json.load(f)["loss_total"])
-    with open(os.path.join(checkpoint, "trainer_state.json")) as f:
-        history = json.load(f)["log_history"]
-    total, last = 0.0, 0
-    for row in history:
-        if "loss" in row and "step" in row:
-            total += row["loss"] * (row["step"] - last)
-            last = row["step"]
-    return total
 
