@@ -51,6 +51,8 @@ def test_cli_train_two_variants_then_evaluate(tmp_path, tiny_model_dir, data_dir
         folder = tmp_path / "run" / variant
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["n"] == 6 and metrics["lbd"] == lbd and metrics["train_steps"] == 4
+        assert metrics["environment"]["torch"] == torch.__version__ and metrics["environment"]["device"] == "cpu"
+        assert metrics["view_mode"] == "separate" and [t["name"] for t in metrics["objective"]] == ["ntp", "llm-jepa"]
         logged = {k for row in metrics["log_history"] for k in row}
         assert {"lm_loss", "jepa_loss", "jepa_cosine"} <= logged  # λ = 0 still monitors the JEPA distance
         rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]

@@ -274,6 +274,24 @@ def build_objective(config: RunConfig, model) -> Objective:
     return objective
 
 
+def environment(device) -> dict:
+    """Where a run trained, for its row: the versions that change numerics and the processor. Runs of one seed on
+    two machines (or two releases) are not bit-identical; this says which differ."""
+    import platform
+
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "device": str(device), "cpu": cpu,
+            "threads": torch.get_num_threads()}
+
+
 def effective_conditions(config: RunConfig, processes: int = 1) -> dict:
     """What a run's training actually did (issue 33), for its result row: per-device batch, GA, processes,
     global batch (rows per optimizer step), each term's effective weight on the gradient relative to lmjepa's
@@ -366,6 +384,7 @@ def train(config: RunConfig) -> Trained | None:
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     summary = dict(conditions=effective_conditions(config, trainer.accelerator.num_processes), view_mode=mode,
+                   environment=environment(trainer.args.device),
                    name=config.name, lbd=config.llm_jepa_weight(), gamma=config.jepa.gamma, predictors=config.jepa.predictors,
                    objective=config.objective_terms(),
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
