@@ -21,6 +21,7 @@ from scipy import stats
 from ..data.jsonl import DataError, iter_jsonl, read_rows
 from ..errors import ConfigError
 from ..io import atomic_write_json, atomic_write_text
+from .interaction import t_interval
 from .paired import correct, format_p, minimum_detectable_effect, paired_comparison, seeds_needed
 from .termination import decompose, render_lines
 
@@ -255,14 +256,10 @@ def render_markdown(result: dict) -> str:
 
 
 def cosine_test(values) -> dict:
-    """One-sample t-test of per-run mean gradient cosines against 0: ``{"low", "high", "p"}`` (95 %
-    t-interval, two-sided p; NaN with fewer than 2 runs or zero spread)."""
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2 or not v.std(ddof=1) > 0:
-        return {"low": math.nan, "high": math.nan, "p": math.nan}
-    res = stats.ttest_1samp(v, 0.0)
-    low, high = res.confidence_interval(0.95)
-    return {"low": float(low), "high": float(high), "p": float(res.pvalue)}
+    """One-sample t-test of per-run mean gradient cosines against 0 (``interaction.t_interval``): ``{"low",
+    "high", "p"}``, the 95 % t-interval and two-sided p (NaN with fewer than 2 runs; p NaN with zero spread)."""
+    result = t_interval(values)
+    return {"low": result["ci_low"], "high": result["ci_high"], "p": result["p"]}
 
 
 def plot_deltas(result: dict, path: str | Path) -> None:

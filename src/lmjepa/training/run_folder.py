@@ -32,6 +32,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from ..config import ConfigBase, load_config, save_config
 from ..errors import ConfigError, RunFolderError
 from ..io import atomic_write_json
+from .checkpoints import STAGING
 
 log = logging.getLogger("lmjepa")
 training_log = logging.getLogger("lmjepa.training_log")  # run.log only: the console has the Trainer's own lines
@@ -79,10 +80,15 @@ def exclusive(folder: str | Path, what: str = "run folder") -> Iterator[None]:
         lock.release()
 
 
+def _checkpoint_folders(out: Path) -> list[Path]:
+    """Every checkpoint folder of a run: complete, set aside as incomplete, and the staging folder of a save."""
+    return [*out.glob("checkpoint-*"), *out.glob("incomplete-checkpoint-*"), *out.glob(STAGING)]
+
+
 def _nothing_made(out: Path) -> bool:
     """True when a run folder holds no result and no checkpoint (a start that failed before its first save): its
     ``config.yaml`` may be replaced by a corrected config."""
-    made = [*STALE, "checkpoint-*", "incomplete-checkpoint-*"]
+    made = [*STALE, "checkpoint-*", "incomplete-checkpoint-*"]  # a torn first save (.staging) is discarded instead
     return not any(any(out.glob(pattern)) for pattern in made)
 
 
@@ -125,10 +131,10 @@ def prepare(config: ConfigBase, force: bool = False) -> dict | None:
         for name in STALE:
             target = out / name
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-        for checkpoint in [*out.glob("checkpoint-*"), *out.glob("incomplete-checkpoint-*")]:
+        for checkpoint in _checkpoint_folders(out):
             shutil.rmtree(checkpoint, ignore_errors=True)
     if is_main_process():  # a save a killed process never completed
-        shutil.rmtree(out / ".staging", ignore_errors=True)
+        shutil.rmtree(out / STAGING, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         save_config(config, saved)
@@ -199,8 +205,7 @@ def last_checkpoint(out: str | Path) -> str | None:
 
 def finish(out: str | Path, metrics: dict) -> dict:
     """Remove the checkpoints (the final model supersedes them) and write ``metrics.json`` atomically."""
-    for checkpoint in [*Path(out).glob("checkpoint-*"), *Path(out).glob("incomplete-checkpoint-*"),
-                       Path(out) / ".staging"]:
+    for checkpoint in _checkpoint_folders(Path(out)):
         shutil.rmtree(checkpoint, ignore_errors=True)
     atomic_write_json(Path(out) / "metrics.json", metrics)
     return metrics

@@ -27,7 +27,6 @@ gradient synchronisation stays with Accelerate.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 
@@ -98,7 +97,6 @@ class _EMACallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
         t.ema.update(t.accelerator.unwrap_model(t.model), state.global_step, state.max_steps)
-
 
 
 class JEPATrainer(AtomicCheckpoints, Trainer):
