@@ -185,7 +185,7 @@ def test_audit_end_to_end(tmp_path, tiny_model_dir, data_dir, capsys):
 def test_the_audit_presets_are_valid(name):
     from pathlib import Path
 
-    from lmjepa.training.sweep import plan
+    from lmjepa.pipeline.sweep import plan
 
     spec = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
     settings = check_spec(spec)

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ROOT
 from lmjepa.cli.main import main
-from lmjepa.evaluation import run as evaluation_run
+from lmjepa.pipeline import run as evaluation_run
 
 BASE = ROOT / "configs" / "nlrx-synth-smollm2.yaml"
 

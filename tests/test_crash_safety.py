@@ -19,7 +19,7 @@ import pytest
 import yaml
 from transformers import Trainer
 
-from lmjepa.evaluation.run import train_and_evaluate
+from lmjepa.pipeline.run import train_and_evaluate
 from lmjepa.training.config import load_run_config
 
 RECORDED = ("train_loss", "train_steps", "exact_match", "contains_target", "stopped")

@@ -12,7 +12,7 @@ from transformers import TrainerState
 from lmjepa.cli.main import main
 from lmjepa.config import parse_override
 from lmjepa.evaluation import regex
-from lmjepa.evaluation.run import train_and_evaluate
+from lmjepa.pipeline.run import train_and_evaluate
 from lmjepa.training.config import RunConfig, load_run_config as load_config
 from lmjepa.models.loading import load_model, load_tokenizer
 from lmjepa.training import run as run_module, run_folder

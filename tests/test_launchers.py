@@ -12,8 +12,8 @@ import yaml
 
 from lmjepa.cli.main import main
 from lmjepa.errors import ConfigError, RunFolderError
-from lmjepa.training.launchers import check_address
-from lmjepa.training.sweep import run_sweep
+from lmjepa.pipeline.launchers import check_address
+from lmjepa.pipeline.sweep import run_sweep
 
 TIMES = ("train_seconds", "eval_seconds", "generate_seconds")
 

@@ -1,4 +1,4 @@
-"""The package's layers: data → objectives → models → training → evaluation → stats / analysis → cli.
+"""The package's layers: data → objectives → models → training → evaluation → stats / analysis → pipeline → cli.
 
 Every ``from ..x import`` (at module level or inside a function) is read from the source with ``ast``;
 no import may run up the layers, and no two packages may import each other.
@@ -11,7 +11,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lmjepa"
 BASE = {"config", "errors", "io", "paths", "seeds", "__init__"}  # below every layer; they import no layer
-LAYERS = {"data": 0, "objectives": 1, "models": 2, "training": 3, "evaluation": 4, "stats": 5, "analysis": 5, "cli": 6}
+LAYERS = {"data": 0, "objectives": 1, "models": 2, "training": 3, "evaluation": 4, "stats": 5, "analysis": 5, "pipeline": 6,
+          "cli": 7}
 
 
 def package_imports() -> list[tuple[str, str, str]]:
@@ -45,6 +46,13 @@ def test_no_import_runs_up_the_layers():
     upward = [(a, b, f) for a, b, f in package_imports()
               if (a in BASE and b not in BASE) or (a in LAYERS and b in LAYERS and LAYERS[b] > LAYERS[a])]
     assert not upward, "imports running up the layers: " + "; ".join(f"{f}: {a} → {b}" for a, b, f in upward)
+
+
+def test_the_cli_reaches_training_only_through_the_pipeline():
+    """The CLI parses, calls and prints: what a run, sweep or audit does end to end is in ``pipeline/``."""
+    direct = [(b, f) for a, b, f in package_imports() if a == "cli" and b == "training"]
+    assert not direct, f"the CLI imports training directly: {direct}"
+    assert ("cli", "pipeline") in {(a, b) for a, b, _ in package_imports()}
 
 
 def test_no_two_packages_import_each_other():

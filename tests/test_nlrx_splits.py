@@ -162,7 +162,7 @@ def test_the_ood_sweep_specs_train_and_test_on_their_split(split):
     from pathlib import Path
 
     from lmjepa.evaluation.tasks import check_config
-    from lmjepa.training.sweep import plan
+    from lmjepa.pipeline.sweep import plan
 
     import yaml
 
@@ -179,7 +179,7 @@ def test_the_in_distribution_spec_trains_on_synth_once_and_evaluates_out_of_dist
 
     import yaml
 
-    from lmjepa.training.sweep import plan
+    from lmjepa.pipeline.sweep import plan
 
     path = Path(__file__).resolve().parents[1] / "configs" / "ood-nlrx-id.yaml"
     _, runs, _ = plan(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from lmjepa.cli.main import main
-from lmjepa.training.sweep import config_hash, expand_cells, plan
+from lmjepa.pipeline.sweep import config_hash, expand_cells, plan
 
 
 def _spec(tmp_path, tiny_model_dir, data_dir) -> str:
@@ -99,7 +99,7 @@ def _evaluate_on_reuses_finished_models_and_feeds_the_gap_report(tmp_path, spec_
 def test_disk_warning_measures_a_finished_run_and_compares_with_free_space(tmp_path, monkeypatch):
     from collections import namedtuple
 
-    from lmjepa.training import sweep
+    from lmjepa.pipeline import sweep
 
     run = tmp_path / "runs" / "ntp" / "seed-82-abc"
     (run / "model").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_restore_brings_a_kept_copy_back_so_a_fresh_checkout_retrains_nothing(tm
     import pytest
 
     from lmjepa.errors import DataError
-    from lmjepa.training.sweep import restore_results
+    from lmjepa.pipeline.sweep import restore_results
 
     spec = _spec(tmp_path, tiny_model_dir, data_dir)
     _, runs, _ = plan(spec)

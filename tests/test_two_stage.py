@@ -98,7 +98,7 @@ def test_the_pretraining_presets_are_valid():
     from pathlib import Path
 
     from lmjepa.evaluation.tasks import check_config
-    from lmjepa.training.sweep import plan, plan_nested
+    from lmjepa.pipeline.sweep import plan, plan_nested
 
     root = Path(__file__).resolve().parents[1] / "configs" / "llm-jepa-pretrain"
     _, runs, _ = plan(root / "sweep-scratch-nlrx.yaml")

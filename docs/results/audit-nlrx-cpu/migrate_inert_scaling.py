@@ -20,7 +20,7 @@ from pathlib import Path
 from lmjepa.config import from_dict
 from lmjepa.training.config import RunConfig
 from lmjepa.io import atomic_write_text
-from lmjepa.training.sweep import config_hash
+from lmjepa.pipeline.sweep import config_hash
 
 
 def migrate(path: Path) -> int:

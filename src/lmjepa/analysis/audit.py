@@ -1,6 +1,6 @@
 """``lmjepa audit SPEC``: the JEPA audit's table for cells of factors and auxiliaries (issue 14).
 
-An audit spec is a sweep spec (``training/sweep.py``: base, cells, seeds, launcher…) plus::
+An audit spec is a sweep spec (``pipeline/sweep.py``: base, cells, seeds, launcher…) plus::
 
     audit:
       baseline: ntp                  # the cell every other cell is compared with
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..training.spec import read_spec
+from ..training.spec import expand_cells, read_spec
 from ..data.packing import JEPACollator
 from ..data.views import encode_dataset
 from ..errors import ConfigError, RunFolderError
@@ -46,7 +46,6 @@ from ..stats.paired import format_p
 from ..stats.coupling import coupling
 from ..training.config import load_run_config
 from ..training.run import load_examples
-from ..training.sweep import expand_cells
 from . import geometry
 
 AUDIT_GEOMETRY = ("geometry_curvature", "geometry_anisotropy", "geometry_uniformity", "geometry_rankme")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import parse_override, read_yaml
+from ..config import parse_override
 from ..errors import ConfigError
 from ..io import atomic_write_text
 
@@ -23,28 +23,18 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from ..evaluation.report import comparison_table
-    from ..evaluation.run import train_and_evaluate
-    from ..evaluation.tasks import check_config
-    from ..training.config import load_run_config
-    from ..training.run_folder import run_variants
+    from ..pipeline.run import train_variants
 
     overrides = _overrides(args) | ({"output_dir": args.output_dir} if args.output_dir else {})
-    config = load_run_config(args.config, overrides)
-    check_config(config)
-    results = run_variants(config, train_and_evaluate, args.variant, force=args.force)
-    if not all(results.values()):  # a non-main process under `accelerate launch`: nothing to report
-        return 0
-    table = comparison_table(results)
-    if len(results) > 1:
-        atomic_write_text(Path(config.output_dir) / "comparison.md", table)
-    print(table)
+    _, table = train_variants(args.config, overrides, args.variant, force=args.force)
+    if table is not None:  # None on a non-main process under `accelerate launch`: nothing to report
+        print(table)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from ..evaluation.report import comparison_table
-    from ..evaluation.run import evaluate_target, rescore_target
+    from ..pipeline.run import evaluate_target, rescore_target
 
     run = rescore_target if args.rescore else evaluate_target
     name, metrics = run(args.target, _overrides(args), args.out)
@@ -63,64 +53,42 @@ def cmd_table(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ..stats.compare import compare, load_stores, mcnemar_runs, split_store, write_report
+    from ..pipeline.compare import compare_stores, mcnemar
 
     if args.mcnemar:
-        result = mcnemar_runs(*args.mcnemar)
+        result = mcnemar(*args.mcnemar)
         print(f"McNemar exact test on exact-match correctness: {result['b']} examples right only in {args.mcnemar[0]}, "
               f"{result['c']} right only in {args.mcnemar[1]}; p = {result['p']:.4g}")
         return 0
     if not args.results or not args.baseline:
         raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
-    rows = load_stores(args.results, args.cells.split(",") if args.cells else None)
-    result = compare(rows, args.baseline, args.metric or ["exact_match"], args.correction, args.alpha)
-    if args.task:
-        from ..stats.generalisation import gap_table
-
-        result["generalisation"] = gap_table(rows, args.baseline, result["metrics"], args.task, args.correction,
-                                             args.alpha)
-    report = write_report(result, args.out or Path(split_store(args.results[0])[1]).parent / "compare", rows)
+    report = compare_stores(args.results, args.baseline, args.metric or ["exact_match"],
+                            args.cells.split(",") if args.cells else None, args.correction, args.alpha, args.task,
+                            args.out)
     print(report.read_text())
     print(f"written: {report}, stats.json, deltas.png")
     return 0
 
 
-def _run_sweep(args, geometry_rows: int = 0) -> Path:
-    """``run_sweep`` with the options ``sweep`` and ``audit`` share (``_add_sweep_arguments``)."""
-    from ..training.sweep import run_sweep
-
-    _restore(args)
-    return run_sweep(args.spec, args.concurrency, args.output_dir, args.launcher, args.address,
-                     args.cells.split(",") if args.cells else None,
-                     args.evaluate_on.split(",") if args.evaluate_on else None, geometry_rows)
-
-
-def _restore(args) -> None:
-    """``--restore COPY``: the copy's rows of the spec's runs join the store before anything runs."""
-    if getattr(args, "restore", None):
-        from ..training.sweep import restore_results
-
-        counts = restore_results(args.spec, args.restore, args.output_dir)
-        print(f"restore: from {args.restore}: {counts['added']} rows added, {counts['merged']} merged (metrics the "
-              f"store lacked), {counts['skipped']} skipped (runs this spec does not plan)")
+def _sweep_options(args) -> dict:
+    """The options ``sweep`` and ``audit`` share (``_add_sweep_arguments``), as ``run_sweep`` keywords."""
+    return {"concurrency": args.concurrency, "output_dir": args.output_dir, "launcher": args.launcher,
+            "address": args.address, "cells": args.cells.split(",") if args.cells else None,
+            "evaluate_on": args.evaluate_on.split(",") if args.evaluate_on else None}
 
 
 def cmd_sweep(args) -> int:
-    store = _run_sweep(args)
+    from ..pipeline.sweep import sweep
+
+    store = sweep(args.spec, restore=args.restore, **_sweep_options(args))
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
 
 def cmd_audit(args) -> int:
-    from ..analysis.audit import audit_report, check_spec
+    from ..pipeline.audit import run_audit
 
-    settings = check_spec(args.spec)  # before anything trains
-    store = Path(args.output_dir or yaml_output_dir(args.spec)) / "results.jsonl"
-    if not args.report_only:  # each run's geometry is computed as it finishes, where its model is
-        store = _run_sweep(args, settings["geometry_rows"])
-    else:
-        _restore(args)
-    report = audit_report(args.spec, store, args.out or store.parent / "audit")
+    report = run_audit(args.spec, args.report_only, args.out, args.restore, **_sweep_options(args))
     print(report.read_text())
     print(f"written: {report.parent}/ report.md, stats.json, deltas.png, coupling_*.png")
     return 0
@@ -135,21 +103,12 @@ def cmd_geometry(args) -> int:
     return 0
 
 
-def yaml_output_dir(spec: str) -> str:
-    import yaml
-
-    return read_yaml(spec).get("output_dir", ".")
-
-
 def cmd_pretrain(args) -> int:
-    from ..config import load_config
-    from ..training.pretrain import pretrain
-    from ..training.pretrain_config import PretrainConfig
-    from ..training.run_folder import run_variants
+    from ..pipeline.run import pretrain_variants
 
     overrides = _overrides(args) | ({"output_dir": args.output_dir} if args.output_dir else {})
-    config = load_config(args.config, overrides, cls=PretrainConfig)
-    for name, metrics in run_variants(config, pretrain, args.variant, force=args.force).items():
+    config, results = pretrain_variants(args.config, overrides, args.variant, force=args.force)
+    for name, metrics in results.items():
         if metrics:
             print(f"{name}: {metrics['train_steps']} steps, final loss {metrics['train_loss']:.4f}, "
                   f"{metrics['train_seconds']} s -> {config.output_dir}")
@@ -157,11 +116,10 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
+    from ..pipeline.compare import probe
 
-    rows = probe_runs(args.runs, args.data_dir, args.max_train, args.max_eval, args.seed, args.head_seeds, args.force)
-    chance = majority_baselines(args.data_dir, args.max_train, args.max_eval)
-    print(write_probe_report(args.runs, rows, chance, args.out))
+    print(probe(args.runs, args.data_dir, args.max_train, args.max_eval, args.seed, args.head_seeds, args.force,
+                args.out))
     return 0
 
 
@@ -192,22 +150,16 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from ..evaluation.tasks import check_config
-    from ..training.config import load_run_config
-    from ..training.run import inspect_rows, resolved_views
+    from ..pipeline.run import inspect
 
-    config = load_run_config(args.config, _overrides(args))
-    check_config(config)
-    rows = inspect_rows(config, args.rows)
-    mode, why = resolved_views(config)
+    found = inspect(args.config, _overrides(args), args.rows)
     if args.json:  # one document: the resolved objective, the views, then the rows
-        views = {"requested": config.jepa.views, "mode": mode, "why": why, "format": config.jepa.view_format,
-                 "shared_view_prefix": config.jepa.shared_view_prefix}
-        print(json.dumps({"objective": config.objective_terms(), "views": views, "rows": rows}, ensure_ascii=False))
+        print(json.dumps(found, ensure_ascii=False))
         return 0
-    print("objective: " + " + ".join(f"{t['weight']:g}·{t['name']}" for t in config.objective_terms()))
-    print(f"view mode: {mode} ({why}), {config.jepa.view_format} format")
-    for i, row in enumerate(rows, start=1):
+    views = found["views"]
+    print("objective: " + " + ".join(f"{t['weight']:g}·{t['name']}" for t in found["objective"]))
+    print(f"view mode: {views['mode']} ({views['why']}), {views['format']} format")
+    for i, row in enumerate(found["rows"], start=1):
         print(f"--- row {i} " + "-" * 60)
         for key, value in row.items():
             print(f"{key}: {value!r}")
@@ -231,21 +183,14 @@ def cmd_objectives(args) -> int:
 
 
 def cmd_build_data(args) -> int:
-    from ..data.build import build
+    from ..pipeline.data import build_data
 
     options = {"src": args.src, "targ": args.targ, "system": args.system, "seed": args.seed, "min_test": args.min_test,
                "with_regex": args.with_regex}
-    if args.name == "nlrx-splits":
-        from ..data.nlrx_splits import manifest_summary, parse_combo
-        from ..models.loading import load_tokenizer, resolve_model_path
-
-        tokenizer = load_tokenizer(resolve_model_path(args.tokenizer))
-        options["count_tokens"] = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        options["combo"] = parse_combo(args.combo) if args.combo else None
-    path, rows = build(args.name, args.data_dir, args.out, **options)
+    path, rows, summary = build_data(args.name, args.data_dir, args.out, args.tokenizer, args.combo, **options)
     print(f"wrote {rows} rows to {path}")
-    if args.name == "nlrx-splits":
-        print(manifest_summary(json.loads((path / "manifest.json").read_text())))
+    if summary:
+        print(summary)
     return 0
 
 

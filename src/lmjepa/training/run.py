@@ -1,6 +1,6 @@
 """Training one run: data → model → JEPATrainer → final model, in a run folder (``run_folder.py``).
 
-Evaluation follows in ``lmjepa.evaluation.run.train_and_evaluate``; this module never evaluates.
+Evaluation follows in ``lmjepa.pipeline.run.train_and_evaluate``; this module never evaluates.
 The data are read and encoded — and so checked, with ``file:line`` errors — before the model is
 loaded.
 """

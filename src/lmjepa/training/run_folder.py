@@ -281,7 +281,7 @@ class LogToRunLog(TrainerCallback):
 def run_variants(config: ConfigBase, runner, names: list[str] | None = None, force: bool = False) -> dict[str, dict]:
     """Run each named variant of ``config`` (all of them by default) into ``output_dir/<variant>``.
 
-    ``runner(config, force) -> metrics`` does one run (``evaluation.run.train_and_evaluate`` for a
+    ``runner(config, force) -> metrics`` does one run (``pipeline.run.train_and_evaluate`` for a
     ``RunConfig``, ``training.pretrain.pretrain`` for a ``PretrainConfig``). A config without
     variants is one run into ``output_dir``. Raises ConfigError on an unknown variant name.
     """

@@ -8,6 +8,7 @@ created. Cell overrides are checked later, against the base config (``RunConfig.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,3 +83,15 @@ def read_spec(path: str | Path) -> dict:
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     return values
+
+
+def expand_cells(spec: dict) -> dict[str, dict]:
+    """Named cells plus the grid's Cartesian product (named ``key=value,key=value``)."""
+    cells = {name: dict(overrides or {}) for name, overrides in (spec.get("cells") or {}).items()}
+    grid = spec.get("grid") or {}
+    for values in itertools.product(*grid.values()) if grid else []:
+        overrides = dict(zip(grid, values))
+        cells[",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())] = overrides
+    if not cells:
+        raise ConfigError("the sweep spec needs 'cells' or 'grid'")
+    return cells

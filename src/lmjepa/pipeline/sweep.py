@@ -13,7 +13,7 @@ Spec::
       jepa.lbd: [0.5, 1.0]
       jepa.predictors: [0, 1]
     concurrency: 1                            # runs at once; torch threads are split between them
-    launcher: local                           # or ray / slurm (``--launcher``); see training/launchers.py
+    launcher: local                           # or ray / slurm (``--launcher``); see pipeline/launchers.py
     resources: {num_cpus: 4, num_gpus: 1}     # per run, for ray and slurm
     address: null                             # a running Ray cluster (``--address``); none: a local one
     slurm: {partition: gpu, timeout_min: 600} # submitit options (``cluster: local`` for its local executor)
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import shutil
 import subprocess
@@ -48,12 +47,13 @@ import yaml
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .spec import read_spec
+from ..training.spec import expand_cells, read_spec
 from ..data.jsonl import read_rows
 from ..errors import ConfigError, LmjepaError, RunFolderError
+from ..config import read_yaml
 from ..io import atomic_write_text
-from .config import RunConfig, load_run_config
-from . import run_folder
+from ..training import run_folder
+from ..training.config import RunConfig, load_run_config
 from .launchers import RUNNERS
 
 PAPER_SEEDS = [82, 23, 37, 84, 4]
@@ -101,18 +101,6 @@ def code_version() -> str:
         return f"lmjepa {__version__} {commit}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.CalledProcessError):
         return f"lmjepa {__version__}"
-
-
-def expand_cells(spec: dict) -> dict[str, dict]:
-    """Named cells plus the grid's Cartesian product (named ``key=value,key=value``)."""
-    cells = {name: dict(overrides or {}) for name, overrides in (spec.get("cells") or {}).items()}
-    grid = spec.get("grid") or {}
-    for values in itertools.product(*grid.values()) if grid else []:
-        overrides = dict(zip(grid, values))
-        cells[",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())] = overrides
-    if not cells:
-        raise ConfigError("the sweep spec needs 'cells' or 'grid'")
-    return cells
 
 
 def _seeds(values, spec_path, key: str) -> list[int]:
@@ -279,7 +267,7 @@ def preflight(configs: list) -> None:
     """Check what every run will read before any folder is made: its model (unless it starts from an earlier
     stage's run), its task and its data files (file:line), each distinct data setting once. Raises ConfigError,
     DataError or ModelNotAvailable naming the run."""
-    from .run import check_data, model_path
+    from ..training.run import check_data, model_path
 
     seen = set()
     for config in configs:
@@ -381,3 +369,22 @@ def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_o
             RUNNERS[launcher](jobs, report, concurrency=concurrency, resources=spec.get("resources"),
                               address=address or spec.get("address"), folder=out, slurm=spec.get("slurm"))
     return failures
+
+
+def spec_output_dir(spec_path: str | Path, output_dir: str | None = None) -> Path:
+    """Where a spec's runs and store lie: ``output_dir`` if given, else the spec's (default ``.``)."""
+    return Path(output_dir or read_yaml(spec_path).get("output_dir", "."))
+
+
+def restore_and_say(spec_path: str | Path, source: str | Path | None, output_dir: str | None = None) -> None:
+    """``--restore COPY``: ``restore_results``, then one line saying what it did (before the runs start)."""
+    if source:
+        counts = restore_results(spec_path, source, output_dir)
+        print(f"restore: from {source}: {counts['added']} rows added, {counts['merged']} merged (metrics the "
+              f"store lacked), {counts['skipped']} skipped (runs this spec does not plan)")
+
+
+def sweep(spec_path: str | Path, restore: str | Path | None = None, **options) -> Path:
+    """``lmjepa sweep``: ``--restore`` first, then ``run_sweep(spec_path, **options)``; returns the store path."""
+    restore_and_say(spec_path, restore, options.get("output_dir"))
+    return run_sweep(spec_path, **options)

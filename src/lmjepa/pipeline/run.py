@@ -1,4 +1,5 @@
-"""A run end to end: train (``lmjepa.training.run``), then evaluate, in one run folder.
+"""A run end to end: train (``lmjepa.training.run``), then evaluate, in one run folder; ``lmjepa train``,
+``evaluate``, ``pretrain`` and ``inspect`` as one call each (the CLI parses, calls this, and prints).
 
 The run folder (``output_dir``, rules in ``lmjepa.training.run_folder``) holds::
 
@@ -19,15 +20,19 @@ import json
 import logging
 from pathlib import Path
 
+from ..config import load_config
 from ..errors import ConfigError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, atomic_write_text
 from ..models.loading import load_model, load_tokenizer
 from ..training import run_folder
 from ..training.config import RunConfig, load_run_config
-from ..training.run import (build_model_and_tokenizer, check_data, evaluation_data_dir, load_examples, model_path,
-                             train)
-from .evaluate import evaluate_examples, rescore
-from .tasks import METRICS, check_config
+from ..training.pretrain import pretrain
+from ..training.pretrain_config import PretrainConfig
+from ..training.run import (build_model_and_tokenizer, check_data, evaluation_data_dir, inspect_rows, load_examples,
+                             model_path, resolved_views, train)
+from ..evaluation.evaluate import evaluate_examples, rescore
+from ..evaluation.report import comparison_table
+from ..evaluation.tasks import METRICS, check_config
 
 log = logging.getLogger("lmjepa")
 
@@ -131,3 +136,42 @@ def rescore_target(target: str | Path, overrides: dict | None = None, out: str |
     tokenizer = load_tokenizer(str(model_dir) if model_dir else model_path(config))
     metrics = rescore(out, task, config.eval, evaluation_data_dir(config), tokenizer=tokenizer)
     return config.name, _save_metrics(out, metrics, merge=True)
+
+
+def train_variants(config_path: str | Path, overrides: dict, variants: list[str] | None = None,
+                   force: bool = False) -> tuple[dict[str, dict], str | None]:
+    """``lmjepa train``: load and check the config (task and metric before anything else), train and evaluate
+    each variant (all by default; ``run_folder.run_variants``). Returns ``(metrics by run name, table)``: the
+    Markdown comparison table, also written to ``output_dir/comparison.md`` when there are several variants;
+    ``({}, None)`` on a non-main process under ``accelerate launch``. Raises ConfigError / DataError on bad
+    input, RunFolderError as ``train_and_evaluate``."""
+    config = load_run_config(config_path, overrides)
+    check_config(config)
+    results = run_folder.run_variants(config, train_and_evaluate, variants, force=force)
+    if not all(results.values()):
+        return {}, None
+    table = comparison_table(results)
+    if len(results) > 1:
+        atomic_write_text(Path(config.output_dir) / "comparison.md", table)
+    return results, table
+
+
+def pretrain_variants(config_path: str | Path, overrides: dict, variants: list[str] | None = None,
+                      force: bool = False) -> tuple[PretrainConfig, dict[str, dict]]:
+    """``lmjepa pretrain``: load a ``PretrainConfig`` and pretrain each variant (``training.pretrain``).
+    Returns ``(config, metrics by run name)`` (empty metrics on a non-main process)."""
+    config = load_config(config_path, overrides, cls=PretrainConfig)
+    return config, run_folder.run_variants(config, pretrain, variants, force=force)
+
+
+def inspect(config_path: str | Path, overrides: dict, rows: int = 3) -> dict:
+    """``lmjepa inspect``: ``{"objective": resolved terms (NTP first, with γ), "views": the requested and resolved
+    view mode and why, "rows": the first ``rows`` training rows as the model sees them}``. Raises ConfigError /
+    DataError on bad input."""
+    config = load_run_config(config_path, overrides)
+    check_config(config)
+    examples = inspect_rows(config, rows)
+    mode, why = resolved_views(config)
+    views = {"requested": config.jepa.views, "mode": mode, "why": why, "format": config.jepa.view_format,
+             "shared_view_prefix": config.jepa.shared_view_prefix}
+    return {"objective": config.objective_terms(), "views": views, "rows": examples}
