@@ -26,7 +26,7 @@ from lmjepa.data.text import read_texts
 from lmjepa.models.predict_reconstruct import PredictReconstruct
 from lmjepa.data.pretrain_collator import HybridCollator
 from lmjepa.models.loading import load_tokenizer
-from lmjepa.training.pretrain import EMACallback, PretrainTrainer, build_model
+from lmjepa.training.pretrain import PretrainTrainer, build_model
 from lmjepa.training.run import training_arguments
 
 
@@ -58,7 +58,7 @@ def main() -> int:
     training_args = training_arguments(config, config.output_dir)
     training_args.remove_unused_columns = False
     trainer = PretrainTrainer(model=model, args=training_args, train_dataset=features,
-                              data_collator=HybridCollator(tokenizer, config.objective, config.train.seed), callbacks=[EMACallback(0.9, 1.0)])
+                              data_collator=HybridCollator(tokenizer, config.objective, config.train.seed), ema=(0.9, 1.0))
     initial = checksums(model)
     trainer.train()
     final = checksums(trainer.accelerator.unwrap_model(trainer.model))

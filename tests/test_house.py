@@ -157,3 +157,21 @@ def test_bad_data_stops_before_the_model_loads(tmp_path, monkeypatch, capsys):
 def test_collapse_monitor_rank_equals_the_geometry_metric():
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(0)) @ torch.diag(torch.linspace(0.1, 3, 16))
     assert collapse_monitors(z)["effective_rank"] == pytest.approx(effective_rank(z.numpy()), rel=1e-5)
+
+
+def test_both_trainers_share_one_ema_target_one_log_and_one_checkpointing():
+    """One owner per concept: the decoder and the P&R trainers both take their metric log, held-batch monitor and
+    checkpoints from the shared mixins, and the EMA update (``lerp_``) is written once, in training/monitoring.py."""
+    from pathlib import Path
+
+    from lmjepa.training.checkpoints import AtomicCheckpoints
+    from lmjepa.training.monitoring import MetricLog
+    from lmjepa.training.pretrain import PretrainTrainer
+    from lmjepa.training.trainer import JEPATrainer
+
+    for trainer in (JEPATrainer, PretrainTrainer):
+        assert issubclass(trainer, MetricLog) and issubclass(trainer, AtomicCheckpoints)
+        assert "log" not in vars(trainer) and "monitors" not in vars(trainer)  # no private copy of either
+    src = Path(__file__).resolve().parents[1] / "src" / "lmjepa"
+    updates = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if ".lerp_(" in p.read_text())
+    assert updates == ["training/monitoring.py"], f"EMA updates written in {updates}"

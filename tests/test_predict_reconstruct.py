@@ -10,6 +10,7 @@ from transformers import BertConfig
 
 from lmjepa.models.predict_reconstruct import PredictReconstruct, encode_subset
 from lmjepa.objectives.predict_reconstruct import collapse_monitors, ema_momentum
+from lmjepa.training.monitoring import EMATarget
 from lmjepa.data.block_masks import sample_block_masks
 
 
@@ -70,8 +71,7 @@ def _manual_jepa(model: PredictReconstruct, batch) -> torch.Tensor:
 def test_jepa_loss_equals_gathered_computation_and_loss_composition():
     torch.manual_seed(0)
     model = PredictReconstruct(_config(), predictor_layers=1, predictor_hidden=16, lambda_mode="fixed", lbd=0.3)
-    model.update_target(0.0)  # identical weights would hide a swapped encoder; perturb the target first
-    with torch.no_grad():
+    with torch.no_grad():  # identical weights would hide a swapped encoder; perturb the target first
         for p in model.target_encoder.parameters():
             p.add_(0.01 * torch.randn_like(p))
     batch = _batch()
@@ -127,7 +127,18 @@ def test_learnable_lambda_gradient_follows_the_loss_gap():
     assert out["lambda"] == pytest.approx(0.5)
     out["loss"].backward()
     # dL/dw = σ'(0)·(L_JEPA − L_MLM) = 0.25·gap: λ moves toward the smaller loss
-    assert model.w.grad.item() == pytest.approx(0.25 * (out["jepa_loss"] - out["mlm_loss"]).item(), rel=1e-5)
+    assert model.objective.w.grad.item() == pytest.approx(0.25 * (out["jepa_loss"] - out["mlm_loss"]).item(), rel=1e-5)
+
+
+def test_a_checkpoint_with_w_at_the_top_loads_into_the_term():
+    """Before the loss became a term, learnable λ's w was the model's ``w``; such a state dict still loads it."""
+    torch.manual_seed(1)
+    model = PredictReconstruct(_config(), predictor_layers=1, lambda_mode="learnable")
+    old = {("w" if k == "objective.w" else k): v for k, v in model.state_dict().items()}
+    old["w"] = torch.tensor(1.25)
+    model.load_state_dict(old)
+    assert model.objective.w.item() == 1.25
+    assert model.objective.current_lambda().item() == pytest.approx(torch.sigmoid(torch.tensor(1.25)).item())
 
 
 def test_modes_schedule_control_init_and_errors():
@@ -138,9 +149,9 @@ def test_modes_schedule_control_init_and_errors():
     for a, b in zip(hybrid.encoder.parameters(), control.encoder.parameters()):
         assert torch.equal(a, b)  # the control starts from the same encoder
     assert control.target_encoder is None and control.predictor is None
-    assert hybrid.current_lambda(0.0).item() == pytest.approx(0.1)
-    assert hybrid.current_lambda(0.5).item() == pytest.approx(0.5)
-    assert hybrid.current_lambda(2.0).item() == pytest.approx(0.9)
+    assert hybrid.objective.current_lambda(0.0).item() == pytest.approx(0.1)
+    assert hybrid.objective.current_lambda(0.5).item() == pytest.approx(0.5)
+    assert hybrid.objective.current_lambda(2.0).item() == pytest.approx(0.9)
     out = control(**_batch(2))
     assert out["jepa_loss"] is None and torch.equal(out["loss"].detach(), out["mlm_loss"])
     with pytest.raises(ValueError, match="lambda_mode"):
@@ -156,9 +167,18 @@ def test_ema_update_and_momentum_schedule():
         for p in model.encoder.parameters():
             p.add_(1.0)
     before = [p.clone() for p in model.target_encoder.parameters()]
-    model.update_target(0.9)
+    ema = EMATarget.of(model.target_encoder, "encoder", start=0.9, end=0.9)  # the one both trainers use
+    ema.update(model, step=3, total=10)
     for old, new, online in zip(before, model.target_encoder.parameters(), model.encoder.parameters()):
         torch.testing.assert_close(new, 0.9 * old + 0.1 * online)
+    assert not ema.owned  # the target encoder is saved with the model's weights, not as ema_target.pt
+    copy = EMATarget.copy_of(model.encoder, start=0.5, end=0.5)  # LLM-JEPA's target: a copy of the trainable weights
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    copy.update(model.encoder, step=0, total=10)
+    for name, p in model.encoder.named_parameters():
+        torch.testing.assert_close(copy.params[name], p.detach() - 0.5)
     assert ema_momentum(0, 100) == 0.996 and ema_momentum(50, 100) == pytest.approx(0.998)
     assert ema_momentum(100, 100) == 1.0 and ema_momentum(500, 100) == 1.0
 

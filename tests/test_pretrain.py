@@ -18,8 +18,9 @@ from lmjepa.config import from_dict
 from lmjepa.data.pretrain_collator import HybridCollator
 from lmjepa.models.loading import load_tokenizer
 from lmjepa.training.pretrain_config import PretrainConfig
-from lmjepa.models.predict_reconstruct import PredictReconstruct
+from lmjepa.objectives.predict_reconstruct import ema_momentum
 from lmjepa.training import run_folder
+from lmjepa.training.monitoring import EMATarget
 from lmjepa.training.pretrain import pretrain
 
 from conftest import assert_plot
@@ -70,23 +71,24 @@ def test_collator_never_masks_padding_or_special_tokens(bert_tokenizer, tmp_path
 
 def test_pretrain_hybrid_and_control(tmp_path, text_file, bert_tokenizer, monkeypatch):
     calls = []
-    original = PredictReconstruct.update_target
+    original = EMATarget.update
 
-    def crash_at_step_3(self, momentum):
-        calls.append(momentum)
+    def crash_at_step_3(self, model, step, total):
+        calls.append(ema_momentum(step, total, self.start, self.end))
         if len(calls) == 3:
             raise KeyboardInterrupt("killed")
         time.sleep(1.5)  # two slow steps before checkpoint-2: the resumed run must count them
-        original(self, momentum)
+        original(self, model, step, total)
 
-    monkeypatch.setattr(PredictReconstruct, "update_target", crash_at_step_3)
+    monkeypatch.setattr(EMATarget, "update", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         pretrain(_config(tmp_path, text_file))
     assert (tmp_path / "run" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "metrics.json").exists()
     saved = json.loads((tmp_path / "run" / "checkpoint-2" / "trainer_state.json").read_text())
     before = saved["stateful_callbacks"]["TrainingClock"]["args"]["seconds_before"]
     calls.clear()
-    monkeypatch.setattr(PredictReconstruct, "update_target", lambda self, m: (calls.append(m), original(self, m)))
+    monkeypatch.setattr(EMATarget, "update", lambda self, model, step, total: (
+        calls.append(ema_momentum(step, total, self.start, self.end)), original(self, model, step, total)))
     metrics = pretrain(_config(tmp_path, text_file))  # resumes from checkpoint-2: two steps left
     assert metrics["train_steps"] == 4 and len(calls) == 2  # once per optimizer step (2 micro-batches each)
     assert before >= 3.0  # the two 1.5-s sleeps, recorded with the checkpoint

@@ -9,7 +9,9 @@ latent prediction, built from Hugging Face ``BertModel`` blocks, randomly initia
     h_ψ(z) = W2·LN(GELU(W1·z))            eq. 9: the token regressor of the MLM head
 
 The encoder is built first from the seed, so the hybrid and the MLM-only control start from
-identical encoder weights.
+identical encoder weights. The loss is the term ``objectives.predict_reconstruct.PredictReconstructLoss`` (eq. 7,
+λ and its modes), held as the submodule ``objective``; the EMA update of the target encoder is
+``training.monitoring.EMATarget`` (eq. 8), the one both trainers use.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from ..objectives.predict_reconstruct import (LAMBDA_MODES, current_lambda, hybrid_loss, latent_prediction_loss,
-                                              mlm_loss)
+from ..objectives.predict_reconstruct import PredictReconstructLoss, latent_prediction_loss, mlm_loss
 
 
 class TokenRegressor(nn.Module):
@@ -39,7 +40,7 @@ class TokenRegressor(nn.Module):
 
 
 class PredictReconstruct(nn.Module):
-    """Encoder + predictor + EMA target encoder + token regressor + λ.
+    """Encoder + predictor + EMA target encoder + token regressor, and the loss term (``objective``: λ).
 
     Args:
         encoder_config: ``BertConfig`` of f_θ (its ``vocab_size`` is the tokenizer's).
@@ -53,16 +54,13 @@ class PredictReconstruct(nn.Module):
                  predictor_heads: int | None = None, lambda_mode: str = "fixed", lbd: float = 0.5,
                  lambda_start: float = 0.1, lambda_end: float = 0.9):
         super().__init__()
-        if lambda_mode not in LAMBDA_MODES:
-            raise ValueError(f"lambda_mode must be one of {LAMBDA_MODES}, got {lambda_mode!r}")
-        if not all(0 <= v <= 1 for v in (lbd, lambda_start, lambda_end)):
-            raise ValueError("λ values must lie in [0, 1]")
-        self.lambda_mode, self.lbd, self.lambda_start, self.lambda_end = lambda_mode, lbd, lambda_start, lambda_end
+        objective = PredictReconstructLoss(lambda_mode, lbd, lambda_start, lambda_end)  # checks λ before any init
         self.encoder = BertModel(encoder_config, add_pooling_layer=False)  # first: same init for every mode
         hidden = encoder_config.hidden_size
         self.regressor = TokenRegressor(hidden, encoder_config.vocab_size)
-        self.w = nn.Parameter(torch.zeros(())) if lambda_mode == "learnable" else None
-        if lambda_mode == "mlm_only":
+        self.objective = objective
+        self.register_load_state_dict_pre_hook(_learnable_w_moved)
+        if not objective.uses_jepa:
             self.target_encoder = self.predictor = None
             return
         width = predictor_hidden or hidden // 2
@@ -83,26 +81,10 @@ class PredictReconstruct(nn.Module):
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
 
-    # --- λ ----------------------------------------------------------------------------------------
-
-    def current_lambda(self, progress: float = 0.0) -> torch.Tensor:
-        """λ as a 0-d tensor (differentiable in ``learnable`` mode); ``progress`` ∈ [0, 1] drives ``schedule``."""
-        return current_lambda(self.lambda_mode, self.lbd, self.lambda_start, self.lambda_end, progress, self.w)
-
     def _jepa_parameters(self):
         for part in (self.predictor_in, self.predictor, self.predictor_out):
             yield from (p for p in part.parameters() if p.requires_grad)
         yield self.mask_token
-
-    # --- EMA ----------------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """θ̄ ← m·θ̄ + (1 − m)·θ (P&R eq. 8) over the encoder's parameters (call once per optimizer step)."""
-        if self.target_encoder is None:
-            return
-        for target, online in zip(self.target_encoder.parameters(), self.encoder.parameters()):
-            target.lerp_(online.detach(), 1.0 - momentum)
 
     # --- forward ------------------------------------------------------------------------------------
 
@@ -134,7 +116,8 @@ class PredictReconstruct(nn.Module):
 
     def forward(self, input_ids, attention_mask, labels, clean_ids=None, context=None, targets=None, usable=None,
                 progress: float = 0.0) -> dict:
-        """Returns ``{"loss", "mlm_loss", "jepa_loss", "lambda"}`` (the last three detached, for logging).
+        """Returns ``{"loss", "mlm_loss", "jepa_loss", "lambda"}`` (``PredictReconstructLoss``: the last three detached,
+        for logging).
 
         ``input_ids``: BERT-masked x̃ (B, L); ``labels``: MLM targets, -100 elsewhere; ``clean_ids``: x;
         ``context``/``targets``/``usable``: ``lmjepa.data.block_masks.BlockMasks`` fields.
@@ -145,12 +128,15 @@ class PredictReconstruct(nn.Module):
             mlm = mlm_loss(self.regressor(z_full[selected]), labels[selected])
         else:  # no masked token in the batch: zero, still through the regressor (for DDP)
             mlm = self.regressor(z_full[:1, :1]).sum() * 0.0
-        lbd = self.current_lambda(progress).to(z_full.device)
-        if self.lambda_mode == "mlm_only":
-            return {"loss": mlm, "mlm_loss": mlm.detach(), "jepa_loss": None, "lambda": 0.0}
-        jepa = self.jepa_loss(input_ids, clean_ids, attention_mask, context, targets, usable)
-        loss = hybrid_loss(jepa, mlm, lbd)  # eq. 7
-        return {"loss": loss, "mlm_loss": mlm.detach(), "jepa_loss": jepa.detach(), "lambda": float(lbd.detach())}
+        jepa = self.jepa_loss(input_ids, clean_ids, attention_mask, context, targets, usable) \
+            if self.objective.uses_jepa else None
+        return self.objective(mlm, jepa, progress)  # eq. 7
+
+
+def _learnable_w_moved(module, state_dict, prefix, *args) -> None:
+    """A checkpoint written before the loss became a term holds learnable λ's w as ``w``: now ``objective.w``."""
+    if prefix + "w" in state_dict:
+        state_dict[prefix + "objective.w"] = state_dict.pop(prefix + "w")
 
 
 def encode_subset(bert: BertModel, keep: torch.Tensor, input_ids: torch.Tensor | None = None,

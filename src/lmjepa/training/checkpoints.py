@@ -19,10 +19,12 @@ class AtomicCheckpoints:
     ``<run>/checkpoint-N`` in one ``os.rename``. A process killed while saving leaves only the staging folder,
     which the next save or ``prepare`` discards, so ``checkpoint-N`` is always complete (``last_checkpoint``
     still checks, for folders written before this existed). Rotation (``save_total_limit``) runs after the rename.
-    Subclasses write extra files by overriding ``extra_checkpoint_files(folder)``.
+    A trainer's EMA target (``self.ema``, ``monitoring.EMATarget``) is saved with its checkpoint and read back on
+    resume. Subclasses write extra files by overriding ``extra_checkpoint_files(folder)``.
     """
 
     _staging: str | None = None
+    ema = None  # the trainer's EMA target, if it has one
     resumed_loss_total: float = 0.0  # the step losses summed over the pieces before a resume (the ledger)
     LOSS_LEDGER = "lmjepa_loss.json"
 
@@ -30,10 +32,12 @@ class AtomicCheckpoints:
         return self._staging or super()._get_output_dir(trial)
 
     def extra_checkpoint_files(self, folder: str) -> None:
-        """Write the loss ledger ``lmjepa_loss.json`` (and, in a subclass, its own files) into the staged checkpoint
-        ``folder`` (main process; before the rename)."""
+        """Write the loss ledger ``lmjepa_loss.json``, the EMA target (``EMATarget.save``) and, in a subclass, its own
+        files into the staged checkpoint ``folder`` (main process; before the rename)."""
         with open(os.path.join(folder, self.LOSS_LEDGER), "w") as f:
             json.dump({"global_step": self.state.global_step, "loss_total": self._loss_total}, f)
+        if self.ema is not None:
+            self.ema.save(folder)
 
     def training_loss(self) -> float:
         """The mean step loss over *all* optimizer steps of the run, a resumed run's earlier pieces included (the
@@ -43,6 +47,8 @@ class AtomicCheckpoints:
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
         self.resumed_loss_total = resumed_loss_total(resume_from_checkpoint)
+        if self.ema is not None:
+            self.ema.load(resume_from_checkpoint, self.args.device)
 
     def _save_checkpoint(self, model, trial):
         from transformers.trainer_utils import rotate_checkpoints

@@ -5,27 +5,28 @@ One run folder per config (``output_dir``), like ``lmjepa train``: ``config.yaml
 ``BertModel`` + tokenizer, readable by ``lmjepa analyze`` and ``lmjepa probe``), ``runs/``
 (TensorBoard: loss, mlm_loss, jepa_loss, lambda, embedding_std, effective_rank), ``metrics.json``.
 
-The EMA target encoder is updated by a callback at the end of every *optimizer* step (so once per
-accumulated batch, and identically in every process, whose weights DDP keeps equal), with the
-momentum rising linearly from ``ema_start`` to ``ema_end`` over ``max_steps``.
+The EMA target encoder is updated by ``monitoring.EMACallback`` at the end of every *optimizer* step (so once per
+accumulated batch, and identically in every process, whose weights DDP keeps equal), with the momentum rising
+linearly from ``ema_start`` to ``ema_end`` over ``max_steps``: the same ``EMATarget``, metric log and held-batch
+monitor as ``JEPATrainer`` (``training/monitoring.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, Trainer, TrainerCallback
+from transformers import BertConfig, Trainer
 
 from ..data.pretrain_collator import HybridCollator
 from ..data.text import read_texts
 from ..models.loading import load_tokenizer
 from ..models.predict_reconstruct import PredictReconstruct
-from ..objectives.predict_reconstruct import collapse_monitors, ema_momentum
+from ..objectives.predict_reconstruct import collapse_monitors
 from . import run_folder
 from .checkpoints import AtomicCheckpoints
+from .monitoring import EMACallback, EMATarget, MetricLog
 from .pretrain_config import PretrainConfig
 from .run import training_arguments
 from ..seeds import init_seed
@@ -33,53 +34,35 @@ from ..seeds import init_seed
 log = logging.getLogger("lmjepa")
 
 
-class EMACallback(TrainerCallback):
-    def __init__(self, start: float, end: float):
-        self.start, self.end = start, end
+class PretrainTrainer(AtomicCheckpoints, MetricLog, Trainer):
+    """Trainer whose loss is the model's ``PredictReconstructLoss``; logs its parts (``mlm_loss``, ``jepa_loss``,
+    ``lambda``) and, every ``monitor_every`` steps, the collapse monitors of the held batch. With a target encoder
+    (every λ mode but ``mlm_only``), ``ema`` is its ``EMATarget`` (momentum from ``ema`` = (start, end))."""
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        model.update_target(ema_momentum(state.global_step, state.max_steps, self.start, self.end))
-
-
-class PretrainTrainer(AtomicCheckpoints, Trainer):
-    """Trainer whose loss is the hybrid objective; logs its parts and the collapse monitors."""
-
-    def __init__(self, *args, held: dict | None = None, monitor_every: int = 0, **kwargs):
+    def __init__(self, *args, held: dict | None = None, monitor_every: int = 0, ema: tuple[float, float] = (0.996, 1.0),
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.held, self.monitor_every, self._parts, self._monitored = held, monitor_every, defaultdict(list), -1
+        self.held, self.monitor_every = held, monitor_every
+        target = self.model.target_encoder
+        self.ema = None if target is None else EMATarget.of(target, "encoder", *ema)
+        if self.ema is not None:
+            self.add_callback(EMACallback(self))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         progress = self.state.global_step / max(1, self.state.max_steps)
         out = model(**inputs, progress=progress)
         if model.training:
-            for key in ("mlm_loss", "jepa_loss", "lambda"):
-                if out[key] is not None:
-                    self._parts[key].append(float(out[key]))
-            step = self.state.global_step
-            if self.monitor_every and self.held is not None and step % self.monitor_every == 0 and step != self._monitored:
-                self._monitored = step
-                self._parts.update({k: [v] for k, v in self.monitors(model).items()})
+            self.record(**{key: float(out[key]) for key in ("mlm_loss", "jepa_loss", "lambda") if out[key] is not None})
+            self.monitor_held(model, self.monitor_every, _collapse)
         return (out["loss"], out) if return_outputs else out["loss"]
 
-    @torch.no_grad()
-    def monitors(self, model) -> dict[str, float]:
-        """Embedding std and effective rank of the held batch's mean-pooled encoder states."""
-        module = self.accelerator.unwrap_model(model)
-        was = module.training
-        module.eval()
-        device = next(module.parameters()).device
-        ids, mask = self.held["input_ids"].to(device), self.held["attention_mask"].to(device)
-        states = module.encode(ids, mask)
-        pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        module.train(was)
-        return collapse_monitors(pooled)
 
-    def log(self, logs: dict, start_time: float | None = None) -> None:
-        for key, values in self._parts.items():
-            if values:
-                logs[key] = sum(values) / len(values)
-        self._parts.clear()
-        super().log(logs, start_time)
+def _collapse(module, held: dict) -> dict[str, float]:
+    """Embedding std and effective rank of the held batch's mean-pooled encoder states."""
+    ids, mask = held["input_ids"], held["attention_mask"]
+    states = module.encode(ids, mask)
+    pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    return collapse_monitors(pooled)
 
 
 def build_model(config: PretrainConfig, vocab_size: int) -> PredictReconstruct:
@@ -126,9 +109,9 @@ def _pretrain(config: PretrainConfig, force: bool) -> dict:
         clock = run_folder.TrainingClock.resumed(checkpoint)  # a resumed run counts its earlier seconds too
         trainer = PretrainTrainer(model=model, args=training_arguments(config, out), train_dataset=features,
                                   data_collator=HybridCollator(tokenizer, config.objective, config.train.seed),
-                                  callbacks=[EMACallback(config.objective.ema_start, config.objective.ema_end),
-                                             run_folder.LogToRunLog(), clock],
-                                  held=dict(held), monitor_every=config.objective.monitor_every)
+                                  callbacks=[run_folder.LogToRunLog(), clock], held=dict(held),
+                                  monitor_every=config.objective.monitor_every,
+                                  ema=(config.objective.ema_start, config.objective.ema_end))
         clock.start()
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.accelerator.wait_for_everyone()

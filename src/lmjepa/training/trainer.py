@@ -27,19 +27,16 @@ gradient synchronisation stays with Accelerate.
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-
 import torch
 from torch.func import functional_call
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
 from ..data import packing
 from ..objectives import Objective, Step
 from ..objectives.monitors import geometry_monitors
-from ..objectives.predict_reconstruct import ema_momentum
 from .config import JEPAConfig, legacy_specs
 from .checkpoints import AtomicCheckpoints, resumed_loss_total  # noqa: F401  (re-exported)
+from .monitoring import EMACallback, EMATarget, MetricLog  # noqa: F401  (EMATarget re-exported)
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf; the run stops and keeps its last good checkpoint."""
@@ -59,47 +56,19 @@ def gradient_cosine(model, first: torch.Tensor, second: torch.Tensor) -> float:
     return float((flat[0] @ flat[1]) / norms) if norms > 0 else float("nan")
 
 
-
-
-class EMATarget:
-    """A momentum copy of the model's *trainable* parameters (under LoRA: the adapters), for
-    ``target: ema``: θ̄ ← m·θ̄ + (1 − m)·θ after every optimizer step, m rising linearly from ``start``
-    to ``end``; Enc(Code) is computed with θ̄ in place of θ (``torch.func.functional_call``), no gradient."""
-
-    FILE = "ema_target.pt"
-
-    def __init__(self, model, start: float = 0.996, end: float = 1.0):
-        self.start, self.end = start, end
-        self.params = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
+def ema_encoder(ema: EMATarget, model):
+    """``encode(input_ids, attention_mask, enc_index, **kwargs) -> (N, D)``: Enc(Code) with the EMA parameters in
+    place of the model's (``torch.func.functional_call``), without gradient (``target: ema``)."""
     @torch.no_grad()
-    def update(self, model, step: int, total: int) -> None:
-        m = ema_momentum(step, total, self.start, self.end)
-        for name, p in model.named_parameters():
-            if name in self.params:
-                self.params[name].lerp_(p.detach(), 1.0 - m)
-
-    def encoder(self, model):
-        """``encode(input_ids, attention_mask, enc_index, **kwargs) -> (N, D)`` with the EMA parameters."""
-        @torch.no_grad()
-        def encode(input_ids, attention_mask, enc_index, **kwargs):
-            outputs = functional_call(model, self.params, args=(), kwargs=dict(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
-                **kwargs), strict=False)
-            return packing.gather_enc(outputs.hidden_states[-1], enc_index)
-        return encode
+    def encode(input_ids, attention_mask, enc_index, **kwargs):
+        outputs = functional_call(model, ema.params, args=(), kwargs=dict(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, logits_to_keep=1,
+            **kwargs), strict=False)
+        return packing.gather_enc(outputs.hidden_states[-1], enc_index)
+    return encode
 
 
-class _EMACallback(TrainerCallback):
-    def __init__(self, trainer):
-        self.trainer = trainer
-
-    def on_step_end(self, args, state, control, **kwargs):
-        t = self.trainer
-        t.ema.update(t.accelerator.unwrap_model(t.model), state.global_step, state.max_steps)
-
-
-class JEPATrainer(AtomicCheckpoints, Trainer):
+class JEPATrainer(AtomicCheckpoints, MetricLog, Trainer):
     """Trainer for ``L = γ·L_NTP + Σ_i weight_i·A_i`` (``objective``; from ``jepa`` alone when not given:
     the single LLM-JEPA term λ·d(Pred(Enc(Text)), Enc(Code))).
 
@@ -124,25 +93,10 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
         self.ema = None
         if self.objective.target == "ema":
             term = next(t for t in self.objective.terms if t.needs().target == "ema")
-            self.ema = EMATarget(self.model, term.params["ema_start"], term.params["ema_end"])
-            self.add_callback(_EMACallback(self))
+            self.ema = EMATarget.copy_of(self.model, term.params["ema_start"], term.params["ema_end"])
+            self.add_callback(EMACallback(self))
         # Make the Trainer count labels over the accumulated batch and pass num_items_in_batch.
         self.model_accepts_loss_kwargs = True
-        self._metrics: dict[str, list[float]] = defaultdict(list)
-        self._geometry_step = -1
-
-    def extra_checkpoint_files(self, folder: str) -> None:
-        """The loss ledger (``AtomicCheckpoints``) and, with an EMA target, its parameters: in the staged
-        checkpoint, so a checkpoint in place always carries them."""
-        super().extra_checkpoint_files(folder)
-        if self.ema is not None:
-            torch.save(self.ema.params, os.path.join(folder, EMATarget.FILE))
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, EMATarget.FILE)
-        if self.ema is not None and os.path.isfile(path):
-            self.ema.params = {k: v.to(self.args.device) for k, v in torch.load(path).items()}
 
     def _monitor_now(self, model) -> bool:
         step = self.state.global_step + 1  # the step being computed
@@ -153,7 +107,7 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
 
     def _target_encoder(self, model, needs):
         if needs.target == "ema":
-            return self.ema.encoder(self.accelerator.unwrap_model(model))
+            return ema_encoder(self.ema, self.accelerator.unwrap_model(model))
         mode = packing.view_mode(self.jepa.views)
         if needs.target == "stop-grad" and not (mode.one_row or mode.multiview):  # Code rows run without a graph
             return torch.no_grad()(lambda *a, **k: packing.encode_rows(model, *a, **k))
@@ -212,21 +166,18 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
         if self._every(model, self.jepa.grad_cosine_every):
             for key in parts.trained:
                 name = "grad_cosine" if key == "jepa_loss" else f"grad_cosine_{key.removesuffix('_loss')}"
-                self._record(**{name: gradient_cosine(model, parts.values[key], ntp)})
-        self._record(**{key: value.item() for key, value in parts.values.items()})
+                self.record(**{name: gradient_cosine(model, parts.values[key], ntp)})
+        self.record(**{key: value.item() for key, value in parts.values.items()})
         shown = step if step.pred is not None else monitor_step
         if shown is not None and shown.pred is not None:
             cosine = torch.nn.functional.cosine_similarity(shown.pred.detach(), shown.target.detach(), dim=-1).mean()
-            self._record(jepa_cosine=cosine.item())
-        self._record(lm_loss=ntp_mean.item())
+            self.record(jepa_cosine=cosine.item())
+        self.record(lm_loss=ntp_mean.item())
         if model.training:
             for key, alpha, drop in zip(objective.keys, objective.dropouts, dropped):
                 if alpha > 0:
-                    self._record(**{("jepa_dropped" if key == "jepa_loss" else f"{key}_dropped"): float(drop)})
-        if self.held is not None and self._every(model, self.jepa.geometry_every) \
-                and self._geometry_step != self.state.global_step:
-            self._geometry_step = self.state.global_step
-            self._record(**self._geometry(model))
+                    self.record(**{("jepa_dropped" if key == "jepa_loss" else f"{key}_dropped"): float(drop)})
+        self.monitor_held(model, self.jepa.geometry_every, _geometry)
 
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -235,29 +186,9 @@ class JEPATrainer(AtomicCheckpoints, Trainer):
             )
         return (loss, forward.outputs) if return_outputs else loss
 
-    @torch.no_grad()
-    def _geometry(self, model) -> dict[str, float]:
-        """The held batch's geometry monitors (``objectives.monitors``), in eval mode."""
-        module = self.accelerator.unwrap_model(model)
-        was = module.training
-        module.eval()
-        held = {k: v.to(self.args.device) for k, v in self.held.items()}
-        out = module(input_ids=held["input_ids"], attention_mask=held["attention_mask"], output_hidden_states=True,
-                     logits_to_keep=1)
-        module.train(was)
-        return geometry_monitors(out.hidden_states[-1], held["spans"], held["attention_mask"])
 
-    def _record(self, **values: float) -> None:
-        prefix = "" if self.model.training else "eval_"
-        for key, value in values.items():
-            self._metrics[prefix + key].append(value)
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Merge the mean of the recorded metrics (averaged over processes) into ``logs``."""
-        is_eval = any(key.startswith("eval_") for key in logs)
-        for key in [k for k in self._metrics if k.startswith("eval_") == is_eval]:
-            values = self._metrics.pop(key)
-            mean = torch.tensor(sum(values) / len(values), device=self.args.device)
-            logs[key] = self.accelerator.reduce(mean, reduction="mean").item()
-        super().log(logs, start_time)
-
+def _geometry(module, held: dict) -> dict[str, float]:
+    """The held batch's geometry monitors (``objectives.monitors``) on the last layer's states."""
+    out = module(input_ids=held["input_ids"], attention_mask=held["attention_mask"], output_hidden_states=True,
+                 logits_to_keep=1)
+    return geometry_monitors(out.hidden_states[-1], held["spans"], held["attention_mask"])
