@@ -43,7 +43,7 @@ class PretrainTrainer(AtomicCheckpoints, MetricLog, Trainer):
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.held, self.monitor_every = held, monitor_every
-        target = self.model.target_encoder
+        target = getattr(self.model, "target_encoder", None)  # none in the mlm_only control
         self.ema = None if target is None else EMATarget.of(target, "encoder", *ema)
         if self.ema is not None:
             self.add_callback(EMACallback(self))
