@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
 
 from lmjepa.models.loading import add_predictor_tokens, load_tokenizer, resolve_model_path
 
@@ -133,3 +133,18 @@ def pytest_sessionfinish(session, exitstatus):
     if bad:
         print("\nLMJEPA_STRICT_SKIPS: tests skipped for a reason inside lmjepa's control:\n  " + "\n  ".join(bad))
         session.exitstatus = 1
+
+
+class Killed(BaseException):
+    """A simulated kill: a BaseException, so no ``except Exception`` in the code under test can swallow it."""
+
+
+class KillAfterStep(TrainerCallback):
+    """Raises ``Killed`` at the end of optimizer step ``step`` (after any checkpoint of an earlier step)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Killed

@@ -22,6 +22,8 @@ from transformers import Trainer
 from lmjepa.pipeline.run import train_and_evaluate
 from lmjepa.training.config import load_run_config
 
+from conftest import KillAfterStep, Killed
+
 RECORDED = ("train_loss", "train_steps", "exact_match", "contains_target", "stopped")
 
 
@@ -41,10 +43,6 @@ def _write(path: Path, config: dict) -> Path:
     return path
 
 
-class _Kill(BaseException):
-    pass
-
-
 def test_a_kill_inside_a_save_leaves_no_checkpoint_in_place_and_the_resumed_row_is_the_uninterrupted_one(
         tmp_path, tiny_model_dir, data_dir, monkeypatch):
     whole = train_and_evaluate(load_run_config(_write(tmp_path / "a.yaml", _config(tmp_path / "whole", tiny_model_dir,
@@ -56,11 +54,11 @@ def test_a_kill_inside_a_save_leaves_no_checkpoint_in_place_and_the_resumed_row_
     def dies_in_the_second_save(self, output_dir):  # weights and optimizer written, RNG state and trainer state not
         saves.append(output_dir)
         if len(saves) == 2:
-            raise _Kill
+            raise Killed
         original(self, output_dir)
 
     monkeypatch.setattr(Trainer, "_save_rng_state", dies_in_the_second_save)
-    with pytest.raises(_Kill):
+    with pytest.raises(Killed):
         train_and_evaluate(config)
     monkeypatch.setattr(Trainer, "_save_rng_state", original)
     assert Path(saves[1]).parent.name == ".staging"  # the Trainer wrote into the staging folder
@@ -195,7 +193,7 @@ def test_a_resumed_pretraining_records_the_uninterrupted_train_loss(tmp_path):
     """The P&R trainer shares the checkpoint mixin: its row's train_loss covers every step of a resumed run."""
     import torch
     from torch import nn
-    from transformers import TrainerCallback, TrainingArguments
+    from transformers import TrainingArguments
 
     from lmjepa.training.pretrain import PretrainTrainer
 
@@ -221,13 +219,8 @@ def test_a_resumed_pretraining_records_the_uninterrupted_train_loss(tmp_path):
     whole = trainer(tmp_path / "whole")
     whole.train()
 
-    class KillAfterStep5(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 5:
-                raise _Kill
-
-    with pytest.raises(_Kill):
-        trainer(tmp_path / "killed", [KillAfterStep5()]).train()
+    with pytest.raises(Killed):
+        trainer(tmp_path / "killed", [KillAfterStep(5)]).train()
     resumed = trainer(tmp_path / "killed")
     result = resumed.train(resume_from_checkpoint=str(tmp_path / "killed" / "checkpoint-4"))
     assert resumed.training_loss() == pytest.approx(whole.training_loss(), rel=1e-6)

@@ -12,7 +12,7 @@ from lmjepa.data.views import encode_dataset
 from lmjepa.models.loading import add_predictor_tokens
 from lmjepa.training.trainer import JEPATrainer
 
-from conftest import tiny_llama
+from conftest import KillAfterStep, Killed, tiny_llama
 
 
 @pytest.fixture()
@@ -171,16 +171,10 @@ def test_official_accumulation_scaling_that_cannot_act_is_refused(train, objecti
                   RunConfig).validate()
 
 
-class _Kill(Exception):
-    pass
-
-
 def test_a_resumed_run_records_the_uninterrupted_train_loss(tokenizer, features, tmp_path):
     """Killed after the step-4 checkpoint (whose step-4 loss was not yet logged: logging every 3 steps) and
     resumed, the run's train_loss equals the uninterrupted run's; the Trainer's own figure averages the last
     piece only."""
-    from transformers import TrainerCallback
-
     args = dict(per_device_train_batch_size=1, max_steps=6, save_strategy="steps", save_steps=2, logging_steps=3)
 
     def trainer(out, callbacks=()):
@@ -192,14 +186,9 @@ def test_a_resumed_run_records_the_uninterrupted_train_loss(tokenizer, features,
     whole = trainer(tmp_path / "whole")
     whole.train()
 
-    class KillAfterStep5(TrainerCallback):
-        def on_step_end(self, a, state, control, **kwargs):
-            if state.global_step == 5:
-                raise _Kill
-
     out = tmp_path / "killed"
-    with pytest.raises(_Kill):
-        trainer(out, [KillAfterStep5()]).train()
+    with pytest.raises(Killed):
+        trainer(out, [KillAfterStep(5)]).train()
     (out / "checkpoint-6").exists() and pytest.fail("the kill came too late")
     resumed = trainer(out)
     result = resumed.train(resume_from_checkpoint=str(out / "checkpoint-4"))
