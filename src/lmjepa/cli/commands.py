@@ -77,18 +77,32 @@ def _sweep_options(args) -> dict:
             "evaluate_on": args.evaluate_on.split(",") if args.evaluate_on else None}
 
 
-def cmd_sweep(args) -> int:
-    from ..pipeline.sweep import sweep
+def _restore(args) -> None:
+    """``--restore COPY``: the copy's rows of the spec's runs join its store before anything runs."""
+    from ..pipeline.sweep import restore_results
 
-    store = sweep(args.spec, restore=args.restore, **_sweep_options(args))
+    if args.restore:
+        counts = restore_results(args.spec, args.restore, args.output_dir)
+        print(f"restore: from {args.restore}: {counts['added']} rows added, {counts['merged']} merged (metrics the "
+              f"store lacked), {counts['skipped']} skipped (runs this spec does not plan)")
+
+
+def cmd_sweep(args) -> int:
+    from ..pipeline.sweep import run_sweep
+
+    _restore(args)
+    store = run_sweep(args.spec, **_sweep_options(args))
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")
     return 0
 
 
 def cmd_audit(args) -> int:
+    from ..analysis.audit import check_spec
     from ..pipeline.audit import run_audit
 
-    report = run_audit(args.spec, args.report_only, args.out, args.restore, **_sweep_options(args))
+    check_spec(args.spec)   # a bad audit section is refused before --restore writes the store
+    _restore(args)
+    report = run_audit(args.spec, args.report_only, args.out, **_sweep_options(args))
     print(report.read_text())
     print(f"written: {report.parent}/ report.md, stats.json, deltas.png, coupling_*.png")
     return 0

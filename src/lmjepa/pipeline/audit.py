@@ -9,18 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..analysis.audit import audit_report, check_spec
-from .sweep import restore_and_say, run_sweep, spec_output_dir
+from .sweep import run_sweep, store_path
 
 
-def run_audit(spec_path: str | Path, report_only: bool = False, out: str | Path | None = None,
-              restore: str | Path | None = None, **options) -> Path:
-    """Check the spec's ``audit:`` section (before anything trains), restore rows from ``restore``, run the
+def run_audit(spec_path: str | Path, report_only: bool = False, out: str | Path | None = None, **options) -> Path:
+    """Check the spec's ``audit:`` section (before anything trains), run the
     sweep (``run_sweep(spec_path, **options)`` with the spec's ``geometry_rows``) unless ``report_only``, and
     write the report. Returns the report path (``out``, default ``<store folder>/audit``, holds report.md,
     stats.json and the plots). Raises ConfigError on a bad spec, RunFolderError when runs failed."""
     settings = check_spec(spec_path)
-    restore_and_say(spec_path, restore, options.get("output_dir"))
-    store = spec_output_dir(spec_path, options.get("output_dir")) / "results.jsonl"
+    store = store_path(spec_path, options.get("output_dir"))
     if not report_only:
         store = run_sweep(spec_path, geometry_rows=settings["geometry_rows"], **options)
     return audit_report(spec_path, store, out or store.parent / "audit")

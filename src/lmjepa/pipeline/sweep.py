@@ -115,6 +115,14 @@ def _seeds(values, spec_path, key: str) -> list[int]:
     return seeds
 
 
+def _output_folder(spec: dict, spec_path: Path, output_dir: str | None) -> Path:
+    """The folder of a spec's runs and store: ``output_dir`` if given, else the spec's. Raises ConfigError if
+    the spec lacks ``base`` or ``output_dir`` (a spec names both, even when ``--output-dir`` replaces it)."""
+    if "base" not in spec or "output_dir" not in spec:
+        raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    return Path(output_dir or spec["output_dir"])
+
+
 def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, list[tuple[str, int, RunConfig]], int]:
     """Read a spec; return (output folder, [(cell, seed, resolved config)], concurrency).
 
@@ -122,10 +130,8 @@ def plan(spec_path: str | Path, output_dir: str | None = None) -> tuple[Path, li
     """
     spec_path = Path(spec_path)
     spec = read_spec(spec_path)
-    if "base" not in spec or "output_dir" not in spec:
-        raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    out = _output_folder(spec, spec_path, output_dir)
     base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
-    out = Path(output_dir or spec["output_dir"])
     runs = []
     cells = expand_cells(spec)
     # Seed-major order: a sweep stopped part-way already holds complete seed-paired comparisons.
@@ -232,11 +238,9 @@ def plan_nested(spec_path: str | Path, output_dir: str | None = None) -> tuple[P
         if not pre.get(key):
             raise ConfigError(f"{spec_path}: pretrain.{key} is missing; a two-stage sweep names its pretraining "
                               "stage's config and seeds")
-    if "base" not in spec or "output_dir" not in spec:
-        raise ConfigError(f"{spec_path}: a sweep spec needs 'base' and 'output_dir'")
+    out = _output_folder(spec, spec_path, output_dir)
     pre_base = load_run_config(spec_path.parent / pre["base"], pre.get("overrides") or {}).without_variants()
     fine_base = load_run_config(spec_path.parent / spec["base"], spec.get("overrides") or {}).without_variants()
-    out = Path(output_dir or spec["output_dir"])
     pretraining, finetuning = [], []
     for pseed in _seeds(pre["seeds"], spec_path, "pretrain.seeds"):
         for cell, overrides in expand_cells(spec).items():
@@ -371,20 +375,7 @@ def _run_phase(spec: dict, out: Path, store: Path, runs: list[tuple], evaluate_o
     return failures
 
 
-def spec_output_dir(spec_path: str | Path, output_dir: str | None = None) -> Path:
-    """Where a spec's runs and store lie: ``output_dir`` if given, else the spec's (default ``.``)."""
-    return Path(output_dir or read_yaml(spec_path).get("output_dir", "."))
-
-
-def restore_and_say(spec_path: str | Path, source: str | Path | None, output_dir: str | None = None) -> None:
-    """``--restore COPY``: ``restore_results``, then one line saying what it did (before the runs start)."""
-    if source:
-        counts = restore_results(spec_path, source, output_dir)
-        print(f"restore: from {source}: {counts['added']} rows added, {counts['merged']} merged (metrics the "
-              f"store lacked), {counts['skipped']} skipped (runs this spec does not plan)")
-
-
-def sweep(spec_path: str | Path, restore: str | Path | None = None, **options) -> Path:
-    """``lmjepa sweep``: ``--restore`` first, then ``run_sweep(spec_path, **options)``; returns the store path."""
-    restore_and_say(spec_path, restore, options.get("output_dir"))
-    return run_sweep(spec_path, **options)
+def store_path(spec_path: str | Path, output_dir: str | None = None) -> Path:
+    """The spec's results store, ``<output folder>/results.jsonl``, as ``run_sweep`` writes it (``plan_phases``:
+    a two-stage spec and ``output_dir`` included). Raises ConfigError as ``plan``."""
+    return plan_phases(spec_path, output_dir)[0] / "results.jsonl"
