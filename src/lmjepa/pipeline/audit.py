@@ -18,7 +18,6 @@ def run_audit(spec_path: str | Path, report_only: bool = False, out: str | Path 
     write the report. Returns the report path (``out``, default ``<store folder>/audit``, holds report.md,
     stats.json and the plots). Raises ConfigError on a bad spec, RunFolderError when runs failed."""
     settings = check_spec(spec_path)
-    store = store_path(spec_path, options.get("output_dir"))
-    if not report_only:
-        store = run_sweep(spec_path, geometry_rows=settings["geometry_rows"], **options)
+    store = (store_path(spec_path, options.get("output_dir")) if report_only
+             else run_sweep(spec_path, geometry_rows=settings["geometry_rows"], **options))
     return audit_report(spec_path, store, out or store.parent / "audit")

@@ -50,7 +50,6 @@ from .. import __version__
 from ..training.spec import expand_cells, read_spec
 from ..data.jsonl import read_rows
 from ..errors import ConfigError, LmjepaError, RunFolderError
-from ..config import read_yaml
 from ..io import atomic_write_text
 from ..training import run_folder
 from ..training.config import RunConfig, load_run_config
