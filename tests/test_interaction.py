@@ -82,20 +82,26 @@ def test_row_level_model_falls_back_to_the_linear_probability_model_at_the_floor
     assert got["estimate"] == pytest.approx(100 * ((p[1, 1] - p[0, 1]) - (p[1, 0] - p[0, 0])))
 
 
-def _store(folder, seeds=(1, 2, 3)):
-    """A fake store of the 2 × 2 with predictions: exact rows are drawn per cell."""
+def _store(folder, seeds=(1, 2, 3), misrecorded=None, official=(0.05, 0.3), n_rows=40):
+    """A fake store of the 2 × 2 with predictions: exact rows are drawn per cell; in the run ``misrecorded``
+    ((cell, seed)) one row recorded exact has a decoded string that differs from its reference."""
     import json
 
     rng = np.random.default_rng(1)
-    rates = {"ntp": 0.6, "llm-jepa": 0.6, "ntp-official": 0.05, "llm-jepa-official": 0.3}
+    rates = {"ntp": 0.6, "llm-jepa": 0.6, "ntp-official": official[0], "llm-jepa-official": official[1]}
     lines = []
     for seed in seeds:
         for cell, rate in rates.items():
-            hits = rng.random(40) < rate
-            contains = hits | (rng.random(40) < 0.5)
+            hits = rng.random(n_rows) < rate
+            contains = hits | (rng.random(n_rows) < 0.5)
             run = folder / cell / f"seed-{seed}-abc"
             run.mkdir(parents=True)
-            (run / "predictions.jsonl").write_text("".join(json.dumps({"exact_match": bool(h)}) + "\n" for h in hits))
+            predictions = [{"prediction": f"  r{i}.*\n" if h else "x", "reference": f"r{i}.*", "exact_match": bool(h)}
+                           for i, h in enumerate(hits)]
+            if (cell, seed) == misrecorded:  # recorded exact, but the strings differ: only a rescoring sees it
+                first = int(np.flatnonzero(hits)[0])
+                predictions[first]["prediction"] += "."
+            (run / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
             metrics = {"exact_match": 100 * hits.mean(), "contains_target": 100 * contains.mean(),
                        "stopped": 100 * (hits.mean() + 0.1) if cell.endswith("official") else 100.0}
             lines.append(json.dumps({"cell": cell, "seed": seed, "config_hash": "abc", "metrics": metrics}))
@@ -143,3 +149,61 @@ def test_committed_dispute_report_and_readme_answers_are_regenerated_from_the_re
     script = Path(__file__).resolve().parents[1] / "docs" / "results" / "dispute-nlrx" / "report.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_official_rescoring_recomputes_exact_match_from_the_strings(tmp_path):
+    from lmjepa.analysis.factorial import Design, analyse, render
+
+    _store(tmp_path, misrecorded=("ntp-official", 1))
+    design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official")
+    result = analyse(design, tmp_path)
+    official = result["official_rescoring"]
+    assert (official["agree"], official["rows"]) == (3 * 4 * 40 - 1, 3 * 4 * 40)
+    # one exact row fewer in ntp-official seed 1 (of 40): J_off − N_off rises by 2.5 pp on that seed
+    recorded = [result["table"]["llm-jepa-official"]["exact_match"][i] - result["table"]["ntp-official"]["exact_match"][i]
+                for i in range(3)]
+    expected = t_interval(np.add(recorded, [2.5, 0.0, 0.0]))
+    assert official["interaction"]["effect_b"]["mean"] == pytest.approx(expected["mean"])
+    assert official["interaction"]["effect_b"]["ci_high"] == pytest.approx(expected["ci_high"])
+    assert official["interaction"]["effect_a"]["mean"] == pytest.approx(result["effect_a"]["mean"])
+    assert "on 479 of 480 rows" in render(design, result)
+
+
+def test_official_rescoring_needs_the_decoded_strings(tmp_path):
+    from lmjepa.analysis.factorial import Design, official_rescoring
+
+    runs = [({"cell": "ntp", "seed": 1}, [{"exact_match": True}])]
+    assert official_rescoring(Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official"), runs) is None
+
+
+def test_progress_line_counts_blocks_partial_seeds_and_extra_cells():
+    from lmjepa.analysis.factorial import Design, progress
+
+    design = Design("n", "j", "no", "jo")
+    rows = [{"cell": c, "seed": s} for s in (5, 6) for c in design.cells] + [{"cell": "n", "seed": 7},
+                                                                             {"cell": "e", "seed": 5}]
+    assert progress(design, rows, [5, 6, 7, 8], ("e",)) == (
+        "9 of 16 runs of the four cells are in; complete seed blocks: 5, 6 (2 of 4); seed 7 partial (`n`); "
+        "not started: 8; `e`: 1 of 4.")
+
+
+@pytest.mark.parametrize("planned, official, n_rows, opening", [
+    (9, (0.05, 0.3), 40, "Interim: the pre-registration withholds"),
+    (8, (0.05, 0.3), 40, "The positive side is reproduced"),
+    (8, (0.3, 0.3), 400, "The positive side is absent at this scale: under official conditions the interval ends at"),
+    (8, (0.3, 0.35), 40, "Inconclusive at n = 8"),
+])
+def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned, official, n_rows, opening):
+    from lmjepa.analysis.factorial import Design, Reference, analyse, discussion
+
+    _store(tmp_path, seeds=range(1, 9), official=official, n_rows=n_rows)
+    design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=planned)
+    result = analyse(design, tmp_path)
+    lines = discussion(design, result, (Reference("the paper", 14.17, "Llama"),), "tiny")
+    effect = t_interval(np.subtract(result["table"]["llm-jepa-official"]["exact_match"],
+                                    result["table"]["ntp-official"]["exact_match"]))
+    assert lines[0] == "Earlier reports of LLM-JEPA − NTP: the paper +14.17 pp (Llama)."
+    assert f"is {effect['mean']:+.1f} pp [{effect['ci_low']:+.1f}, {effect['ci_high']:+.1f}]" in lines[1]
+    assert lines[2].startswith(opening), (design.verdict(result), lines[2])
+    if opening.startswith("The positive side is absent"):
+        assert f"ends at {effect['ci_high']:+.1f} pp" in lines[2]

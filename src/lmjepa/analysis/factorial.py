@@ -71,25 +71,52 @@ def load(store: str | Path) -> tuple[dict, list[dict]]:
     return by_cell, rows
 
 
-def prediction_frame(design: Design, folder: str | Path, rows: list[dict], seeds: list[int]):
-    """Rows × seeds of the four cells as a DataFrame (``exact``, ``treated``, ``b``, ``row``, ``seed``) from
-    each run's ``predictions.jsonl`` under ``folder``; None if any is missing."""
-    import pandas as pd
-
-    records = []
+def run_predictions(design: Design, folder: str | Path, rows: list[dict],
+                    seeds: list[int]) -> list[tuple[dict, list[dict]]] | None:
+    """(row, its predictions) for each run of the four cells at ``seeds``, read from
+    ``folder/<cell>/seed-<seed>-<config_hash>/predictions.jsonl``; None if any of those files is missing."""
+    runs = []
     for row in rows:
         if row["cell"] not in design.cells or row["seed"] not in seeds:
             continue
         path = Path(folder) / row["cell"] / f"seed-{row['seed']}-{row['config_hash']}" / "predictions.jsonl"
         if not path.is_file():
             return None
+        runs.append((row, [json.loads(line) for line in path.read_text().splitlines() if line.strip()]))
+    return runs
+
+
+def prediction_frame(design: Design, runs: list[tuple[dict, list[dict]]]):
+    """Rows × seeds of the four cells as a DataFrame (``exact``, ``treated``, ``b``, ``row``, ``seed``) from
+    ``run_predictions``."""
+    import pandas as pd
+
+    records = []
+    for row, predictions in runs:
         treated = int(row["cell"] in (design.treated_a, design.treated_b))
         b = int(row["cell"] in (design.base_b, design.treated_b))
-        for index, line in enumerate(path.read_text().splitlines()):
-            prediction = json.loads(line)
-            records.append({"exact": int(str(prediction["exact_match"]) == "True"), "treated": treated, "b": b,
-                            "row": index, "seed": row["seed"]})
+        records += [{"exact": int(str(p["exact_match"]) == "True"), "treated": treated, "b": b, "row": index,
+                     "seed": row["seed"]} for index, p in enumerate(predictions)]
     return pd.DataFrame(records)
+
+
+def official_rescoring(design: Design, runs: list[tuple[dict, list[dict]]]) -> dict | None:
+    """Exact match recomputed from the stored strings by the official ``evaluate.py`` rule (the decoded answer,
+    stripped, equal to the stripped gold regex), independently of the recorded ``exact_match``.
+
+    Returns ``{"agree": rows where both scorings agree, "rows": rows scored, "interaction": the seed-paired
+    2 × 2 on the rescored exact match (in percent)}``; None if a prediction lacks ``prediction`` or
+    ``reference``. Secondary analysis 4 of docs/results/dispute-nlrx/PREREGISTRATION.md."""
+    by_cell: dict[str, dict[int, dict]] = {}
+    agree = total = 0
+    for row, predictions in runs:
+        if not predictions or any("prediction" not in p or "reference" not in p for p in predictions):
+            return None
+        hits = [str(p["prediction"]).strip() == str(p["reference"]).strip() for p in predictions]
+        agree += sum(hit == (str(p["exact_match"]) == "True") for hit, p in zip(hits, predictions))
+        total += len(hits)
+        by_cell.setdefault(row["cell"], {})[row["seed"]] = {"exact_match": 100.0 * sum(hits) / len(hits)}
+    return {"agree": agree, "rows": total, "interaction": interaction(by_cell, *design.cells)}
 
 
 def analyse(design: Design, folder: str | Path) -> dict:
@@ -106,8 +133,10 @@ def analyse(design: Design, folder: str | Path) -> dict:
             result["secondary"][metric] = interaction(by_cell, *design.cells, metric=metric)
         except ValueError:
             continue
-    frame = prediction_frame(design, folder, rows, seeds)
+    runs = run_predictions(design, folder, rows, seeds)
+    frame = prediction_frame(design, runs) if runs else None
     result["row_level"] = row_level_model(frame) if frame is not None and len(frame) else None
+    result["official_rescoring"] = official_rescoring(design, runs) if runs else None
     result["other_cells"] = sorted(set(by_cell) - set(design.cells))
     return result
 
@@ -121,6 +150,10 @@ def _mean_sd(values: list) -> str:
     x = np.asarray(values, dtype=float)
     digits = 3 if abs(x).max() <= 1 else 1
     return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else f"{x.mean():.{digits}f}"
+
+
+def _mean(values: list) -> float:
+    return sum(values) / len(values)
 
 
 def _interval(t: dict, unit: str = " pp") -> str:
@@ -141,8 +174,80 @@ def answer(design: Design, result: dict) -> list[str]:
     return lines
 
 
-def render(design: Design, result: dict, command: str = "") -> str:
-    """The Markdown report (table, interaction, decomposition, secondary metrics, row-level model)."""
+@dataclass(frozen=True)
+class Reference:
+    """An earlier report of the treated − base effect on exact match: who, Δ in pp, and how it was measured."""
+
+    who: str
+    delta: float
+    how: str
+
+
+def progress(design: Design, rows: list[dict], seeds: list[int], extra_cells: tuple[str, ...] = ()) -> str:
+    """One generated line: how many of the planned runs (``design.cells`` × ``seeds``) are in ``rows``,
+    which seed blocks are complete, which partial, which not started, and each of ``extra_cells``' count."""
+    have = {(r["cell"], r["seed"]) for r in rows}
+    done = [s for s in seeds if all((c, s) in have for c in design.cells)]
+    partial = {s: [c for c in design.cells if (c, s) in have] for s in seeds if s not in done}
+    started = {s: cells for s, cells in partial.items() if cells}
+    waiting = [s for s in seeds if s not in done and s not in started]
+    n_in = sum((c, s) in have for c in design.cells for s in seeds)
+    line = (f"{n_in} of {len(design.cells) * len(seeds)} runs of the four cells are in; complete seed blocks: "
+            f"{', '.join(map(str, done)) or 'none'} ({len(done)} of {len(seeds)})")
+    line += "".join(f"; seed {s} partial ({', '.join(f'`{c}`' for c in cells)})" for s, cells in started.items())
+    line += f"; not started: {', '.join(map(str, waiting))}" if waiting else ""
+    for cell in extra_cells:
+        line += f"; `{cell}`: {sum((cell, s) in have for s in seeds)} of {len(seeds)}"
+    return line + "."
+
+
+def discussion(design: Design, result: dict, references: tuple[Reference, ...], scope: str) -> list[str]:
+    """The report's paragraph on what the result says about ``references`` (earlier reports), generated from
+    the verdict (``Design.verdict``) and the records. ``scope``: the setting, e.g. the model and schedule. While
+    interim it gives the references and the current effects only, and withholds any reading."""
+    a, b, n = result["effect_a"], result["effect_b"], len(result["seeds"])
+    mean = {c: result["cells"][c]["mean"] for c in design.cells}
+    (cond_a, cond_b), (base, treated) = design.conditions, design.objectives
+    earlier = "; ".join(f"{r.who} {round(r.delta, 2):+g} pp ({r.how})" for r in references)
+    here = (f"Here ({scope}), {treated} − {base} on exact match is {_interval(b)} under {cond_b} conditions "
+            f"(`{design.base_b}` {mean[design.base_b]:.1f} %, `{design.treated_b}` {mean[design.treated_b]:.1f} %) "
+            f"and {_interval(a)} under {cond_a} conditions (`{design.base_a}` {mean[design.base_a]:.1f} %, "
+            f"`{design.treated_a}` {mean[design.treated_a]:.1f} %).")
+    contains = {c: [v for v in result["table"][c]["contains_target"] if v is not None] for c in design.cells}
+    if all(contains[c] for c in (design.base_b, design.treated_b)):
+        here += (f" Under {cond_b} conditions they contain the target in {_mean(contains[design.base_b]):.1f} % and "
+                 f"{_mean(contains[design.treated_b]):.1f} % of rows.")
+    lines = [f"Earlier reports of {treated} − {base}: {earlier}.", here]
+    verdict = design.verdict(result)
+    parts = (f"termination part {_interval(b['termination'])}, content part {_interval(b['content'])}"
+             if "termination" in b else "no content / termination split (contains not recorded)")
+    if verdict.startswith("interim"):
+        lines.append(f"Interim: the pre-registration withholds any reading until all {design.planned_seeds} seed "
+                     "blocks are in.")
+    elif verdict.startswith("positive"):
+        lines.append(f"The positive side is reproduced: the gain appears under {cond_b} conditions and the "
+                     f"interaction ({_interval(result['interaction'])}) says it depends on them, so the earlier "
+                     f"reports can all be right: a gain under {cond_b} conditions, a null under others "
+                     f"({cond_a}: {_interval(a)}). Split: {parts}; "
+                     + ("termination carries it." if "termination" in verdict else
+                        "it is not shown to be carried by termination."))
+    elif verdict == "absent":
+        lines.append(f"The positive side is absent at this scale: under {cond_b} conditions the interval ends at "
+                     f"{b['ci_high']:+.1f} pp, below the pre-registered +{design.absent_below:g} pp. This agrees with "
+                     f"a null and does not reproduce gains of the size reported above in this setting; it does not "
+                     f"test a larger model, whose stopping may survive the {cond_b} conditions ({parts}).")
+    else:
+        lines.append(f"Inconclusive at n = {n}: under {cond_b} conditions the interval "
+                     f"[{b['ci_low']:+.1f}, {b['ci_high']:+.1f}] neither excludes zero with the interaction nor ends "
+                     f"below +{design.absent_below:g} pp, so it cannot tell a null from a gain of the size reported "
+                     f"above ({parts}).")
+    return lines
+
+
+def render(design: Design, result: dict, command: str = "", references: tuple[Reference, ...] = (),
+           scope: str = "") -> str:
+    """The Markdown report (table, interaction, decomposition, secondary metrics, row-level model, the official
+    rescoring, and with ``references`` the ``discussion``)."""
     seeds = result["seeds"]
     out = [f"# {design.objectives[1]} vs {design.objectives[0]} × {design.conditions[0]} vs "
            f"{design.conditions[1]} conditions", ""]
@@ -178,6 +283,19 @@ def render(design: Design, result: dict, command: str = "") -> str:
         out.append(f"{row['model']}, exact ~ {design.objectives[1]} × {design.conditions[1]} over rows × seeds: "
                    f"interaction {row['estimate']:.3f} {row['unit']} [{row['ci_low']:.3f}, {row['ci_high']:.3f}], "
                    f"p = {format_p(row['p'])}." + (f" ({row['why']}.)" if row["why"] else ""))
+    official = result.get("official_rescoring")
+    out += ["", "## Exact match by the official `evaluate.py` rule", ""]
+    if official is None:
+        out.append("Not computed: some run's `predictions.jsonl` is missing or lacks the decoded strings.")
+    else:
+        out.append(f"Recomputed from the stored strings (the decoded answer, stripped, equal to the stripped gold "
+                   f"regex): it agrees with the recorded exact match on {official['agree']:,} of "
+                   f"{official['rows']:,} rows. Under it, {design.objectives[1]} − {design.objectives[0]} is "
+                   f"{_interval(official['interaction']['effect_b'])} under {design.conditions[1]} conditions, "
+                   f"{_interval(official['interaction']['effect_a'])} under {design.conditions[0]} conditions; interaction "
+                   f"{_interval(official['interaction']['interaction'])}.")
+    if references:
+        out += ["", "## What this says about the earlier reports", ""] + discussion(design, result, references, scope)
     return "\n".join(out) + "\n"
 
 
