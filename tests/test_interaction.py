@@ -3,6 +3,7 @@ closed forms of a saturated 2 × 2."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -207,3 +208,42 @@ def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned
     assert lines[2].startswith(opening), (design.verdict(result), lines[2])
     if opening.startswith("The positive side is absent"):
         assert f"ends at {effect['ci_high']:+.1f} pp" in lines[2]
+
+
+def test_compare_interaction_writes_the_2x2_report_of_any_store(tmp_path, capsys):
+    from lmjepa.cli.main import main
+
+    _store(tmp_path)
+    cells = ["ntp", "llm-jepa", "ntp-official", "llm-jepa-official"]
+    assert main(["compare", str(tmp_path / "results.jsonl"), "--interaction", *cells, "--conditions", "mine,theirs",
+                 "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    exact = {(r["cell"], r["seed"]): r["metrics"]["exact_match"] for r in rows}
+    per_seed = [(exact["llm-jepa-official", s] - exact["ntp-official", s]) - (exact["llm-jepa", s] - exact["ntp", s])
+                for s in (1, 2, 3)]
+    expected = t_interval(per_seed)
+    assert (f"interaction {expected['mean']:+.1f} pp [{expected['ci_low']:+.1f}, {expected['ci_high']:+.1f}]"
+            in report.splitlines()[5])
+    assert report.splitlines()[4].startswith("**llm-jepa − ntp on exact match, 3 seeds** (")  # no dispute verdict
+    assert "under theirs conditions" in report and "interim" not in report
+    assert (tmp_path / "out" / "interaction.png").stat().st_size > 1000
+    assert "written:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("store_rows, cells, message", [
+    (None, ["ntp", "llm-jepa", "ntp-official", "nope"], "no runs of cell(s) ['nope']; the store has"),
+    (None, ["ntp", "ntp", "ntp-official", "llm-jepa-official"], "needs 4 different cells"),
+    (4, ["ntp", "llm-jepa", "ntp-official", "llm-jepa-official"], "need ≥ 2 seeds with all of"),
+    (0, ["ntp", "llm-jepa", "ntp-official", "llm-jepa-official"], "results.jsonl: results file not found"),
+])
+def test_compare_interaction_refuses_bad_input_in_one_line(tmp_path, capsys, store_rows, cells, message):
+    from lmjepa.cli.main import main
+
+    _store(tmp_path)
+    store = tmp_path / "results.jsonl"
+    if store_rows is not None:  # keep the first seed's rows only (or none: no store)
+        lines = store.read_text().splitlines()[:store_rows]
+        store.write_text("".join(line + "\n" for line in lines)) if lines else store.unlink()
+    assert main(["compare", str(store), "--interaction", *cells]) == 2
+    assert message in capsys.readouterr().err

@@ -60,6 +60,16 @@ def cmd_compare(args) -> int:
         print(f"McNemar exact test on exact-match correctness: {result['b']} examples right only in {args.mcnemar[0]}, "
               f"{result['c']} right only in {args.mcnemar[1]}; p = {result['p']:.4g}")
         return 0
+    if args.interaction:
+        from ..pipeline.compare import interaction_report
+
+        names = tuple(args.conditions.split(","))
+        if len(args.results) != 1 or len(names) != 2:
+            raise ConfigError("lmjepa compare --interaction needs one RESULTS store and --conditions A,B (two names)")
+        report = interaction_report(args.results[0], args.interaction, names, out=args.out)
+        print(report.read_text())
+        print(f"written: {report}, interaction.png")
+        return 0
     if not args.results or not args.baseline:
         raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
     report = compare_stores(args.results, args.baseline, args.metric or ["exact_match"],

@@ -8,6 +8,7 @@
     lmjepa compare RESULTS.jsonl --baseline CELL [--metric M ...] [--correction holm|bonferroni|bh] [--out DIR]
     lmjepa compare fp32=A.jsonl bf16=B.jsonl --baseline fp32/ntp --cells fp32/ntp,bf16/ntp  # across stores
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
+    lmjepa compare RESULTS.jsonl --interaction BASE_A TREATED_A BASE_B TREATED_B [--conditions A,B]  # seed-paired 2 × 2
     lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--restore COPY]  # cells × seeds, resumable
     lmjepa audit SPEC.yaml [--restore COPY] [--report-only]  # factors × auxiliaries, corrected, geometry coupling
     lmjepa geometry RUN_DIR [--rows 200]                     # the audit's geometry of one trained model
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--task", action="append", help="an OOD task the runs were also evaluated on (repeatable): "
                       "adds ID vs OOD and the generalisation gap, per cell and against the baseline")
     comp.add_argument("--mcnemar", nargs=2, metavar=("RUN_A", "RUN_B"), help="McNemar test of two run folders")
+    comp.add_argument("--interaction", nargs=4, metavar=("BASE_A", "TREATED_A", "BASE_B", "TREATED_B"),
+                      help="the seed-paired 2 × 2 of one store: does the treated − base effect on exact match "
+                      "differ between conditions A and B? (interaction, content / termination split, row-level model)")
+    comp.add_argument("--conditions", default="A,B", help="names of conditions A and B in the report (comma-separated)")
     comp.set_defaults(func=cmd_compare)
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (cell, seed) of a sweep spec once")

@@ -1,12 +1,15 @@
 """The comparison commands. ``lmjepa compare``: cells of results stores against a baseline, corrected for the
 family tested (``stats.compare``), with the generalisation gap per extra task (``stats.generalisation``); or two
-runs' predictions by McNemar's exact test. ``lmjepa probe``: pretrained encoders side by side on linear probes."""
+runs' predictions by McNemar's exact test; or a seed-paired 2 × 2 (``analysis.factorial``). ``lmjepa probe``: pretrained encoders side by side on linear probes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
+from ..analysis.factorial import Design, analyse, load, plot, render
+from ..errors import ConfigError
+from ..io import atomic_write_text
 from ..stats.compare import compare, load_stores, mcnemar_runs, split_store, write_report
 from ..stats.generalisation import gap_table
 
@@ -23,6 +26,36 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
     if task:
         result["generalisation"] = gap_table(rows, baseline, result["metrics"], task, correction, alpha)
     return write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows)
+
+
+def interaction_report(store: str | Path, cells: list[str], conditions: tuple[str, str] = ("A", "B"),
+                       objectives: tuple[str, str] | None = None, out: str | Path | None = None) -> Path:
+    """The seed-paired 2 × 2 of one store: ``cells`` = [base A, treated A, base B, treated B], i.e. objective
+    {base, treated} × conditions {A, B}, paired by seed. On exact match (percentage points): each simple effect
+    with its content / termination split, the interaction (treated B − base B) − (treated A − base A) with a
+    95 % t-interval and two-sided p, the secondary metrics, the row-level model from the runs'
+    ``predictions.jsonl`` (``<store folder>/<cell>/seed-<seed>-<hash>/``). Writes report.md and interaction.png
+    into ``out`` (default: ``interaction/`` beside the store) and returns the report's path.
+
+    Raises ConfigError if a cell is not in the store or fewer than 2 seeds have all four cells."""
+    store = Path(store)
+    if len(cells) != 4 or len(set(cells)) != 4:
+        raise ConfigError(f"--interaction needs 4 different cells (base A, treated A, base B, treated B); got {cells}")
+    by_cell, _ = load(store)
+    missing = [c for c in cells if c not in by_cell]
+    if missing:
+        raise ConfigError(f"{store}: no runs of cell(s) {missing}; the store has {sorted(by_cell)}")
+    design = Design(*cells, conditions=conditions, objectives=objectives or (cells[0], cells[1]), verdicts=False)
+    try:
+        result = analyse(design, store.parent)
+    except ValueError as error:
+        raise ConfigError(f"{store}: {error}") from None
+    folder = Path(out) if out else store.parent / "interaction"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / "report.md"
+    atomic_write_text(report, render(design, result, f"lmjepa compare {store} --interaction {' '.join(cells)}"))
+    plot(design, result, folder / "interaction.png")
+    return report
 
 
 def mcnemar(run_a: str | Path, run_b: str | Path) -> dict:
