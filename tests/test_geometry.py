@@ -128,3 +128,27 @@ def test_probes_separable_vs_noise():
     assert probe_accuracy(separable, rare)["n"] == 198
     gap = probe_gap(separable, labels, token_targets=rng.integers(0, 2, size=200))
     assert gap["probe_gap"] == pytest.approx(gap["semantic_probe"] - gap["token_probe"]) and gap["probe_gap"] > 0.3
+
+
+def test_paired_retrieval_against_a_loop_and_closed_forms():
+    rng = np.random.default_rng(3)
+    text, code = rng.normal(size=(30, 8)), rng.normal(size=(30, 8))
+    code[:10] = 2 * text[:10]  # ten rows whose Code is their Text, scaled: cos 1, retrieved
+    got = g.paired_retrieval(text, code)
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    pairs = [[cos(text[i], code[j]) for j in range(30)] for i in range(30)]
+    assert got["matched_cosine"] == pytest.approx(np.mean([pairs[i][i] for i in range(30)]))
+    assert got["unmatched_cosine"] == pytest.approx(np.mean([pairs[i][j] for i in range(30) for j in range(30) if i != j]))
+    assert got["retrieval_top1"] == pytest.approx(100 * np.mean([pairs[i][i] > max(pairs[i][j] for j in range(30) if j != i)
+                                                                 for i in range(30)]))
+    assert got["retrieval_top1"] >= 100 * 10 / 30
+    # collapse: every row one direction (plus a shared offset) -> matched = unmatched = 1, nothing retrieved
+    same = np.tile(rng.normal(size=(1, 8)), (20, 1))
+    collapsed = g.paired_retrieval(same, 3 * same)
+    assert collapsed["matched_cosine"] == pytest.approx(1) and collapsed["unmatched_cosine"] == pytest.approx(1)
+    assert collapsed["retrieval_top1"] == 0.0
+    # orthonormal, identical views: matched 1, unmatched 0, all retrieved
+    eye = g.paired_retrieval(np.eye(6), np.eye(6))
+    assert (eye["matched_cosine"], eye["unmatched_cosine"], eye["retrieval_top1"]) == pytest.approx((1, 0, 100))
+    with pytest.raises(ValueError, match="same shape"):
+        g.paired_retrieval(np.eye(6), np.eye(6)[:, :5])

@@ -181,3 +181,25 @@ def difference_singular_values(text, code, top: int = 100) -> np.ndarray:
     if t.shape != c.shape:
         raise ValueError(f"text and code must have the same shape, got {t.shape} and {c.shape}")
     return singular_values(t - c, center=False)[:top]
+
+
+def paired_retrieval(text, code) -> dict[str, float]:
+    """Are paired views aligned beyond one shared direction? ``text``, ``code``: ``(N, D)`` paired rows
+    (row i of each is one example). Returns
+      * ``matched_cosine``: mean cos(tᵢ, cᵢ), the quantity the LLM-JEPA loss (cosine distance) drives to 1;
+      * ``unmatched_cosine``: mean cos(tᵢ, cⱼ) over i ≠ j;
+      * ``retrieval_top1`` (in percent): rows whose own cᵢ is strictly the most cosine-similar of all N codes
+        to tᵢ (a tie is a miss).
+    A collapse (every row the same direction) gives matched ≈ unmatched ≈ 1 and top-1 0 %; aligned,
+    distinct views give matched ≫ unmatched and top-1 far above chance (100/N %). Raises ValueError if the
+    shapes differ or N < 2."""
+    t, c = normalize_rows(text), normalize_rows(code)
+    if t.shape != c.shape:
+        raise ValueError(f"text and code must have the same shape, got {t.shape} and {c.shape}")
+    similarity = t @ c.T
+    n = similarity.shape[0]
+    matched = np.diag(similarity).copy()
+    np.fill_diagonal(similarity, -np.inf)
+    return {"matched_cosine": float(matched.mean()),
+            "unmatched_cosine": float((np.sum(t.sum(axis=0) * c.sum(axis=0)) - matched.sum()) / (n * (n - 1))),
+            "retrieval_top1": float(100.0 * np.mean(matched > similarity.max(axis=1)))}

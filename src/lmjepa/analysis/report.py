@@ -40,15 +40,17 @@ def geometry_table(results: dict[str, dict], pooling: str) -> str:
 
 def text_code_table(results: dict[str, dict], pooling: str) -> str:
     """Markdown table of the LLM-JEPA Text→Code analyses for one pooling."""
-    lines = ["| model | cos(Text, Code) | lstsq residual ‖TX − C‖_F | relative | held-out relative | "
-             "σ₁ of Text − Code | Σ top-100 σ |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | cos(Text, Code) | cos(Text, other rows' Code) | retrieval top-1 % | lstsq residual ‖TX − C‖_F | "
+             "relative | held-out relative | σ₁ of Text − Code | Σ top-100 σ |", "|---|---|---|---|---|---|---|---|---|"]
     for label, r in results.items():
         a = r["text_code"].get(pooling)
         if a is None:
             continue
         sv = a["difference_singular_values"]
-        lines.append(f"| {label} | {a['text_code_cosine']:.3f} | {a['lstsq_residual']:.3g} | {a['lstsq_relative']:.3f} | "
-                     f"{a['lstsq_heldout_relative']:.3f} | {sv[0]:.3g} | {sum(sv):.3g} |")
+        retrieval = (f"{a['unmatched_cosine']:.3f} | {a['retrieval_top1']:.1f}" if "retrieval_top1" in a
+                     else "– | –")  # results cached before paired_retrieval existed
+        lines.append(f"| {label} | {a['text_code_cosine']:.3f} | {retrieval} | {a['lstsq_residual']:.3g} | "
+                     f"{a['lstsq_relative']:.3f} | {a['lstsq_heldout_relative']:.3f} | {sv[0]:.3g} | {sum(sv):.3g} |")
     return "\n".join(lines)
 
 
