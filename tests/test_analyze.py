@@ -119,3 +119,22 @@ def test_cli_analyze_labelled_sentences(tmp_path, tiny_model_dir, data_dir):
     assert metrics["probe_gap"] == pytest.approx(
         metrics["semantic_probe"] - metrics["token_probe"])
     assert not (out / "tsne.png").exists() and not (out / "difference_spectra.png").exists()
+
+
+def test_chat_views_are_the_views_training_reads_and_a_cache_key_of_their_own(tiny_model_dir, data_dir):
+    import hashlib
+    from dataclasses import asdict
+
+    from lmjepa.analysis.analyze import AnalyzeConfig, tokenize
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    data = load_analysis_data("nlrx-synth", "test", 3, str(data_dir))
+    content, chat = tokenize(data, tok, [], 512), tokenize(data, tok, [], 512, "chat")
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    for view in ("text", "code"):
+        for plain, templated in zip(content[view], chat[view]):
+            assert start not in plain and start in templated and len(templated) > len(plain)
+    # the default's key is the key from before view_format existed (cached results stay valid); chat's differs
+    settings = {k: v for k, v in asdict(AnalyzeConfig()).items() if k not in ("models", "output_dir", "view_format")}
+    before = hashlib.sha256(json.dumps([settings, "m"], sort_keys=True).encode()).hexdigest()[:16]
+    assert AnalyzeConfig().key("m") == before != AnalyzeConfig(view_format="chat").key("m")

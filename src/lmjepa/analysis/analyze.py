@@ -45,6 +45,7 @@ class AnalyzeConfig(ConfigBase):
     layer: int = -1  # index into hidden_states: -1 = last layer (LLM-JEPA's Enc)
     poolings: list[str] = field(default_factory=lambda: list(POOLINGS))
     predictors: int = 0  # k predictor tokens appended to the Text view (0: Enc(Text) = last text token)
+    view_format: str = choice("content", ("content", "chat"))  # two-view rows: bare content, or training's chat views
     batch_size: int = 32
     probes: bool = True
     probe_folds: int = 5
@@ -61,6 +62,8 @@ class AnalyzeConfig(ConfigBase):
     def key(self, model_path: str) -> str:
         """Hash of everything that changes one model's numbers (not the list of other models)."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("models", "output_dir")}
+        if settings["view_format"] == "content":  # the default, and the only views before the key existed:
+            del settings["view_format"]           # results cached then stay valid
         return hashlib.sha256(json.dumps([settings, model_path], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -94,15 +97,17 @@ def _special_ids(tokenizer) -> set[int]:
     return set(tokenizer.all_special_ids) | added
 
 
-def tokenize(data: AnalysisData, tokenizer, predictor_ids: list[int], max_length: int) -> dict:
-    """Token ids per row: ``{"text": [...], "code": [...]}`` (two views: the bare content views, so that
-    the geometry is that of the content, not of a template prefix every row shares) or ``{"text": [...]}``."""
+def tokenize(data: AnalysisData, tokenizer, predictor_ids: list[int], max_length: int,
+             view_format: str = "content") -> dict:
+    """Token ids per row: ``{"text": [...], "code": [...]}`` (two views; ``content``: the bare content views,
+    so that the geometry is that of the content, not of a template prefix every row shares; ``chat``: the
+    views LLM-JEPA training reads, ``jepa.view_format: chat``) or ``{"text": [...]}``."""
     if data.two_view:
         from ..data.views import encode_example
 
         if tokenizer.chat_template is None:
             raise ConfigError("two-view data is encoded through the chat template; this tokenizer has none")
-        encoded = [encode_example(e, tokenizer, predictor_ids, max_length, view_format="content") for e in data.examples]
+        encoded = [encode_example(e, tokenizer, predictor_ids, max_length, view_format=view_format) for e in data.examples]
         return {"text": [e.text_ids for e in encoded], "code": [e.code_ids for e in encoded]}
     ids = tokenizer(data.texts, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
     return {"text": ids}
@@ -135,7 +140,7 @@ def analyze_model(label: str, spec: str, data: AnalysisData, config: AnalyzeConf
     path = resolve_model(spec)
     started = time.perf_counter()
     model, tokenizer, predictor_ids = load_any(path, config.predictors, config.seed)
-    ids = tokenize(data, tokenizer, predictor_ids, config.max_length)
+    ids = tokenize(data, tokenizer, predictor_ids, config.max_length, config.view_format)
     special = _special_ids(tokenizer)
     embed = lambda seqs, what: embed_sequences(  # noqa: E731
         model, seqs, tokenizer.pad_token_id, layer=config.layer, batch_size=config.batch_size,

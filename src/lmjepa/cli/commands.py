@@ -222,7 +222,8 @@ def cmd_analyze(args) -> int:
     from ..analysis.analyze import analyze_config, run_analysis
 
     flags = {"dataset": args.data, "split": args.split, "max_examples": args.max_examples, "output_dir": args.out,
-             "layer": args.layer, "predictors": args.predictors, "poolings": args.pooling,
+             "layer": args.layer, "predictors": args.predictors, "view_format": args.view_format,
+             "poolings": args.pooling,
              "batch_size": args.batch_size, "data_dir": args.data_dir,
              "probes": False if args.no_probes else None, "tsne": False if args.no_tsne else None}
     report = run_analysis(analyze_config(args.spec, args.model or [], flags))

@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--max-examples", type=int)
     analyze.add_argument("--layer", type=int, help="hidden_states index (-1 = last layer)")
     analyze.add_argument("--predictors", type=int, help="k predictor tokens on the Text view (default 0)")
+    analyze.add_argument("--view-format", choices=["content", "chat"],
+                         help="two-view rows as bare content (default) or as the chat views training reads")
     analyze.add_argument("--pooling", action="append", choices=["last", "mean", "max", "attention"])
     analyze.add_argument("--batch-size", type=int)
     analyze.add_argument("--no-probes", action="store_true")
