@@ -142,16 +142,6 @@ def test_pre_registered_verdicts(effect, p, inter_p, ci_high, termination, verdi
     assert Design("a", "b", "c", "d").verdict(result).startswith(verdict)
 
 
-def test_committed_dispute_report_and_readme_answers_are_regenerated_from_the_records():
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "docs" / "results" / "dispute-nlrx" / "report.py"
-    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def test_official_rescoring_recomputes_exact_match_from_the_strings(tmp_path):
     from lmjepa.analysis.factorial import Design, analyse, render
 
