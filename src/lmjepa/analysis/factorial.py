@@ -280,28 +280,33 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
         fmt = (lambda t: f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}") \
             if metric == "p_end_of_turn" else (lambda t, u=unit: _interval(t, u))
         out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
-    row = result.get("row_level")
-    out += ["", "## Row-level model", ""]
-    if row is None:
-        out.append("Not fitted: some run's `predictions.jsonl` is missing.")
-    else:
-        out.append(f"{row['model']}, exact ~ {design.objectives[1]} × {design.conditions[1]} over rows × seeds: "
-                   f"interaction {row['estimate']:.3f} {row['unit']} [{row['ci_low']:.3f}, {row['ci_high']:.3f}], "
-                   f"p = {format_p(row['p'])}." + (f" ({row['why']}.)" if row["why"] else ""))
-    official = result.get("official_rescoring")
-    out += ["", "## Exact match by the official `evaluate.py` rule", ""]
-    if official is None:
-        out.append("Not computed: some run's `predictions.jsonl` is missing or lacks the decoded strings.")
-    else:
-        out.append(f"Recomputed from the stored strings (the decoded answer, stripped, equal to the stripped gold "
-                   f"regex): it agrees with the recorded exact match on {official['agree']:,} of "
-                   f"{official['rows']:,} rows. Under it, {design.objectives[1]} − {design.objectives[0]} is "
-                   f"{_interval(official['interaction']['effect_b'])} under {design.conditions[1]} conditions, "
-                   f"{_interval(official['interaction']['effect_a'])} under {design.conditions[0]} conditions; interaction "
-                   f"{_interval(official['interaction']['interaction'])}.")
+    out += _row_level_section(design, result) + _official_section(design, result)
     if references:
         out += ["", "## What this says about the earlier reports", ""] + discussion(design, result, references, scope)
     return "\n".join(out) + "\n"
+
+
+def _row_level_section(design: Design, result: dict) -> list[str]:
+    row = result.get("row_level")
+    if row is None:
+        return ["", "## Row-level model", "", "Not fitted: some run's `predictions.jsonl` is missing."]
+    return ["", "## Row-level model", "",
+            f"{row['model']}, exact ~ {design.objectives[1]} × {design.conditions[1]} over rows × seeds: "
+            f"interaction {row['estimate']:.3f} {row['unit']} [{row['ci_low']:.3f}, {row['ci_high']:.3f}], "
+            f"p = {format_p(row['p'])}." + (f" ({row['why']}.)" if row["why"] else "")]
+
+
+def _official_section(design: Design, result: dict) -> list[str]:
+    official, head = result.get("official_rescoring"), ["", "## Exact match by the official `evaluate.py` rule", ""]
+    if official is None:
+        return head + ["Not computed: some run's `predictions.jsonl` is missing or lacks the decoded strings."]
+    effects = official["interaction"]
+    return head + [f"Recomputed from the stored strings (the decoded answer, stripped, equal to the stripped gold "
+                   f"regex): it agrees with the recorded exact match on {official['agree']:,} of "
+                   f"{official['rows']:,} rows. Under it, {design.objectives[1]} − {design.objectives[0]} is "
+                   f"{_interval(effects['effect_b'])} under {design.conditions[1]} conditions, "
+                   f"{_interval(effects['effect_a'])} under {design.conditions[0]} conditions; interaction "
+                   f"{_interval(effects['interaction'])}."]
 
 
 def plot(design: Design, result: dict, path: str | Path) -> None:
