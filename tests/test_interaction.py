@@ -196,6 +196,13 @@ def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned
     assert lines[0] == "Earlier reports of LLM-JEPA − NTP: the paper +14.17 pp (Llama)."
     assert f"is {effect['mean']:+.1f} pp [{effect['ci_low']:+.1f}, {effect['ci_high']:+.1f}]" in lines[1]
     assert lines[2].startswith(opening), (design.verdict(result), lines[2])
+    if opening.startswith("The positive side is reproduced"):
+        carried = design.verdict(result).endswith(", carried by termination")
+        assert lines[2].endswith("termination carries it." if carried else "not shown to be carried by termination.")
+        weak = {**result, "effect_b": {**result["effect_b"], "termination": {**result["effect_b"]["termination"],
+                                                                            "ci_low": -1.0}}}
+        assert design.verdict(weak) == "positive side reproduced, not shown to be carried by termination"
+        assert discussion(design, weak, (), "tiny")[2].endswith("it is not shown to be carried by termination.")
     if opening.startswith("The positive side is absent"):
         assert f"ends at {effect['ci_high']:+.1f} pp" in lines[2]
 

@@ -9,14 +9,13 @@ commit of new rows, so a committed store and its report always agree.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 import yaml
 
-from lmjepa.analysis.factorial import Design, Reference, analyse, answer, plot, progress, render
+from lmjepa.analysis.factorial import Design, Reference, analyse, answer, load, plot, progress, render
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -53,7 +52,7 @@ def progress_line() -> str:
     """The README's progress line, from the store and the spec's seeds and cells."""
     spec = yaml.safe_load(SPEC.read_text())
     store = HERE / "runs" / "results.jsonl"
-    rows = [json.loads(line) for line in store.read_text().splitlines() if line.strip()] if store.is_file() else []
+    rows = load(store)[1] if store.is_file() else []
     extra = tuple(c for c in spec["cells"] if c not in DESIGN.cells)
     return f"Progress (generated from `runs/results.jsonl`): {progress(DESIGN, rows, spec['seeds'], extra)}"
 

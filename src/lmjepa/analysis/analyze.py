@@ -160,9 +160,8 @@ def analyze_model(label: str, spec: str, data: AnalysisData, config: AnalyzeConf
             text, code = views["text"][pooling], views["code"][pooling]
             analysis = geometry.linear_map_error(text, code, seed=config.seed)
             analysis["difference_singular_values"] = geometry.difference_singular_values(text, code).tolist()
-            analysis["text_code_cosine"] = float(np.mean(np.sum(
-                geometry.normalize_rows(text) * geometry.normalize_rows(code), axis=1)))
             analysis.update(geometry.paired_retrieval(text, code))
+            analysis["text_code_cosine"] = analysis["matched_cosine"]  # the key reports and caches read
             result["text_code"][pooling] = analysis
     if config.tsne and config.tsne_pooling in config.poolings:
         z = np.concatenate([views[what][config.tsne_pooling] for what in ids])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 
 from ..stats.compare import load_results, runs_by_cell
 from ..stats.interaction import interaction, row_level_model
@@ -156,10 +157,6 @@ def _mean_sd(values: list) -> str:
     return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else f"{x.mean():.{digits}f}"
 
 
-def _mean(values: list) -> float:
-    return sum(values) / len(values)
-
-
 def _interval(t: dict, unit: str = " pp") -> str:
     return f"{t['mean']:+.1f}{unit} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}], p = {format_p(t['p'])}"
 
@@ -220,8 +217,8 @@ def discussion(design: Design, result: dict, references: tuple[Reference, ...], 
             f"`{design.treated_a}` {mean[design.treated_a]:.1f} %).")
     contains = {c: [v for v in result["table"][c]["contains_target"] if v is not None] for c in design.cells}
     if all(contains[c] for c in (design.base_b, design.treated_b)):
-        here += (f" Under {cond_b} conditions they contain the target in {_mean(contains[design.base_b]):.1f} % and "
-                 f"{_mean(contains[design.treated_b]):.1f} % of rows.")
+        here += (f" Under {cond_b} conditions they contain the target in {fmean(contains[design.base_b]):.1f} % and "
+                 f"{fmean(contains[design.treated_b]):.1f} % of rows.")
     lines = [f"Earlier reports of {treated} − {base}: {earlier}.", here]
     verdict = design.verdict(result)
     parts = (f"termination part {_interval(b['termination'])}, content part {_interval(b['content'])}"
@@ -234,7 +231,7 @@ def discussion(design: Design, result: dict, references: tuple[Reference, ...], 
                      f"interaction ({_interval(result['interaction'])}) says it depends on them, so the earlier "
                      f"reports can all be right: a gain under {cond_b} conditions, a null under others "
                      f"({cond_a}: {_interval(a)}). Split: {parts}; "
-                     + ("termination carries it." if "termination" in verdict else
+                     + ("termination carries it." if verdict.endswith(", carried by termination") else
                         "it is not shown to be carried by termination."))
     elif verdict == "absent":
         lines.append(f"The positive side is absent at this scale: under {cond_b} conditions the interval ends at "
