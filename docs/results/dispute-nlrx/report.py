@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from lmjepa.analysis.factorial import Design, Reference, analyse, answer, load, plot, progress, render
+from lmjepa.analysis.factorial import Design, Reference, analyse, answer, discussion, load, plot, progress, render
+from lmjepa.analysis.predictions import Prediction, check, paired_effects, render_checks, render_paired_effects
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -32,6 +33,28 @@ REFERENCES = (
     Reference("the JEPA audit", 0.52, "its own harness, p = 0.28"),
 )
 SCOPE = "SmolLM2-135M-Instruct, 280 steps of 8 rows, fp32 on CPU, 500 test rows"
+FIFTH = "ntp-official-eot"
+# PREREGISTRATION.md, "Predictions", each claim as worded there (one row per quantity), kept whatever happens.
+PREDICTIONS = (
+    Prediction("`ntp`: 60–72 % exact", "ntp", low=60, high=72),
+    Prediction("`llm-jepa` − `ntp`: within ±3 pp", "llm-jepa", base="ntp", low=-3, high=3),
+    Prediction("`ntp-official`: ≤ 2 % exact", "ntp-official", high=2),
+    Prediction("`ntp-official`: stopped ≤ 20 %", "ntp-official", metric="stopped", high=20),
+    Prediction("`ntp-official`: contains ≥ 50 %", "ntp-official", metric="contains_target", low=50),
+    Prediction("`llm-jepa-official` − `ntp-official`: positive, +2 to +20 pp exact", "llm-jepa-official",
+               base="ntp-official", low=2, high=20),
+    Prediction("… more than half of it carried by termination", "llm-jepa-official", base="ntp-official",
+               part="termination", low=0.5, strict=True),
+    Prediction(f"`{FIFTH}` (if run): stops in > 90 % of rows", FIFTH, metric="stopped", low=90, strict=True),
+    Prediction(f"`{FIFTH}` (if run): reaches ≥ the exact match of `llm-jepa-official`", FIFTH,
+               base="llm-jepa-official", low=0),
+)
+JUDGING = ("The pre-registration fixed these predictions before the first row but not how each is judged. The "
+           "rule used here was written on 2026-12-07, at n = 3 of 8, after the interim results had been seen "
+           "(`PREREGISTRATION.md`, Deviations): over the complete seed blocks, a prediction is **held** when its "
+           "mean and its whole 95 % t-interval lie in the predicted range, **held by the mean** when only the "
+           "mean does, and **not held** otherwise; the termination share (mean termination part / mean Δ) has no "
+           "interval and is judged on its value.")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
@@ -45,7 +68,22 @@ def generated() -> tuple:
     if result is None:
         return None, ["No result yet: fewer than 2 complete seed blocks of the pre-registered 2 × 2 are in "
                       "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None
-    return render(DESIGN, result, COMMAND, REFERENCES, SCOPE), answer(DESIGN, result), result
+    by_cell = load(store)[0]
+    interim = len(result["seeds"]) < DESIGN.planned_seeds
+    fifth = paired_effects(by_cell, [(FIFTH, "ntp-official"), (FIFTH, "llm-jepa-official")], result["seeds"])
+    sections = ["", "## The pre-registered predictions", "", JUDGING, ""]
+    sections += render_checks(check(PREDICTIONS, by_cell, result["seeds"]), interim=interim)
+    sections += ["", f"## The fifth cell: `{FIFTH}` (the official conditions with the end-of-turn token trained)", ""]
+    if any(e["seeds"] for e in fifth):
+        sections += ["Secondary analysis 5: seed-paired differences over the complete seed blocks that have the "
+                     "fifth cell (mean, 95 % t-interval, two-sided one-sample t-test).", ""]
+        sections += render_paired_effects(fifth)
+    else:
+        sections.append(f"Not run yet: `{FIFTH}` runs only after all {DESIGN.planned_seeds} seed blocks of the four "
+                        "cells are in, as pre-registered.")
+    sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
+    report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
+    return report, answer(DESIGN, result), result
 
 
 def progress_line() -> str:

@@ -1,0 +1,173 @@
+"""Pre-registered predictions checked against the records, and seed-paired comparisons of extra cells
+(issue 33: "keep every prediction"; docs/results/dispute-nlrx/PREREGISTRATION.md, "Predictions" and
+secondary analysis 5).
+
+A ``Prediction`` names one quantity of a results store and the range it was predicted to fall in:
+
+- a cell's mean of a metric over seeds (``Prediction("…", "ntp", low=60, high=72)``);
+- a seed-paired difference, cell − base (``base="ntp"``);
+- the share of a seed-paired Δ exact match carried by its termination part (``part="termination"``:
+  mean termination part / mean Δ, ``stats.termination.split_delta``), defined only for a positive Δ.
+
+``check`` computes each over the given seeds (complete seed blocks) and judges it: **held** (the mean is in
+the range and so is the whole 95 % t-interval), **held by the mean** (the interval crosses a bound), or
+**not held**. A share has no interval, so it is judged on its value alone.
+
+    from lmjepa.analysis.predictions import Prediction, check, render_checks
+    lines = render_checks(check([Prediction("ntp: 60–72 % exact", "ntp", low=60, high=72)], by_cell, seeds))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..stats.interaction import complete_seeds, t_interval
+from ..stats.paired import format_p
+from ..stats.termination import split_delta
+
+PARTS = (None, "termination")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One pre-registered claim: ``quantity`` ∈ [``low``, ``high``] (open bounds with ``strict``), where the
+    quantity is ``cell``'s mean of ``metric`` (in the metric's unit, e.g. percent), or with ``base`` the
+    seed-paired mean of cell − base (pp), or with ``part="termination"`` the share of that Δ carried by
+    termination (a fraction). ``text``: the claim as the pre-registration words it.
+    Raises ValueError for an empty range, an unknown ``part``, or a ``part`` without ``base``."""
+
+    text: str
+    cell: str
+    metric: str = "exact_match"
+    base: str | None = None
+    low: float = -math.inf
+    high: float = math.inf
+    strict: bool = False
+    part: str | None = None
+
+    def __post_init__(self):
+        if not self.low <= self.high or (self.strict and self.low == self.high):
+            raise ValueError(f"prediction {self.text!r}: empty range [{self.low}, {self.high}]")
+        if self.part not in PARTS:
+            raise ValueError(f"prediction {self.text!r}: part must be one of {PARTS}, got {self.part!r}")
+        if self.part and (self.base is None or self.metric != "exact_match"):
+            raise ValueError(f"prediction {self.text!r}: part={self.part!r} needs base= and metric exact_match")
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the predicted range."""
+        if self.strict:
+            return self.low < value < self.high
+        return self.low <= value <= self.high
+
+    def quantity(self) -> str:
+        """The quantity in words, e.g. "`llm-jepa` − `ntp`, exact_match (pp)"."""
+        if self.part:
+            return f"{self.part} part / Δ of `{self.cell}` − `{self.base}`, exact_match"
+        if self.base:
+            return f"`{self.cell}` − `{self.base}`, {self.metric} (pp)"
+        return f"`{self.cell}`, {self.metric}"
+
+    def range(self) -> str:
+        """The predicted range in symbols: "60 to 72", "≤ 2", "> 90"."""
+        lo, hi = ("> ", "< ") if self.strict else ("≥ ", "≤ ")
+        if self.low == -math.inf:
+            return hi + f"{self.high:g}"
+        if self.high == math.inf:
+            return lo + f"{self.low:g}"
+        return f"{self.low:g} to {self.high:g}" + (" (open)" if self.strict else "")
+
+
+def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
+    """The prediction's quantity over those of ``seeds`` where its cells have the metric.
+
+    ``by_cell``: cell → seed → metrics (``analysis.factorial.load``). Returns ``{"seeds", "value", "interval"
+    (t_interval or None), "status"}``; ``value`` None with status "not run" when no seed has the cells, and
+    "not held (no positive Δ to split)" for a termination share of a Δ ≤ 0."""
+    cells = [prediction.cell] + ([prediction.base] if prediction.base else [])
+    have = [s for s in complete_seeds(by_cell, cells, prediction.metric) if s in set(seeds)]
+    if not have:
+        return {"seeds": [], "value": None, "interval": None, "status": "not run"}
+    values = np.array([by_cell[prediction.cell][s][prediction.metric] for s in have], dtype=float)
+    if prediction.base:
+        values = values - np.array([by_cell[prediction.base][s][prediction.metric] for s in have], dtype=float)
+    if prediction.part:
+        if values.mean() <= 0:
+            return {"seeds": have, "value": None, "interval": None, "status": "not held (no positive Δ to split)"}
+        parts = np.array([split_delta(by_cell[prediction.base][s], by_cell[prediction.cell][s]) for s in have])
+        value, interval = float(parts[:, 1].mean() / values.mean()), None
+    else:
+        interval = t_interval(values) if len(values) > 1 else None
+        value = float(values.mean())
+    if not prediction.contains(value):
+        status = "not held"
+    elif interval is None or (prediction.contains(interval["ci_low"]) and prediction.contains(interval["ci_high"])):
+        status = "held"
+    else:
+        status = "held by the mean (the interval crosses a bound)"
+    return {"seeds": have, "value": value, "interval": interval, "status": status}
+
+
+def check(predictions: list[Prediction] | tuple[Prediction, ...], by_cell: dict[str, dict[int, dict]],
+          seeds: list[int]) -> list[tuple[Prediction, dict]]:
+    """``(prediction, observe(...))`` for each prediction, in order."""
+    return [(p, observe(p, by_cell, seeds)) for p in predictions]
+
+
+def render_checks(checked: list[tuple[Prediction, dict]], interim: bool = False) -> list[str]:
+    """A Markdown table of ``check``'s result, values to two decimals (so that none is shown rounded onto a
+    bound it missed); with ``interim`` each status reads "so far: …"."""
+    out = ["| pre-registered prediction | quantity | predicted | observed (mean, 95 % t-interval) | seeds | status |",
+           "|---|---|---|---|---|---|"]
+    for prediction, seen in checked:
+        sign = "+" if prediction.base and not prediction.part else ""  # a difference is signed
+        if seen["value"] is None:
+            observed = "–"
+        elif seen["interval"] is None:
+            observed = f"{seen['value']:{sign}.2f}"
+        else:
+            t = seen["interval"]
+            observed = f"{t['mean']:{sign}.2f} [{t['ci_low']:{sign}.2f}, {t['ci_high']:{sign}.2f}]"
+        status = ("so far: " if interim and seen["seeds"] else "") + seen["status"]
+        out.append(f"| {prediction.text} | {prediction.quantity()} | {prediction.range()} | {observed} | "
+                   f"{len(seen['seeds'])} | {status} |")
+    return out
+
+
+def paired_effects(by_cell: dict[str, dict[int, dict]], pairs: list[tuple[str, str]], seeds: list[int],
+                   metrics: tuple[str, ...] = ("exact_match", "contains_target", "stopped")) -> list[dict]:
+    """Seed-paired cell − base for each ``(cell, base)`` of ``pairs``, over those of ``seeds`` where both
+    have every metric: ``{"cell", "base", "seeds", metric: t_interval of the differences, ...}``, and for
+    exact match with ``contains_target`` its ``content`` and ``termination`` parts (``split_delta``). A pair
+    with no such seed has ``seeds`` [] and no metrics."""
+    out = []
+    for cell, base in pairs:
+        common = set(seeds)
+        for metric in metrics:
+            common &= set(complete_seeds(by_cell, [cell, base], metric))
+        have = sorted(common)
+        row = {"cell": cell, "base": base, "seeds": have}
+        if have:
+            for metric in metrics:
+                row[metric] = t_interval([by_cell[cell][s][metric] - by_cell[base][s][metric] for s in have])
+            if "exact_match" in metrics and "contains_target" in metrics:
+                parts = np.array([split_delta(by_cell[base][s], by_cell[cell][s]) for s in have])
+                row["content"], row["termination"] = t_interval(parts[:, 0]), t_interval(parts[:, 1])
+        out.append(row)
+    return out
+
+
+def render_paired_effects(effects: list[dict]) -> list[str]:
+    """A Markdown table of ``paired_effects`` (pp: mean, 95 % t-interval, two-sided one-sample t-test p)."""
+    keys = [k for k in ("exact_match", "content", "termination", "contains_target", "stopped")
+            if any(k in e for e in effects)]
+    names = {"exact_match": "Δ exact", "content": "content part", "termination": "termination part",
+             "contains_target": "Δ contains", "stopped": "Δ stopped"}
+    out = ["| comparison | seeds | " + " | ".join(names[k] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for e in effects:
+        cells = [(f"{e[k]['mean']:+.1f} pp [{e[k]['ci_low']:+.1f}, {e[k]['ci_high']:+.1f}], p = {format_p(e[k]['p'])}"
+                  if k in e else "–") for k in keys]
+        out.append(f"| `{e['cell']}` − `{e['base']}` | {len(e['seeds'])} | " + " | ".join(cells) + " |")
+    return out
