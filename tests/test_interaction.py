@@ -244,3 +244,28 @@ def test_compare_interaction_refuses_bad_input_in_one_line(tmp_path, capsys, sto
         store.write_text("".join(line + "\n" for line in lines)) if lines else store.unlink()
     assert main(["compare", str(store), "--interaction", *cells]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_per_seed_table_and_the_power_line_come_from_the_records(tmp_path):
+    import re
+
+    from statsmodels.stats.power import TTestPower
+
+    from lmjepa.analysis.factorial import Design, analyse, render
+
+    _store(tmp_path, seeds=(1, 2, 3, 4))
+    design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=8)
+    result = analyse(design, tmp_path)
+    report = render(design, result)
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    exact = {(r["cell"], r["seed"]): r["metrics"]["exact_match"] for r in rows}
+    for seed in (1, 2, 3, 4):
+        v = [exact[(c, seed)] for c in design.cells]
+        a, b = v[1] - v[0], v[3] - v[2]
+        assert (f"| {seed} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {a:+.1f} | {b:+.1f} | {b - a:+.1f} |") in report
+    # the minimum detectable effects: a two-sided t-test on 8 seeds has 80 % power there (statsmodels, directly)
+    found = re.search(r"official effect of ([\d.]+) pp and an interaction of ([\d.]+) pp", report)
+    for value, key in zip(found.groups(), ("effect_b", "interaction")):
+        power = TTestPower().power(effect_size=float(value) / result[key]["sd"], nobs=8, alpha=0.05,
+                                   alternative="two-sided")
+        assert power == pytest.approx(0.8, abs=0.01)

@@ -14,13 +14,14 @@ the rules fixed in advance (``Design.verdict``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
 from ..stats.compare import load_results, runs_by_cell
 from ..stats.interaction import interaction, row_level_model
-from ..stats.paired import format_p
+from ..stats.paired import format_p, minimum_detectable_effect
 
 METRICS = ("exact_match", "contains_target", "stopped", "exact_if_truncated", "p_end_of_turn", "end_of_turn_greedy",
            "mean_extra_tokens")
@@ -277,10 +278,35 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
         fmt = (lambda t: f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}") \
             if metric == "p_end_of_turn" else (lambda t, u=unit: _interval(t, u))
         out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
-    out += _row_level_section(design, result) + _official_section(design, result)
+    out += _per_seed_section(design, result) + _row_level_section(design, result) + _official_section(design, result)
     if references:
         out += ["", "## What this says about the earlier reports", ""] + discussion(design, result, references, scope)
     return "\n".join(out) + "\n"
+
+
+def _per_seed_section(design: Design, result: dict) -> list[str]:
+    """Exact match per seed and cell with the per-seed effects and interaction, and the minimum detectable
+    effect at ``design.planned_seeds`` given the sd seen so far (``stats.paired.minimum_detectable_effect``,
+    two-sided: one-sided at α / 2)."""
+    seeds, exact = result["seeds"], {c: result["table"][c]["exact_match"] for c in design.cells}
+    out = ["", "## Per seed (exact match %)", "",
+           "| seed | " + " | ".join(f"`{c}`" for c in design.cells) + f" | effect, {design.conditions[0]} | "
+           f"effect, {design.conditions[1]} | interaction |", "|---" * 8 + "|"]
+    for i, seed in enumerate(seeds):
+        v = [exact[c][i] for c in design.cells]
+        a, b = v[1] - v[0], v[3] - v[2]
+        out.append(f"| {seed} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {a:+.1f} | {b:+.1f} | {b - a:+.1f} |")
+    n, planned = len(seeds), design.planned_seeds
+    mde = {key: minimum_detectable_effect(result[key]["sd"], planned, design.alpha / 2)
+           for key in ("effect_b", "interaction")}
+    if not all(math.isnan(m) for m in mde.values()):
+        out += ["", f"Power: at the planned n = {planned} seeds, with the sd of the per-seed differences seen so far "
+                f"(n = {n}: {design.conditions[1]} effect {result['effect_b']['sd']:.1f} pp, interaction "
+                f"{result['interaction']['sd']:.1f} pp), a two-sided t-test at α = {design.alpha:g} detects with "
+                f"80 % power a true {design.conditions[1]} effect of {mde['effect_b']:.1f} pp and an interaction of "
+                f"{mde['interaction']:.1f} pp; smaller effects may go unseen. The sd is itself estimated from "
+                f"{n} seeds."]
+    return out
 
 
 def _row_level_section(design: Design, result: dict) -> list[str]:
