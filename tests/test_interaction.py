@@ -269,3 +269,5 @@ def test_the_per_seed_table_and_the_power_line_come_from_the_records(tmp_path):
         power = TTestPower().power(effect_size=float(value) / result[key]["sd"], nobs=8, alpha=0.05,
                                    alternative="two-sided")
         assert power == pytest.approx(0.8, abs=0.01)
+    plain = render(Design(*design.cells, verdicts=False), result)  # a user's store: the power at the seeds it has
+    assert "Power: at these n = 4 seeds" in plain and "Power: at the planned n = 8 seeds" in report

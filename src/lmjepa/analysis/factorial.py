@@ -286,8 +286,8 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
 
 def _per_seed_section(design: Design, result: dict) -> list[str]:
     """Exact match per seed and cell with the per-seed effects and interaction, and the minimum detectable
-    effect at ``design.planned_seeds`` given the sd seen so far (``stats.paired.minimum_detectable_effect``,
-    two-sided: one-sided at α / 2)."""
+    effect (``stats.paired.minimum_detectable_effect``, two-sided: one-sided at α / 2) given the sd seen so far,
+    at ``design.planned_seeds`` for the pre-registered design (``verdicts``), else at the seeds there are."""
     seeds, exact = result["seeds"], {c: result["table"][c]["exact_match"] for c in design.cells}
     out = ["", "## Per seed (exact match %)", "",
            "| seed | " + " | ".join(f"`{c}`" for c in design.cells) + f" | effect, {design.conditions[0]} | "
@@ -296,11 +296,13 @@ def _per_seed_section(design: Design, result: dict) -> list[str]:
         v = [exact[c][i] for c in design.cells]
         a, b = v[1] - v[0], v[3] - v[2]
         out.append(f"| {seed} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {a:+.1f} | {b:+.1f} | {b - a:+.1f} |")
-    n, planned = len(seeds), design.planned_seeds
+    n = len(seeds)
+    planned = design.planned_seeds if design.verdicts else n
     mde = {key: minimum_detectable_effect(result[key]["sd"], planned, design.alpha / 2)
            for key in ("effect_b", "interaction")}
+    at = f"the planned n = {planned} seeds" if design.verdicts else f"these n = {n} seeds"
     if not all(math.isnan(m) for m in mde.values()):
-        out += ["", f"Power: at the planned n = {planned} seeds, with the sd of the per-seed differences seen so far "
+        out += ["", f"Power: at {at}, with the sd of the per-seed differences seen so far "
                 f"(n = {n}: {design.conditions[1]} effect {result['effect_b']['sd']:.1f} pp, interaction "
                 f"{result['interaction']['sd']:.1f} pp), a two-sided t-test at α = {design.alpha:g} detects with "
                 f"80 % power a true {design.conditions[1]} effect of {mde['effect_b']:.1f} pp and an interaction of "
