@@ -3,9 +3,11 @@ in code, and a few real NL-RX rows. No hub access anywhere."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback
@@ -104,6 +106,32 @@ def assert_plot(path, min_pixels: int = 200) -> None:
 SLOW_MODULES = {"test_multiprocess", "test_launchers", "test_end_to_end", "test_sweep", "test_audit", "test_two_stage",
                 "test_pretrain", "test_packaging", "test_multiview", "test_objective_training", "test_analyze",
                 "test_gpu_ready", "test_nlrx_splits", "test_bad_inputs", "test_crash_safety", "test_add_objective"}
+
+
+def factorial_store(folder, seeds=(1, 2, 3), misrecorded=None, official=(0.05, 0.3), n_rows=40, extra=None):
+    """A fake store of the dispute's 2 × 2 (``analysis/factorial.py``) with predictions: exact rows are drawn
+    per cell at its rate (``official``: the two official cells'; ``extra``: more cells, name → rate); in the
+    run ``misrecorded`` ((cell, seed)) one row recorded exact has a decoded string that differs from its
+    reference."""
+    rng = np.random.default_rng(1)
+    rates = {"ntp": 0.6, "llm-jepa": 0.6, "ntp-official": official[0], "llm-jepa-official": official[1], **(extra or {})}
+    lines = []
+    for seed in seeds:
+        for cell, rate in rates.items():
+            hits = rng.random(n_rows) < rate
+            contains = hits | (rng.random(n_rows) < 0.5)
+            run = folder / cell / f"seed-{seed}-abc"
+            run.mkdir(parents=True)
+            predictions = [{"prediction": f"  r{i}.*\n" if h else "x", "reference": f"r{i}.*", "exact_match": bool(h)}
+                           for i, h in enumerate(hits)]
+            if (cell, seed) == misrecorded:  # recorded exact, but the strings differ: only a rescoring sees it
+                first = int(np.flatnonzero(hits)[0])
+                predictions[first]["prediction"] += "."
+            (run / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
+            metrics = {"exact_match": 100 * hits.mean(), "contains_target": 100 * contains.mean(),
+                       "stopped": 100 * (hits.mean() + 0.1) if "official" in cell else 100.0}
+            lines.append(json.dumps({"cell": cell, "seed": seed, "config_hash": "abc", "metrics": metrics}))
+    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import factorial_store
+
 from lmjepa.stats.interaction import complete_seeds, interaction, row_level_model, t_interval
 
 
@@ -83,36 +85,10 @@ def test_row_level_model_falls_back_to_the_linear_probability_model_at_the_floor
     assert got["estimate"] == pytest.approx(100 * ((p[1, 1] - p[0, 1]) - (p[1, 0] - p[0, 0])))
 
 
-def _store(folder, seeds=(1, 2, 3), misrecorded=None, official=(0.05, 0.3), n_rows=40):
-    """A fake store of the 2 × 2 with predictions: exact rows are drawn per cell; in the run ``misrecorded``
-    ((cell, seed)) one row recorded exact has a decoded string that differs from its reference."""
-    import json
-
-    rng = np.random.default_rng(1)
-    rates = {"ntp": 0.6, "llm-jepa": 0.6, "ntp-official": official[0], "llm-jepa-official": official[1]}
-    lines = []
-    for seed in seeds:
-        for cell, rate in rates.items():
-            hits = rng.random(n_rows) < rate
-            contains = hits | (rng.random(n_rows) < 0.5)
-            run = folder / cell / f"seed-{seed}-abc"
-            run.mkdir(parents=True)
-            predictions = [{"prediction": f"  r{i}.*\n" if h else "x", "reference": f"r{i}.*", "exact_match": bool(h)}
-                           for i, h in enumerate(hits)]
-            if (cell, seed) == misrecorded:  # recorded exact, but the strings differ: only a rescoring sees it
-                first = int(np.flatnonzero(hits)[0])
-                predictions[first]["prediction"] += "."
-            (run / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
-            metrics = {"exact_match": 100 * hits.mean(), "contains_target": 100 * contains.mean(),
-                       "stopped": 100 * (hits.mean() + 0.1) if cell.endswith("official") else 100.0}
-            lines.append(json.dumps({"cell": cell, "seed": seed, "config_hash": "abc", "metrics": metrics}))
-    (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
-
-
 def test_factorial_report_states_what_the_records_give(tmp_path):
     from lmjepa.analysis.factorial import Design, analyse, answer, plot, render
 
-    _store(tmp_path)
+    factorial_store(tmp_path)
     design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=8)
     result = analyse(design, tmp_path)
     by_seed = {c: [result["table"][c]["exact_match"][i] for i in range(3)] for c in design.cells}
@@ -145,7 +121,7 @@ def test_pre_registered_verdicts(effect, p, inter_p, ci_high, termination, verdi
 def test_official_rescoring_recomputes_exact_match_from_the_strings(tmp_path):
     from lmjepa.analysis.factorial import Design, analyse, render
 
-    _store(tmp_path, misrecorded=("ntp-official", 1))
+    factorial_store(tmp_path, misrecorded=("ntp-official", 1))
     design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official")
     result = analyse(design, tmp_path)
     official = result["official_rescoring"]
@@ -187,7 +163,7 @@ def test_progress_line_counts_blocks_partial_seeds_and_extra_cells():
 def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned, official, n_rows, opening):
     from lmjepa.analysis.factorial import Design, Reference, analyse, discussion
 
-    _store(tmp_path, seeds=range(1, 9), official=official, n_rows=n_rows)
+    factorial_store(tmp_path, seeds=range(1, 9), official=official, n_rows=n_rows)
     design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=planned)
     result = analyse(design, tmp_path)
     lines = discussion(design, result, (Reference("the paper", 14.17, "Llama"),), "tiny")
@@ -207,10 +183,10 @@ def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned
         assert f"ends at {effect['ci_high']:+.1f} pp" in lines[2]
 
 
-def test_compare_interaction_writes_the_2x2_report_of_any_store(tmp_path, capsys):
+def test_compare_interaction_writes_the_2x2_report_of_anyfactorial_store(tmp_path, capsys):
     from lmjepa.cli.main import main
 
-    _store(tmp_path)
+    factorial_store(tmp_path)
     cells = ["ntp", "llm-jepa", "ntp-official", "llm-jepa-official"]
     assert main(["compare", str(tmp_path / "results.jsonl"), "--interaction", *cells, "--conditions", "mine,theirs",
                  "--out", str(tmp_path / "out")]) == 0
@@ -237,7 +213,7 @@ def test_compare_interaction_writes_the_2x2_report_of_any_store(tmp_path, capsys
 def test_compare_interaction_refuses_bad_input_in_one_line(tmp_path, capsys, store_rows, cells, message):
     from lmjepa.cli.main import main
 
-    _store(tmp_path)
+    factorial_store(tmp_path)
     store = tmp_path / "results.jsonl"
     if store_rows is not None:  # keep the first seed's rows only (or none: no store)
         lines = store.read_text().splitlines()[:store_rows]
@@ -253,7 +229,7 @@ def test_the_per_seed_table_and_the_power_line_come_from_the_records(tmp_path):
 
     from lmjepa.analysis.factorial import Design, analyse, render
 
-    _store(tmp_path, seeds=(1, 2, 3, 4))
+    factorial_store(tmp_path, seeds=(1, 2, 3, 4))
     design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=8)
     result = analyse(design, tmp_path)
     report = render(design, result)

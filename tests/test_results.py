@@ -3,6 +3,7 @@ rebuilds its report (tables, sentences) from the committed records and fails if 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,30 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 def test_committed_reports_are_regenerated_from_their_records(script):
     done = subprocess.run([sys.executable, str(RESULTS / script), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
+    import importlib.util
+
+    from conftest import factorial_store
+
+    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    factorial_store(tmp_path, seeds=(1, 2, 3))
+    text, lines, _ = report.generated(tmp_path)
+    assert "Not run yet: `ntp-official-eot`" in text and not any("ntp-official-eot" in line for line in lines)
+    assert "| `ntp-official-eot` (if run): stops in > 90 % of rows | `ntp-official-eot`, stopped | > 90 | – | 0 | not run |" in text
+
+    rows = tmp_path / "with-fifth"
+    rows.mkdir()
+    factorial_store(rows, seeds=(1, 2, 3), extra={"ntp-official-eot": 0.5})
+    text, lines, result = report.generated(rows)
+    by_seed = {}
+    for row in map(json.loads, (rows / "results.jsonl").read_text().splitlines()):
+        by_seed.setdefault(row["cell"], {})[row["seed"]] = row["metrics"]["exact_match"]
+    delta = sum(by_seed["ntp-official-eot"][s] - by_seed["ntp-official"][s] for s in (1, 2, 3)) / 3
+    assert "Secondary analysis 5" in text and f"| `ntp-official-eot` − `ntp-official` | 3 | {delta:+.1f} pp [" in text
+    assert lines[-1].startswith("With the end-of-turn token trained under official conditions (`ntp-official-eot`, "
+                                f"3 seeds), exact match moves {delta:+.1f} pp [")
+    assert "so far: " in text and "| 3 | so far: not run" not in text

@@ -17,6 +17,7 @@ import yaml
 
 from lmjepa.analysis.factorial import Design, Reference, analyse, answer, discussion, load, plot, progress, render
 from lmjepa.analysis.predictions import Prediction, check, paired_effects, render_checks, render_paired_effects
+from lmjepa.stats.interaction import format_interval
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -58,11 +59,12 @@ JUDGING = ("The pre-registration fixed these predictions before the first row bu
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
-def generated() -> tuple:
-    """(report text or None, the answer's lines, the analysis or None) from the records as they are now."""
-    store = HERE / "runs" / "results.jsonl"
+def generated(runs: Path = HERE / "runs") -> tuple:
+    """(report text or None, the answer's lines, the analysis or None) from the records in ``runs`` as they
+    are now (``runs/results.jsonl`` and each run's ``predictions.jsonl``)."""
+    store = runs / "results.jsonl"
     try:
-        result = analyse(DESIGN, HERE / "runs") if store.is_file() else None
+        result = analyse(DESIGN, runs) if store.is_file() else None
     except ValueError:  # fewer than 2 complete seed blocks
         result = None
     if result is None:
@@ -83,7 +85,16 @@ def generated() -> tuple:
                         "cells are in, as pre-registered.")
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
-    return report, answer(DESIGN, result), result
+    return report, answer(DESIGN, result) + fifth_line(fifth), result
+
+
+def fifth_line(fifth: list[dict]) -> list[str]:
+    """The answer's line on the fifth cell (secondary analysis 5), once it has complete seed blocks."""
+    if not fifth[0]["seeds"]:
+        return []
+    versus = " and ".join(f"{format_interval(e['exact_match'])} vs `{e['base']}`" for e in fifth if e["seeds"])
+    return [f"With the end-of-turn token trained under official conditions (`{FIFTH}`, {len(fifth[0]['seeds'])} "
+            f"seeds), exact match moves {versus}."]
 
 
 def progress_line() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from statistics import fmean
 
 from ..stats.compare import load_results, runs_by_cell
-from ..stats.interaction import interaction, row_level_model
+from ..stats.interaction import format_interval, interaction, row_level_model
 from ..stats.paired import format_p, minimum_detectable_effect
 
 METRICS = ("exact_match", "contains_target", "stopped", "exact_if_truncated", "p_end_of_turn", "end_of_turn_greedy",
@@ -158,10 +158,6 @@ def _mean_sd(values: list) -> str:
     return f"{x.mean():.{digits}f} ± {x.std(ddof=1):.{digits}f}" if len(x) > 1 else f"{x.mean():.{digits}f}"
 
 
-def _interval(t: dict, unit: str = " pp") -> str:
-    return f"{t['mean']:+.1f}{unit} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}], p = {format_p(t['p'])}"
-
-
 def answer(design: Design, result: dict) -> list[str]:
     """The ≤ 5 generated lines that state the result (the README's answer and the report's summary)."""
     a, b, inter = result["effect_a"], result["effect_b"], result["interaction"]
@@ -169,11 +165,11 @@ def answer(design: Design, result: dict) -> list[str]:
     effect = f"{design.objectives[1]} − {design.objectives[0]} on exact match, {n} seeds"
     lines = [(f"**{design.verdict(result)}.** {effect}" if design.verdicts else f"**{effect}**")
              + " (mean, 95 % t-interval, two-sided p):",
-             f"under {design.conditions[1]} conditions {_interval(b)}; under {design.conditions[0]} conditions "
-             f"{_interval(a)}; interaction {_interval(inter)}."]
+             f"under {design.conditions[1]} conditions {format_interval(b)}; under {design.conditions[0]} conditions "
+             f"{format_interval(a)}; interaction {format_interval(inter)}."]
     if "termination" in b:
         lines.append(f"Under {design.conditions[1]} conditions the effect splits into termination "
-                     f"{_interval(b['termination'])} and content {_interval(b['content'])}.")
+                     f"{format_interval(b['termination'])} and content {format_interval(b['content'])}.")
     return lines
 
 
@@ -212,9 +208,9 @@ def discussion(design: Design, result: dict, references: tuple[Reference, ...], 
     mean = {c: result["cells"][c]["mean"] for c in design.cells}
     (cond_a, cond_b), (base, treated) = design.conditions, design.objectives
     earlier = "; ".join(f"{r.who} {round(r.delta, 2):+g} pp ({r.how})" for r in references)
-    here = (f"Here ({scope}), {treated} − {base} on exact match is {_interval(b)} under {cond_b} conditions "
+    here = (f"Here ({scope}), {treated} − {base} on exact match is {format_interval(b)} under {cond_b} conditions "
             f"(`{design.base_b}` {mean[design.base_b]:.1f} %, `{design.treated_b}` {mean[design.treated_b]:.1f} %) "
-            f"and {_interval(a)} under {cond_a} conditions (`{design.base_a}` {mean[design.base_a]:.1f} %, "
+            f"and {format_interval(a)} under {cond_a} conditions (`{design.base_a}` {mean[design.base_a]:.1f} %, "
             f"`{design.treated_a}` {mean[design.treated_a]:.1f} %).")
     contains = {c: [v for v in result["table"][c]["contains_target"] if v is not None] for c in design.cells}
     if all(contains[c] for c in (design.base_b, design.treated_b)):
@@ -222,16 +218,16 @@ def discussion(design: Design, result: dict, references: tuple[Reference, ...], 
                  f"{fmean(contains[design.treated_b]):.1f} % of rows.")
     lines = [f"Earlier reports of {treated} − {base}: {earlier}.", here]
     verdict = design.verdict(result)
-    parts = (f"termination part {_interval(b['termination'])}, content part {_interval(b['content'])}"
+    parts = (f"termination part {format_interval(b['termination'])}, content part {format_interval(b['content'])}"
              if "termination" in b else "no content / termination split (contains not recorded)")
     if verdict.startswith("interim"):
         lines.append(f"Interim: the pre-registration withholds any reading until all {design.planned_seeds} seed "
                      "blocks are in.")
     elif verdict.startswith("positive"):
         lines.append(f"The positive side is reproduced: the gain appears under {cond_b} conditions and the "
-                     f"interaction ({_interval(result['interaction'])}) says it depends on them, so the earlier "
+                     f"interaction ({format_interval(result['interaction'])}) says it depends on them, so the earlier "
                      f"reports can all be right: a gain under {cond_b} conditions, a null under others "
-                     f"({cond_a}: {_interval(a)}). Split: {parts}; "
+                     f"({cond_a}: {format_interval(a)}). Split: {parts}; "
                      + ("termination carries it." if verdict.endswith(", carried by termination") else
                         "it is not shown to be carried by termination."))
     elif verdict == "absent":
@@ -266,9 +262,9 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
     for name, key in ((f"{design.objectives[1]} − {design.objectives[0]}, {design.conditions[0]}", "effect_a"),
                       (f"{design.objectives[1]} − {design.objectives[0]}, {design.conditions[1]}", "effect_b")):
         effect = result[key]
-        parts = [_interval(effect[p]) if p in effect else "–" for p in ("content", "termination")]
-        out.append(f"| {name} | {_interval(effect)} | {parts[0]} | {parts[1]} |")
-    out.append(f"| interaction (difference of the two) | {_interval(result['interaction'])} | | |")
+        parts = [format_interval(effect[p]) if p in effect else "–" for p in ("content", "termination")]
+        out.append(f"| {name} | {format_interval(effect)} | {parts[0]} | {parts[1]} |")
+    out.append(f"| interaction (difference of the two) | {format_interval(result['interaction'])} | | |")
     out += ["", "The content / termination split is `lmjepa.stats.termination.split_delta` per seed (the parts sum "
             "to Δ exact), each part with its own t-interval.", "", "## Secondary metrics: the same 2 × 2", "",
             "| metric | effect, " + design.conditions[0] + " | effect, " + design.conditions[1] + " | interaction |",
@@ -276,7 +272,7 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
     for metric, sec in result["secondary"].items():
         unit = "" if metric in ("p_end_of_turn", "mean_extra_tokens") else " pp"
         fmt = (lambda t: f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}") \
-            if metric == "p_end_of_turn" else (lambda t, u=unit: _interval(t, u))
+            if metric == "p_end_of_turn" else (lambda t, u=unit: format_interval(t, u))
         out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
     out += _per_seed_section(design, result) + _row_level_section(design, result) + _official_section(design, result)
     if references:
@@ -329,9 +325,9 @@ def _official_section(design: Design, result: dict) -> list[str]:
     return head + [f"Recomputed from the stored strings (the decoded answer, stripped, equal to the stripped gold "
                    f"regex): it agrees with the recorded exact match on {official['agree']:,} of "
                    f"{official['rows']:,} rows. Under it, {design.objectives[1]} − {design.objectives[0]} is "
-                   f"{_interval(effects['effect_b'])} under {design.conditions[1]} conditions, "
-                   f"{_interval(effects['effect_a'])} under {design.conditions[0]} conditions; interaction "
-                   f"{_interval(effects['interaction'])}."]
+                   f"{format_interval(effects['effect_b'])} under {design.conditions[1]} conditions, "
+                   f"{format_interval(effects['effect_a'])} under {design.conditions[0]} conditions; interaction "
+                   f"{format_interval(effects['interaction'])}."]
 
 
 def plot(design: Design, result: dict, path: str | Path) -> None:

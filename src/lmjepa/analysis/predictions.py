@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..stats.interaction import complete_seeds, t_interval
-from ..stats.paired import format_p
+from ..stats.interaction import complete_seeds, format_interval, t_interval
 from ..stats.termination import split_delta
 
 PARTS = (None, "termination")
@@ -167,7 +166,6 @@ def render_paired_effects(effects: list[dict]) -> list[str]:
              "contains_target": "Δ contains", "stopped": "Δ stopped"}
     out = ["| comparison | seeds | " + " | ".join(names[k] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
     for e in effects:
-        cells = [(f"{e[k]['mean']:+.1f} pp [{e[k]['ci_low']:+.1f}, {e[k]['ci_high']:+.1f}], p = {format_p(e[k]['p'])}"
-                  if k in e else "–") for k in keys]
+        cells = [format_interval(e[k]) if k in e else "–" for k in keys]
         out.append(f"| `{e['cell']}` − `{e['base']}` | {len(e['seeds'])} | " + " | ".join(cells) + " |")
     return out

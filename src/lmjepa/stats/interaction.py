@@ -22,6 +22,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from .paired import format_p
 from .termination import split_delta
 
 
@@ -44,6 +45,12 @@ def t_interval(values, level: float = 0.95) -> dict:
     test = stats.ttest_1samp(x, 0.0)
     return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
             "t": float(test.statistic), "p": float(test.pvalue)}
+
+
+def format_interval(t: dict, unit: str = " pp") -> str:
+    """A ``t_interval`` for a report: "+1.9 pp [-2.1, +5.9], p = 0.1721" (mean and bounds to one decimal,
+    ``unit`` after the mean, ``stats.paired.format_p``)."""
+    return f"{t['mean']:+.1f}{unit} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}], p = {format_p(t['p'])}"
 
 
 def complete_seeds(by_cell: dict[str, dict[int, dict]], cells: list[str], metric: str) -> list[int]:
