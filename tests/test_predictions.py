@@ -90,3 +90,56 @@ def test_paired_effects_are_t_tests_of_the_differences_and_their_parts_sum_to_de
     lines = render_paired_effects([row, missing])
     assert lines[0].startswith("| comparison | seeds | Δ exact | content part | termination part")
     assert lines[2].startswith(f"| `eot` − `base` | 4 | {np.mean(diffs):+.1f} pp") and lines[3].endswith("| – | – |")
+
+
+def test_compare_interaction_checks_a_predictions_file(tmp_path, capsys):
+    from conftest import factorial_store
+
+    from lmjepa.cli.main import main
+
+    factorial_store(tmp_path)
+    claims = tmp_path / "predictions.yaml"
+    claims.write_text("predictions:\n"
+                      "  - {text: 'ntp 50–70 %', cell: ntp, low: 50, high: 70}\n"
+                      "  - {text: 'treated beats base under official', cell: llm-jepa-official, base: ntp-official,"
+                      " low: 0, strict: true}\n")
+    assert main(["compare", str(tmp_path / "results.jsonl"), "--interaction", "ntp", "llm-jepa", "ntp-official",
+                 "llm-jepa-official", "--predictions", str(claims)]) == 0
+    report = (tmp_path / "interaction" / "report.md").read_text()
+    from lmjepa.analysis.factorial import load
+    by_cell = load(tmp_path / "results.jsonl")[0]
+    ntp = np.mean([by_cell["ntp"][s]["exact_match"] for s in (1, 2, 3)])
+    assert "## Pre-registered predictions" in report and f"--predictions {claims}" in report
+    assert f"| ntp 50–70 % | `ntp`, exact_match | 50 to 70 | {ntp:.2f} [" in report
+    assert "| treated beats base under official | `llm-jepa-official` − `ntp-official`, exact_match (pp) | > 0 | +" in report
+
+
+@pytest.mark.parametrize("text, message", [
+    ("predictions:\n  - {text: a, cell: ntp, hi: 3}\n", "predictions[0]: unknown config key 'hi'; did you mean 'high'?"),
+    ("predictions:\n  - {text: a, cell: ntp}\n  - {text: b, cell: ntp, low: 3, high: 2}\n", "predictions[1]: prediction 'b': empty range"),
+    ("predictions:\n  - {text: a}\n", "predictions[0]: expects a mapping with at least `text` and `cell`"),
+    ("predictions:\n  - {text: a, cell: ntp, low: high}\n", "predictions[0]: "),
+    ("claims: []\n", "expects one key, `predictions`, a non-empty list"),
+    ("predictions:\n  - {text: a, cell: ntp, metric: exact}\n", "predictions[0]: prediction 'a': metric must be one of ['exact_match',"),
+    ("predictions:\n  - {text: a, cell: nope}\n", "no runs of cell(s) ['nope']"),
+])
+def test_a_bad_predictions_file_is_one_line_naming_the_file_and_the_prediction(tmp_path, capsys, text, message):
+    from conftest import factorial_store
+
+    from lmjepa.cli.main import main
+
+    factorial_store(tmp_path)
+    claims = tmp_path / "predictions.yaml"
+    claims.write_text(text)
+    assert main(["compare", str(tmp_path / "results.jsonl"), "--interaction", "ntp", "llm-jepa", "ntp-official",
+                 "llm-jepa-official", "--predictions", str(claims)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "interaction" / "report.md").exists()
+
+
+def test_predictions_need_interaction(tmp_path, capsys):
+    from lmjepa.cli.main import main
+
+    assert main(["compare", str(tmp_path / "r.jsonl"), "--baseline", "ntp", "--predictions", "p.yaml"]) == 2
+    assert "--predictions works with --interaction only" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from lmjepa.analysis.factorial import Design, Reference, analyse, answer, discussion, load, plot, progress, render
-from lmjepa.analysis.predictions import Prediction, check, paired_effects, render_checks, render_paired_effects
+from lmjepa.analysis.predictions import RULE, Prediction, check, paired_effects, render_checks, render_paired_effects
 from lmjepa.stats.interaction import format_interval
 
 HERE = Path(__file__).resolve().parent
@@ -52,10 +52,7 @@ PREDICTIONS = (
 )
 JUDGING = ("The pre-registration fixed these predictions before the first row but not how each is judged. The "
            "rule used here was written on 2026-12-07, at n = 3 of 8, after the interim results had been seen "
-           "(`PREREGISTRATION.md`, Deviations): over the complete seed blocks, a prediction is **held** when its "
-           "mean and its whole 95 % t-interval lie in the predicted range, **held by the mean** when only the "
-           "mean does, and **not held** otherwise; the termination share (mean termination part / mean Δ) has no "
-           "interval and is judged on its value.")
+           f"(`PREREGISTRATION.md`, Deviations). {RULE}")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 

@@ -21,22 +21,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigBase, from_dict, read_yaml
+from ..errors import ConfigError
 from ..stats.interaction import complete_seeds, format_interval, t_interval
 from ..stats.termination import split_delta
+from .factorial import METRICS
 
 PARTS = (None, "termination")
+RULE = ("Over the complete seed blocks, a prediction is **held** when its mean and its whole 95 % t-interval lie "
+        "in the predicted range, **held by the mean** when only the mean does, and **not held** otherwise; the "
+        "termination share (mean termination part / mean Δ) has no interval and is judged on its value.")
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(ConfigBase):
     """One pre-registered claim: ``quantity`` ∈ [``low``, ``high``] (open bounds with ``strict``), where the
     quantity is ``cell``'s mean of ``metric`` (in the metric's unit, e.g. percent), or with ``base`` the
     seed-paired mean of cell − base (pp), or with ``part="termination"`` the share of that Δ carried by
     termination (a fraction). ``text``: the claim as the pre-registration words it.
-    Raises ValueError for an empty range, an unknown ``part``, or a ``part`` without ``base``."""
+    Raises ValueError for an empty range, a metric a results row does not record (``factorial.METRICS``), an
+    unknown ``part``, or a ``part`` without ``base``."""
 
     text: str
     cell: str
@@ -50,6 +58,8 @@ class Prediction:
     def __post_init__(self):
         if not self.low <= self.high or (self.strict and self.low == self.high):
             raise ValueError(f"prediction {self.text!r}: empty range [{self.low}, {self.high}]")
+        if self.metric not in METRICS:
+            raise ValueError(f"prediction {self.text!r}: metric must be one of {list(METRICS)}, got {self.metric!r}")
         if self.part not in PARTS:
             raise ValueError(f"prediction {self.text!r}: part must be one of {PARTS}, got {self.part!r}")
         if self.part and (self.base is None or self.metric != "exact_match"):
@@ -77,6 +87,30 @@ class Prediction:
         if self.high == math.inf:
             return lo + f"{self.low:g}"
         return f"{self.low:g} to {self.high:g}" + (" (open)" if self.strict else "")
+
+
+def load_predictions(path: str | Path) -> list[Prediction]:
+    """The predictions of a YAML file: a mapping with one key, ``predictions``, a list of mappings with the
+    fields of ``Prediction`` (``text`` and ``cell`` required; ``.inf`` / ``-.inf`` for an open end).
+
+        predictions:
+          - {text: "llm-jepa − ntp within ±3 pp", cell: llm-jepa, base: ntp, low: -3, high: 3}
+
+    Raises ConfigError naming the file and the prediction's index for a missing file, invalid YAML, an unknown
+    key (suggesting the closest), a value of the wrong type, a missing ``text`` or ``cell`` or an empty range."""
+    values = read_yaml(path)
+    if set(values) != {"predictions"} or not isinstance(values["predictions"], list) or not values["predictions"]:
+        raise ConfigError(f"{path}: expects one key, `predictions`, a non-empty list; got keys {sorted(values)}")
+    out = []
+    for index, item in enumerate(values["predictions"]):
+        where = f"{path}: predictions[{index}]"
+        if not isinstance(item, dict) or not {"text", "cell"} <= set(item):
+            raise ConfigError(f"{where}: expects a mapping with at least `text` and `cell`, got {item!r}")
+        try:
+            out.append(from_dict(item, Prediction))
+        except (ConfigError, ValueError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+    return out
 
 
 def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: list[int]) -> dict:

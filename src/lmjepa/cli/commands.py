@@ -66,10 +66,13 @@ def cmd_compare(args) -> int:
         names = tuple(args.conditions.split(","))
         if len(args.results) != 1 or len(names) != 2:
             raise ConfigError("lmjepa compare --interaction needs one RESULTS store and --conditions A,B (two names)")
-        report = interaction_report(args.results[0], args.interaction, names, out=args.out)
+        report = interaction_report(args.results[0], args.interaction, names, out=args.out,
+                                    predictions=args.predictions)
         print(report.read_text())
         print(f"written: {report}, interaction.png")
         return 0
+    if args.predictions:
+        raise ConfigError("lmjepa compare --predictions works with --interaction only")
     if not args.results or not args.baseline:
         raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
     report = compare_stores(args.results, args.baseline, args.metric or ["exact_match"],

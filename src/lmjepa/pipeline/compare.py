@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
 from ..analysis.factorial import Design, analyse, load, plot, render
+from ..analysis.predictions import RULE, check, load_predictions, render_checks
 from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..stats.compare import compare, load_stores, mcnemar_runs, split_store, write_report
@@ -29,20 +30,26 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
 
 
 def interaction_report(store: str | Path, cells: list[str], conditions: tuple[str, str] = ("A", "B"),
-                       objectives: tuple[str, str] | None = None, out: str | Path | None = None) -> Path:
+                       objectives: tuple[str, str] | None = None, out: str | Path | None = None,
+                       predictions: str | Path | None = None) -> Path:
     """The seed-paired 2 × 2 of one store: ``cells`` = [base A, treated A, base B, treated B], i.e. objective
     {base, treated} × conditions {A, B}, paired by seed. On exact match (percentage points): each simple effect
     with its content / termination split, the interaction (treated B − base B) − (treated A − base A) with a
     95 % t-interval and two-sided p, the secondary metrics, the row-level model from the runs'
     ``predictions.jsonl`` (``<store folder>/<cell>/seed-<seed>-<hash>/``). Writes report.md and interaction.png
-    into ``out`` (default: ``interaction/`` beside the store) and returns the report's path.
+    into ``out`` (default: ``interaction/`` beside the store) and returns the report's path. With
+    ``predictions`` (a YAML file, ``analysis.predictions.load_predictions``), the report also checks each
+    pre-registered prediction against the records, over the complete seed blocks.
 
-    Raises ConfigError if a cell is not in the store or fewer than 2 seeds have all four cells."""
+    Raises ConfigError if a cell (of the four, or named by a prediction) is not in the store, if the predictions
+    file is malformed, or if fewer than 2 seeds have all four cells."""
     store = Path(store)
     if len(cells) != 4 or len(set(cells)) != 4:
         raise ConfigError(f"--interaction needs 4 different cells (base A, treated A, base B, treated B); got {cells}")
+    claims = load_predictions(predictions) if predictions else []
     by_cell, _ = load(store)
-    missing = [c for c in cells if c not in by_cell]
+    named = list(cells) + [c for p in claims for c in (p.cell, p.base) if c]
+    missing = sorted({c for c in named if c not in by_cell})
     if missing:
         raise ConfigError(f"{store}: no runs of cell(s) {missing}; the store has {sorted(by_cell)}")
     design = Design(*cells, conditions=conditions, objectives=objectives or (cells[0], cells[1]), verdicts=False)
@@ -53,7 +60,13 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     folder = Path(out) if out else store.parent / "interaction"
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / "report.md"
-    atomic_write_text(report, render(design, result, f"lmjepa compare {store} --interaction {' '.join(cells)}"))
+    command = f"lmjepa compare {store} --interaction {' '.join(cells)}" + (f" --predictions {predictions}"
+                                                                           if predictions else "")
+    text = render(design, result, command)
+    if claims:
+        text += "\n".join(["", "## Pre-registered predictions", "", f"From `{predictions}`. {RULE}", ""]
+                          + render_checks(check(claims, by_cell, result["seeds"]))) + "\n"
+    atomic_write_text(report, text)
     plot(design, result, folder / "interaction.png")
     return report
 
