@@ -120,7 +120,7 @@ def test_compare_interaction_checks_a_predictions_file(tmp_path, capsys):
     ("predictions:\n  - {text: a}\n", "predictions[0]: expects a mapping with at least `text` and `cell`"),
     ("predictions:\n  - {text: a, cell: ntp, low: high}\n", "predictions[0]: "),
     ("claims: []\n", "expects one key, `predictions`, a non-empty list"),
-    ("predictions:\n  - {text: a, cell: ntp, metric: exact}\n", "predictions[0]: prediction 'a': metric must be one of ['exact_match',"),
+    ("predictions:\n  - {text: a, cell: ntp, metric: exact}\n", "no run of cell 'ntp' records ['exact'] (prediction 0, 'a'); recorded: ['contains_target', 'exact_match', 'stopped']"),
     ("predictions:\n  - {text: a, cell: nope}\n", "no runs of cell(s) ['nope']"),
 ])
 def test_a_bad_predictions_file_is_one_line_naming_the_file_and_the_prediction(tmp_path, capsys, text, message):
@@ -138,8 +138,26 @@ def test_a_bad_predictions_file_is_one_line_naming_the_file_and_the_prediction(t
     assert not (tmp_path / "interaction" / "report.md").exists()
 
 
-def test_predictions_need_interaction(tmp_path, capsys):
+def test_compare_against_a_baseline_checks_predictions_over_the_seeds_each_shares(tmp_path, capsys):
+    from conftest import factorial_store
+
+    from lmjepa.analysis.factorial import load
     from lmjepa.cli.main import main
 
-    assert main(["compare", str(tmp_path / "r.jsonl"), "--baseline", "ntp", "--predictions", "p.yaml"]) == 2
-    assert "--predictions works with --interaction only" in capsys.readouterr().err
+    factorial_store(tmp_path, seeds=(1, 2, 3, 4))
+    store = tmp_path / "results.jsonl"
+    store.write_text("".join(line + "\n" for line in store.read_text().splitlines()
+                             if not ('"llm-jepa"' in line and '"seed": 4' in line)))  # llm-jepa lacks seed 4
+    claims = tmp_path / "predictions.yaml"
+    claims.write_text("predictions:\n  - {text: 'no gain', cell: llm-jepa, base: ntp, low: -3, high: 3}\n"
+                      "  - {text: 'ntp stops', cell: ntp, metric: stopped, low: 99}\n")
+    assert main(["compare", str(store), "--baseline", "ntp", "--predictions", str(claims)]) == 0
+    report = (tmp_path / "compare" / "report.md").read_text()
+    by_cell = load(store)[0]
+    delta = np.mean([by_cell["llm-jepa"][s]["exact_match"] - by_cell["ntp"][s]["exact_match"] for s in (1, 2, 3)])
+    assert "## Pre-registered predictions" in report and f"From `{claims}`." in report
+    assert f"| no gain | `llm-jepa` − `ntp`, exact_match (pp) | -3 to 3 | {delta:+.2f} [" in report and "| 3 |" in report
+    assert "| ntp stops | `ntp`, stopped | ≥ 99 | 100.00 [100.00, 100.00] | 4 | held |" in report
+    claims.write_text("predictions:\n  - {text: 'x', cell: llm-jepa-offical, low: 0}\n")
+    assert main(["compare", str(store), "--baseline", "ntp", "--predictions", str(claims)]) == 2
+    assert "no runs of cell(s) ['llm-jepa-offical'] (prediction 0, 'x')" in capsys.readouterr().err

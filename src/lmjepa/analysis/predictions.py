@@ -29,7 +29,6 @@ from ..config import ConfigBase, from_dict, read_yaml
 from ..errors import ConfigError
 from ..stats.interaction import complete_seeds, format_interval, t_interval
 from ..stats.termination import split_delta
-from .factorial import METRICS
 
 PARTS = (None, "termination")
 RULE = ("Over the complete seed blocks, a prediction is **held** when its mean and its whole 95 % t-interval lie "
@@ -43,8 +42,7 @@ class Prediction(ConfigBase):
     quantity is ``cell``'s mean of ``metric`` (in the metric's unit, e.g. percent), or with ``base`` the
     seed-paired mean of cell − base (pp), or with ``part="termination"`` the share of that Δ carried by
     termination (a fraction). ``text``: the claim as the pre-registration words it.
-    Raises ValueError for an empty range, a metric a results row does not record (``factorial.METRICS``), an
-    unknown ``part``, or a ``part`` without ``base``."""
+    Raises ValueError for an empty range, an unknown ``part``, or a ``part`` without ``base``."""
 
     text: str
     cell: str
@@ -58,8 +56,6 @@ class Prediction(ConfigBase):
     def __post_init__(self):
         if not self.low <= self.high or (self.strict and self.low == self.high):
             raise ValueError(f"prediction {self.text!r}: empty range [{self.low}, {self.high}]")
-        if self.metric not in METRICS:
-            raise ValueError(f"prediction {self.text!r}: metric must be one of {list(METRICS)}, got {self.metric!r}")
         if self.part not in PARTS:
             raise ValueError(f"prediction {self.text!r}: part must be one of {PARTS}, got {self.part!r}")
         if self.part and (self.base is None or self.metric != "exact_match"):
@@ -111,6 +107,24 @@ def load_predictions(path: str | Path) -> list[Prediction]:
         except (ConfigError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
     return out
+
+
+def check_names(predictions: list[Prediction], by_cell: dict[str, dict[int, dict]], where: str = "") -> None:
+    """Raise ConfigError (prefixed with ``where``, e.g. the store) if a prediction names a cell that has no
+    runs in ``by_cell`` or a metric that no run of its cells records (the error lists what they record)."""
+    for index, prediction in enumerate(predictions):
+        cells = [prediction.cell] + ([prediction.base] if prediction.base else [])
+        missing = [c for c in cells if c not in by_cell]
+        if missing:
+            raise ConfigError(f"{where}no runs of cell(s) {missing} (prediction {index}, {prediction.text!r}); "
+                              f"the store has {sorted(by_cell)}")
+        needed = [prediction.metric] + (["contains_target"] if prediction.part else [])
+        for cell in cells:
+            recorded = set().union(*(set(m) for m in by_cell[cell].values()))
+            absent = [m for m in needed if m not in recorded]
+            if absent:
+                raise ConfigError(f"{where}no run of cell {cell!r} records {absent} (prediction {index}, "
+                                  f"{prediction.text!r}); recorded: {sorted(recorded)}")
 
 
 def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: list[int]) -> dict:
@@ -167,6 +181,14 @@ def render_checks(checked: list[tuple[Prediction, dict]], interim: bool = False)
         out.append(f"| {prediction.text} | {prediction.quantity()} | {prediction.range()} | {observed} | "
                    f"{len(seen['seeds'])} | {status} |")
     return out
+
+
+def section(predictions: list[Prediction], by_cell: dict[str, dict[int, dict]], seeds: list[int],
+            source: str) -> list[str]:
+    """The report section "Pre-registered predictions": where they come from (``source``), ``RULE`` and the
+    table of ``check`` over ``seeds``."""
+    return (["", "## Pre-registered predictions", "", f"From `{source}`. {RULE}", ""]
+            + render_checks(check(predictions, by_cell, seeds)))
 
 
 def paired_effects(by_cell: dict[str, dict[int, dict]], pairs: list[tuple[str, str]], seeds: list[int],

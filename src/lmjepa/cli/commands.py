@@ -71,13 +71,11 @@ def cmd_compare(args) -> int:
         print(report.read_text())
         print(f"written: {report}, interaction.png")
         return 0
-    if args.predictions:
-        raise ConfigError("lmjepa compare --predictions works with --interaction only")
     if not args.results or not args.baseline:
         raise ConfigError("lmjepa compare needs RESULTS and --baseline CELL (or --mcnemar RUN_A RUN_B)")
     report = compare_stores(args.results, args.baseline, args.metric or ["exact_match"],
                             args.cells.split(",") if args.cells else None, args.correction, args.alpha, args.task,
-                            args.out)
+                            args.out, args.predictions)
     print(report.read_text())
     print(f"written: {report}, stats.json, deltas.png")
     return 0

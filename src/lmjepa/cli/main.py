@@ -9,7 +9,7 @@
     lmjepa compare fp32=A.jsonl bf16=B.jsonl --baseline fp32/ntp --cells fp32/ntp,bf16/ntp  # across stores
     lmjepa compare --mcnemar RUN_A RUN_B                     # per-example exact-match correctness
     lmjepa compare RESULTS.jsonl --interaction BASE_A TREATED_A BASE_B TREATED_B [--conditions A,B]  # seed-paired 2 × 2
-        [--predictions PREDICTIONS.yaml]                    # ... with pre-registered predictions checked
+    lmjepa compare ... --predictions PREDICTIONS.yaml        # ... with pre-registered predictions checked
     lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--restore COPY]  # cells × seeds, resumable
     lmjepa audit SPEC.yaml [--restore COPY] [--report-only]  # factors × auxiliaries, corrected, geometry coupling
     lmjepa geometry RUN_DIR [--rows 200]                     # the audit's geometry of one trained model
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the seed-paired 2 × 2 of one store: does the treated − base effect on exact match "
                       "differ between conditions A and B? (interaction, content / termination split, row-level model)")
     comp.add_argument("--conditions", default="A,B", help="names of conditions A and B in the report (comma-separated)")
-    comp.add_argument("--predictions", help="with --interaction: a YAML of pre-registered predictions "
+    comp.add_argument("--predictions", help="a YAML of pre-registered predictions "
                       "(`predictions: [{text, cell, base, metric, low, high, ...}]`) to check against the records")
     comp.set_defaults(func=cmd_compare)
 

@@ -8,25 +8,43 @@ from pathlib import Path
 
 from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
 from ..analysis.factorial import Design, analyse, load, plot, render
-from ..analysis.predictions import RULE, check, load_predictions, render_checks
+from ..analysis.predictions import check_names, load_predictions, section
 from ..errors import ConfigError
 from ..io import atomic_write_text
-from ..stats.compare import compare, load_stores, mcnemar_runs, split_store, write_report
+from ..stats.compare import compare, load_stores, mcnemar_runs, runs_by_cell, split_store, write_report
 from ..stats.generalisation import gap_table
 
 
 def compare_stores(results: list[str], baseline: str, metrics: list[str], cells: list[str] | None = None,
                    correction: str = "holm", alpha: float = 0.05, task: list[str] | None = None,
-                   out: str | Path | None = None) -> Path:
+                   out: str | Path | None = None, predictions: str | Path | None = None) -> Path:
     """Compare every cell of the stores ``results`` (``PATH`` or ``LABEL=PATH`` each, ``load_stores``) with
     ``baseline`` on ``metrics``; with ``task``, also the generalisation gap on those extra tasks. Writes
     report.md, stats.json and deltas.png into ``out`` (default: ``compare/`` beside the first store) and returns
-    the report's path. Raises ConfigError / DataError on bad input (``stats.compare``)."""
+    the report's path. With ``predictions`` (a YAML file, ``analysis.predictions.load_predictions``) the report
+    also checks each pre-registered prediction against the records, over the seeds its cells share.
+    Raises ConfigError / DataError on bad input (``stats.compare``, ``load_predictions``, ``check_names``)."""
+    claims = load_predictions(predictions) if predictions else []
     rows = load_stores(results, cells)
+    runs = _checked_runs(rows, claims, f"{', '.join(results)}: ")
     result = compare(rows, baseline, metrics, correction, alpha)
     if task:
         result["generalisation"] = gap_table(rows, baseline, result["metrics"], task, correction, alpha)
-    return write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows)
+    report = write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows)
+    if claims:
+        seeds = sorted(set().union(*(set(by_seed) for by_seed in runs.values())))
+        atomic_write_text(report, report.read_text() + "\n".join(section(claims, runs, seeds, str(predictions))) + "\n")
+    return report
+
+
+def _checked_runs(rows: list[dict], claims: list, where: str) -> dict[str, dict[int, dict]]:
+    """cell → seed → metrics of ``rows``, after checking that ``claims`` (predictions) name only cells and
+    metrics the rows have. Raises ConfigError otherwise, or for a two-stage (nested) store."""
+    runs, nested = runs_by_cell(rows, [])
+    if claims and nested is not None:
+        raise ConfigError(f"{where}--predictions needs a single-stage store (this one nests pretraining seeds)")
+    check_names(claims, runs, where)
+    return runs
 
 
 def interaction_report(store: str | Path, cells: list[str], conditions: tuple[str, str] = ("A", "B"),
@@ -47,11 +65,11 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     if len(cells) != 4 or len(set(cells)) != 4:
         raise ConfigError(f"--interaction needs 4 different cells (base A, treated A, base B, treated B); got {cells}")
     claims = load_predictions(predictions) if predictions else []
-    by_cell, _ = load(store)
-    named = list(cells) + [c for p in claims for c in (p.cell, p.base) if c]
-    missing = sorted({c for c in named if c not in by_cell})
+    by_cell, rows = load(store)
+    missing = [c for c in cells if c not in by_cell]
     if missing:
         raise ConfigError(f"{store}: no runs of cell(s) {missing}; the store has {sorted(by_cell)}")
+    runs = _checked_runs(rows, claims, f"{store}: ")
     design = Design(*cells, conditions=conditions, objectives=objectives or (cells[0], cells[1]), verdicts=False)
     try:
         result = analyse(design, store.parent)
@@ -63,9 +81,8 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     command = f"lmjepa compare {store} --interaction {' '.join(cells)}" + (f" --predictions {predictions}"
                                                                            if predictions else "")
     text = render(design, result, command)
-    if claims:
-        text += "\n".join(["", "## Pre-registered predictions", "", f"From `{predictions}`. {RULE}", ""]
-                          + render_checks(check(claims, by_cell, result["seeds"]))) + "\n"
+    if claims:  # over the complete blocks of the four cells, as every statistic of the 2 × 2
+        text += "\n".join(section(claims, runs, result["seeds"], str(predictions))) + "\n"
     atomic_write_text(report, text)
     plot(design, result, folder / "interaction.png")
     return report
