@@ -105,7 +105,8 @@ def assert_plot(path, min_pixels: int = 200) -> None:
 # --- make test-fast: the modules that train end to end, launch processes or build wheels are "slow" ---------
 SLOW_MODULES = {"test_multiprocess", "test_launchers", "test_end_to_end", "test_sweep", "test_audit", "test_two_stage",
                 "test_pretrain", "test_packaging", "test_multiview", "test_objective_training", "test_analyze",
-                "test_gpu_ready", "test_nlrx_splits", "test_bad_inputs", "test_crash_safety", "test_add_objective"}
+                "test_gpu_ready", "test_nlrx_splits", "test_bad_inputs", "test_crash_safety", "test_add_objective",
+                "test_examples"}
 
 
 def factorial_store(folder, seeds=(1, 2, 3), misrecorded=None, official=(0.05, 0.3), n_rows=40, extra=None):

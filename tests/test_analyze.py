@@ -63,6 +63,11 @@ def test_batched_embeddings_equal_unpadded_forwards():
 def test_analysis_data_sources_and_errors(tmp_path, data_dir):
     views = load_analysis_data("nlrx-synth", "test", 5, str(data_dir))
     assert views.two_view and len(views) == 5
+    explicit = tmp_path / "explicit.jsonl"  # the explicit two-view form training reads, not labelled sentences
+    explicit.write_text('{"text": "add one and two", "code": "1+2"}\n{"text": "two times three", "code": "2*3"}\n')
+    pairs = load_analysis_data(str(explicit))
+    assert pairs.two_view and [(e.text, e.code) for e in pairs.examples] == [("add one and two", "1+2"),
+                                                                              ("two times three", "2*3")]
     sst = load_analysis_data("sst2", "validation", 30, str(data_dir))
     assert not sst.two_view and len(sst) == 30 and set(sst.labels) == {"0", "1"}
     rt = load_analysis_data("rotten-tomatoes", "test", 40, str(data_dir))  # the file is sorted by label

@@ -1,8 +1,9 @@
 """What ``lmjepa analyze`` embeds: two-view data (Text/Code) or labelled sentences.
 
 ``dataset`` is one of
-* a task name (``lmjepa tasks``: ``nlrx-synth``, ``gsm8k``, …) or a path to an LLM-JEPA JSONL file
-  (``{"messages": [...]}`` rows) → two-view data, labels ``text``/``code``; tasks scored by
+* a task name (``lmjepa tasks``: ``nlrx-synth``, ``gsm8k``, …) or a path to a JSONL file in either form
+  training reads (``{"messages": [...]}`` or ``{"text", "code"}`` rows) → two-view data, labels
+  ``text``/``code``; tasks scored by
   ``label`` (``rotten-tomatoes``, ``yelp``) are read as labelled sentences instead (the user turn,
   labelled by the assistant turn);
 * ``sst2`` (``<data_dir>/glue/SST-2/``: split ``validation``/``dev`` → ``dev.tsv``, the split the
@@ -86,9 +87,8 @@ def load_analysis_data(dataset: str, split: str = "test", limit: int | None = 10
     if path.suffix == ".tsv":
         texts, labels = _read_tsv(path, limit)
     else:
-        with path.open(encoding="utf-8") as handle:
-            first = next((line for line in handle if line.strip()), "")
-        if '"messages"' in first:
+        first = next(iter_jsonl(path), (None, None))[1]  # a malformed first row raises DataError (path:line)
+        if isinstance(first, dict) and ("messages" in first or "code" in first):  # either two-view training form
             return AnalysisData(str(path), examples=read_examples(path, limit))
         texts, labels = _read_labelled_jsonl(path, limit)
     if len(set(labels)) < 2:
