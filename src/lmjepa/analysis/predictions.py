@@ -9,7 +9,7 @@ A ``Prediction`` names one quantity of a results store and the range it was pred
 - the share of a seed-paired Δ exact match carried by its termination part (``part="termination"``:
   mean termination part / mean Δ, ``stats.termination.split_delta``), defined only for a positive Δ.
 
-``check`` computes each over the given seeds (complete seed blocks) and judges it: **held** (the mean is in
+``check`` computes each over the given seeds at which its cells all have runs, and judges it: **held** (the mean is in
 the range and so is the whole 95 % t-interval), **held by the mean** (the interval crosses a bound), or
 **not held**. A share has no interval, so it is judged on its value alone.
 
@@ -31,9 +31,10 @@ from ..stats.interaction import complete_seeds, format_interval, t_interval
 from ..stats.termination import split_delta
 
 PARTS = (None, "termination")
-RULE = ("Over the complete seed blocks, a prediction is **held** when its mean and its whole 95 % t-interval lie "
-        "in the predicted range, **held by the mean** when only the mean does, and **not held** otherwise; the "
-        "termination share (mean termination part / mean Δ) has no interval and is judged on its value.")
+RULE = ("Each prediction is computed over the seeds at which all of its cells have runs (in a 2 × 2, within the "
+        "complete seed blocks). It is **held** when its mean and its whole 95 % t-interval lie in the predicted "
+        "range, **held by the mean** when only the mean does, and **not held** otherwise; the termination share "
+        "(mean termination part / mean Δ) has no interval and is judged on its value.")
 
 
 @dataclass(frozen=True)
