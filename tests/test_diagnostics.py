@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
@@ -186,3 +187,45 @@ def test_end_of_turn_probability_matches_unpadded_forwards_of_the_full_render(to
         assert p == pytest.approx(probs[eos].item(), rel=1e-4, abs=1e-7)
         assert greedy == (probs.argmax().item() == eos)
     assert len({round(p, 8) for p, _ in got}) == 3  # the rows differ: nothing constant is returned
+
+
+def test_ending_classes_and_their_agreement_with_contains():
+    from lmjepa.evaluation.diagnostics import ENDINGS, contains, ending
+
+    assert ending("  a.*b \n", "a.*b") == "exact"
+    assert ending("a.*b\n(x)", "a.*b") == "target, then a line break"
+    assert ending("a.*b.*.*", " a.*b") == "target, then more on its line"
+    assert ending("x a.*b", "a.*b") == "target elsewhere"
+    assert ending("x", "a.*b") == ending("x", "  ") == "no target"
+    rng = random.Random(0)
+    for _ in range(2000):  # the first four classes are exactly the rows `contains` finds (regex rule)
+        target = "".join(rng.choice("ab.*\n ") for _ in range(rng.randint(0, 3)))
+        prediction = "".join(rng.choice("ab.*\n ") for _ in range(rng.randint(0, 6)))
+        found = contains(prediction, target, "regex")[0]
+        assert (ending(prediction, target) != ENDINGS[-1]) == found, (prediction, target)
+
+
+def test_ending_shares_and_their_table(tmp_path):
+    from conftest import factorial_store
+    from scipy import stats
+
+    from lmjepa.analysis.endings import ending_shares, render_endings
+    from lmjepa.analysis.factorial import Design, load, run_predictions
+
+    factorial_store(tmp_path, seeds=(1, 2, 3))
+    design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official")
+    rows = load(tmp_path / "results.jsonl")[1]
+    shares = ending_shares(run_predictions(design, tmp_path, rows, [1, 2, 3]))
+    for cell in design.cells:
+        for seed in (1, 2, 3):
+            recorded = next(r["metrics"] for r in rows if r["cell"] == cell and r["seed"] == seed)
+            assert sum(shares[cell][seed].values()) == pytest.approx(100.0)
+            assert shares[cell][seed]["exact"] == pytest.approx(recorded["exact_match"])
+    lines = render_endings(design, shares, [1, 2, 3])
+    exact = {c: [shares[c][s]["exact"] for s in (1, 2, 3)] for c in design.cells}
+    delta = [b - a for a, b in zip(exact["ntp-official"], exact["llm-jepa-official"])]
+    assert lines[2].startswith(f"| exact | {sum(exact['ntp']) / 3:.1f} ± ")
+    assert lines[2].endswith(f"{sum(delta) / 3:+.1f} pp [{sum(delta) / 3 - stats.t.ppf(0.975, 2) * stats.tstd(delta) / 3 ** 0.5:+.1f},"
+                             f" {sum(delta) / 3 + stats.t.ppf(0.975, 2) * stats.tstd(delta) / 3 ** 0.5:+.1f}], "
+                             f"p = {stats.ttest_1samp(delta, 0).pvalue:.4f} |")
+    assert len(lines) == 2 + 5

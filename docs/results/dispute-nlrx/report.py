@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from lmjepa.analysis.factorial import Design, Reference, analyse, answer, discussion, load, plot, progress, render
+from lmjepa.analysis.endings import ending_shares, render_endings
+from lmjepa.analysis.factorial import (Design, Reference, analyse, answer, discussion, load, plot, progress, render,
+                                        run_predictions)
 from lmjepa.analysis.predictions import RULE, Prediction, check, paired_effects, render_checks, render_paired_effects
 from lmjepa.stats.interaction import format_interval
 
@@ -53,21 +55,26 @@ PREDICTIONS = (
 JUDGING = ("The pre-registration fixed these predictions before the first row but not how each is judged. The "
            "rule used here was written on 2026-12-07, at n = 3 of 8, after the interim results had been seen "
            f"(`PREREGISTRATION.md`, Deviations). {RULE}")
+EXPLORATORY = ("Added on 2026-12-07, at n = 3 of 8, after the interim results had been seen; no verdict rests on "
+               "it. Each generation is put in one class by how it ends relative to its target "
+               "(`evaluation.diagnostics.ending`: stripped strings, substring rule), in percent of a run's rows; "
+               "the last two columns are seed-paired differences with 95 % t-intervals, uncorrected.")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
-def generated(runs: Path = HERE / "runs") -> tuple:
-    """(report text or None, the answer's lines, the analysis or None) from the records in ``runs`` as they
-    are now (``runs/results.jsonl`` and each run's ``predictions.jsonl``)."""
-    store = runs / "results.jsonl"
+def generated(folder: Path = HERE / "runs") -> tuple:
+    """(report text or None, the answer's lines, the analysis or None) from the records in ``folder`` as they
+    are now (``folder/results.jsonl`` and each run's ``predictions.jsonl``)."""
+    store = folder / "results.jsonl"
     try:
-        result = analyse(DESIGN, runs) if store.is_file() else None
+        result = analyse(DESIGN, folder) if store.is_file() else None
     except ValueError:  # fewer than 2 complete seed blocks
         result = None
     if result is None:
         return None, ["No result yet: fewer than 2 complete seed blocks of the pre-registered 2 × 2 are in "
                       "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None
-    by_cell = load(store)[0]
+    by_cell, rows = load(store)
+    runs = run_predictions(DESIGN, folder, rows, result["seeds"])
     interim = len(result["seeds"]) < DESIGN.planned_seeds
     fifth = paired_effects(by_cell, [(FIFTH, "ntp-official"), (FIFTH, "llm-jepa-official")], result["seeds"])
     sections = ["", "## The pre-registered predictions", "", JUDGING, ""]
@@ -80,6 +87,9 @@ def generated(runs: Path = HERE / "runs") -> tuple:
     else:
         sections.append(f"Not run yet: `{FIFTH}` runs only after all {DESIGN.planned_seeds} seed blocks of the four "
                         "cells are in, as pre-registered.")
+    if runs:
+        sections += ["", "## Exploratory, not pre-registered: how the generations end", "", EXPLORATORY, ""]
+        sections += render_endings(DESIGN, ending_shares(runs), result["seeds"])
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return report, answer(DESIGN, result) + fifth_line(fifth), result

@@ -20,6 +20,8 @@ Per row (``predictions.jsonl``):
 * ``extra_tokens`` — tokens the tokenizer gives the text after the target's first end, for rows that
   contain the target where its end can be located in the raw text (None otherwise).
 * ``stopped`` — written by generation: the end-of-turn / EOS token was generated within the budget.
+* ``ending`` (computed from ``predictions.jsonl``, not stored) — one of ``ENDINGS``: exact; the target, then
+  a line break; the target, then more on its line; the target elsewhere; no target.
 
 Aggregates (``metrics.json``, in percent unless stated): ``contains_target``, ``exact_if_truncated``,
 ``semantic_if_truncated`` (regex), ``stopped`` (only when every row recorded it),
@@ -100,6 +102,24 @@ def contains(prediction: str, reference: str, metric: str) -> Containment:
     if prediction == reference.strip() and prediction:
         return True, len(prediction)
     return CONTAINS.get(metric, _substring)(prediction, reference)
+
+
+ENDINGS = ("exact", "target, then a line break", "target, then more on its line", "target elsewhere", "no target")
+
+
+def ending(prediction: str, reference: str) -> str:
+    """How a generation ends relative to its target, one of ``ENDINGS`` (stripped strings, substring rule):
+    ``exact`` (equal); the prediction starts with the target and goes on after a line break, or on the same
+    line; it contains the target elsewhere; or it does not contain it. The first four partition the rows that
+    contain the target by the ``regex``/``exact`` rule of ``contains``."""
+    prediction, target = prediction.strip(), reference.strip()
+    if not target:  # as ``contains``: an empty target is never found
+        return ENDINGS[4]
+    if prediction == target:
+        return ENDINGS[0]
+    if prediction.startswith(target):
+        return ENDINGS[1] if prediction[len(target)] == "\n" else ENDINGS[2]
+    return ENDINGS[3] if target in prediction else ENDINGS[4]
 
 
 def truncate_at_line_break(prediction: str) -> str:
