@@ -55,6 +55,8 @@ def test_the_termination_share_in_closed_forms():
     assert observe(share, same_contains, [1, 2])["status"] == "held"
     assert observe(share, same_clean, [1, 2])["value"] == pytest.approx(0.0, abs=1e-12)
     assert observe(share, same_clean, [1, 2])["status"] == "not held"
+    lacking = {c: {**runs, 3: {"exact_match": 50.0}} for c, runs in same_contains.items()}  # seed 3: no contains
+    assert observe(share, lacking, [1, 2, 3])["seeds"] == [1, 2]
     falling = {"n": same_contains["j"], "j": same_contains["n"]}
     assert observe(share, falling, [1, 2])["status"] == "not held (no positive Δ to split)"
 
@@ -70,9 +72,13 @@ def test_not_run_bad_predictions_and_the_table():
     with pytest.raises(ValueError, match="empty range"):
         Prediction("x", "a", low=3, high=2)
     with pytest.raises(ValueError, match="needs base"):
-        Prediction("x", "a", part="termination")
+        Prediction("x", "a", part="termination", low=0.5)
+    with pytest.raises(ValueError, match="names no range"):
+        Prediction("x", "a")
+    with pytest.raises(ValueError, match="base and cell are both 'a'"):
+        Prediction("x", "a", base="a", low=0)
     with pytest.raises(ValueError, match="part must be one of"):
-        Prediction("x", "a", base="b", part="content")
+        Prediction("x", "a", base="b", part="content", low=0.5)
 
 
 def test_paired_effects_are_t_tests_of_the_differences_and_their_parts_sum_to_delta():
@@ -116,12 +122,12 @@ def test_compare_interaction_checks_a_predictions_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("text, message", [
     ("predictions:\n  - {text: a, cell: ntp, hi: 3}\n", "predictions[0]: unknown config key 'hi'; did you mean 'high'?"),
-    ("predictions:\n  - {text: a, cell: ntp}\n  - {text: b, cell: ntp, low: 3, high: 2}\n", "predictions[1]: prediction 'b': empty range"),
+    ("predictions:\n  - {text: a, cell: ntp, low: 0}\n  - {text: b, cell: ntp, low: 3, high: 2}\n", "predictions[1]: prediction 'b': empty range"),
     ("predictions:\n  - {text: a}\n", "predictions[0]: expects a mapping with at least `text` and `cell`"),
     ("predictions:\n  - {text: a, cell: ntp, low: high}\n", "predictions[0]: "),
     ("claims: []\n", "expects one key, `predictions`, a non-empty list"),
-    ("predictions:\n  - {text: a, cell: ntp, metric: exact}\n", "no run of cell 'ntp' records ['exact'] (prediction 0, 'a'); recorded: ['contains_target', 'exact_match', 'stopped']"),
-    ("predictions:\n  - {text: a, cell: nope}\n", "no runs of cell(s) ['nope']"),
+    ("predictions:\n  - {text: a, cell: ntp, metric: exact, low: 0}\n", "no run of cell 'ntp' records ['exact'] (prediction 0, 'a'); recorded: ['contains_target', 'exact_match', 'stopped']"),
+    ("predictions:\n  - {text: a, cell: nope, low: 0}\n", "no runs of cell(s) ['nope']"),
 ])
 def test_a_bad_predictions_file_is_one_line_naming_the_file_and_the_prediction(tmp_path, capsys, text, message):
     from conftest import factorial_store

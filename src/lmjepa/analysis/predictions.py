@@ -43,7 +43,8 @@ class Prediction(ConfigBase):
     quantity is ``cell``'s mean of ``metric`` (in the metric's unit, e.g. percent), or with ``base`` the
     seed-paired mean of cell − base (pp), or with ``part="termination"`` the share of that Δ carried by
     termination (a fraction). ``text``: the claim as the pre-registration words it.
-    Raises ValueError for an empty range, an unknown ``part``, or a ``part`` without ``base``."""
+    Raises ValueError for an empty or absent range, a ``base`` equal to ``cell``, an unknown ``part``, or a
+    ``part`` without ``base``."""
 
     text: str
     cell: str
@@ -57,6 +58,10 @@ class Prediction(ConfigBase):
     def __post_init__(self):
         if not self.low <= self.high or (self.strict and self.low == self.high):
             raise ValueError(f"prediction {self.text!r}: empty range [{self.low}, {self.high}]")
+        if self.low == -math.inf and self.high == math.inf:
+            raise ValueError(f"prediction {self.text!r}: names no range (set low, high or both)")
+        if self.base == self.cell:
+            raise ValueError(f"prediction {self.text!r}: base and cell are both {self.cell!r}")
         if self.part not in PARTS:
             raise ValueError(f"prediction {self.text!r}: part must be one of {PARTS}, got {self.part!r}")
         if self.part and (self.base is None or self.metric != "exact_match"):
@@ -136,6 +141,8 @@ def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: 
     "not held (no positive Δ to split)" for a termination share of a Δ ≤ 0."""
     cells = [prediction.cell] + ([prediction.base] if prediction.base else [])
     have = [s for s in complete_seeds(by_cell, cells, prediction.metric) if s in set(seeds)]
+    if prediction.part:  # the split needs contains_target in every paired run
+        have = [s for s in have if s in set(complete_seeds(by_cell, cells, "contains_target"))]
     if not have:
         return {"seeds": [], "value": None, "interval": None, "status": "not run"}
     values = np.array([by_cell[prediction.cell][s][prediction.metric] for s in have], dtype=float)
