@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from datetime import datetime
 
 import yaml
 from conftest import ROOT
@@ -51,3 +52,6 @@ def test_the_example_sweep_runs_compares_and_checks_its_predictions(tmp_path, ti
     assert main(["compare", str(store), "--baseline", "ntp", "--predictions", str(folder / "predictions.yaml")]) == 0
     report = (tmp_path / "sweep" / "compare" / "report.md").read_text()
     assert "## Pre-registered predictions" in report and "| NTP stops by itself on every row |" in report
+    assert "`predictions.yaml` is not committed to git, so nothing shows" in report  # a copy outside any repository
+    rows = [json.loads(line) for line in store.read_text().splitlines()]
+    assert all(datetime.fromisoformat(r["finished_at"]).tzinfo is not None for r in rows) and len(rows) == 4

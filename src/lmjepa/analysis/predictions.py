@@ -192,10 +192,10 @@ def render_checks(checked: list[tuple[Prediction, dict]], interim: bool = False)
 
 
 def section(predictions: list[Prediction], by_cell: dict[str, dict[int, dict]], seeds: list[int],
-            source: str) -> list[str]:
-    """The report section "Pre-registered predictions": where they come from (``source``), ``RULE`` and the
-    table of ``check`` over ``seeds``."""
-    return (["", "## Pre-registered predictions", "", f"From `{source}`. {RULE}", ""]
+            source: str, provenance: str = "") -> list[str]:
+    """The report section "Pre-registered predictions": where they come from (``source``, and ``provenance``:
+    whether they were written first), ``RULE`` and the table of ``check`` over ``seeds``."""
+    return (["", "## Pre-registered predictions", "", f"From `{source}`. {provenance}".rstrip(), "", RULE, ""]
             + render_checks(check(predictions, by_cell, seeds)))
 
 

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_text
 from ..stats.compare import compare, load_stores, mcnemar_runs, runs_by_cell, split_store, write_report
 from ..stats.generalisation import gap_table
+from .provenance import provenance
 
 
 def compare_stores(results: list[str], baseline: str, metrics: list[str], cells: list[str] | None = None,
@@ -33,7 +34,9 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
     report = write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows)
     if claims:
         seeds = sorted(set().union(*(set(by_seed) for by_seed in runs.values())))
-        atomic_write_text(report, report.read_text() + "\n".join(section(claims, runs, seeds, str(predictions))) + "\n")
+        note = provenance(predictions, rows, split_store(results[0])[1])
+        atomic_write_text(report, report.read_text() + "\n".join(section(claims, runs, seeds, str(predictions), note))
+                          + "\n")
     return report
 
 
@@ -82,7 +85,8 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
                                                                            if predictions else "")
     text = render(design, result, command)
     if claims:  # over the complete blocks of the four cells, as every statistic of the 2 × 2
-        text += "\n".join(section(claims, runs, result["seeds"], str(predictions))) + "\n"
+        note = provenance(predictions, rows, store)
+        text += "\n".join(section(claims, runs, result["seeds"], str(predictions), note)) + "\n"
     atomic_write_text(report, text)
     plot(design, result, folder / "interaction.png")
     return report

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -70,9 +71,10 @@ def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, r
     if geometry_rows:
         metrics.update(json.loads((folder_path / "audit_geometry.json").read_text())["metrics"])
     extra = {"metrics_by_task": by_task} if by_task else {}
-    # a row already stored (only new evaluations ran) keeps its training run's wall time
+    # a row already stored (only new evaluations ran) keeps its training run's wall time and finishing time
     return {**row, "metrics": metrics, **extra,
-            "wall_seconds": row.get("wall_seconds", round(time.perf_counter() - start, 1))}
+            "wall_seconds": row.get("wall_seconds", round(time.perf_counter() - start, 1)),
+            "finished_at": row.get("finished_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))}
 
 
 def _summary(metrics: dict) -> dict:
