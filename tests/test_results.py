@@ -44,3 +44,15 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
     assert lines[-1].startswith("With the end-of-turn token trained under official conditions (`ntp-official-eot`, "
                                 f"3 seeds), exact match moves {delta:+.1f} pp [")
     assert "so far: " in text and "| 3 | so far: not run" not in text
+
+
+def test_the_dispute_was_pre_registered_before_its_first_result():
+    from lmjepa.pipeline.provenance import first_commit
+
+    shallow = subprocess.run(["git", "-C", str(RESULTS), "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True).stdout.strip()
+    if shallow != "false":
+        pytest.skip("needs the repository's history (a full clone)")
+    registered = first_commit(RESULTS / "dispute-nlrx" / "PREREGISTRATION.md")
+    first_rows = first_commit(RESULTS / "dispute-nlrx" / "runs" / "results.jsonl")
+    assert registered is not None and first_rows is not None and registered[1] < first_rows[1]
