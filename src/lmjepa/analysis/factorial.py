@@ -331,24 +331,41 @@ def _official_section(design: Design, result: dict) -> list[str]:
 
 
 def plot(design: Design, result: dict, path: str | Path) -> None:
-    """Interaction plot (PNG): exact match per conditions, one line per objective, 95 % t-intervals."""
+    """Interaction plot (PNG). Left: exact match per conditions, one line per objective (mean, 95 % t-interval).
+    Right: the effect (treated − base) per seed under each condition, one grey line per seed, with the mean and
+    its 95 % t-interval; the interaction is how much the two means differ."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     for label, (a, b), marker in ((design.objectives[0], (design.base_a, design.base_b), "o"),
                                   (design.objectives[1], (design.treated_a, design.treated_b), "s")):
         means = [result["cells"][c]["mean"] for c in (a, b)]
         errors = [[m - result["cells"][c]["ci_low"] for m, c in zip(means, (a, b))],
                   [result["cells"][c]["ci_high"] - m for m, c in zip(means, (a, b))]]
         ax.errorbar([0, 1], means, yerr=errors, marker=marker, capsize=4, label=label)
-    ax.set_xticks([0, 1], [f"{c} conditions" for c in design.conditions])
+    names = [f"{c} conditions" for c in design.conditions]
+    ax.set_xticks([0, 1], names)
     ax.set_xlim(-0.3, 1.3)
     ax.set_ylabel("exact match % (mean, 95 % t-interval)")
     ax.set_title(f"n = {len(result['seeds'])} seeds")
     ax.legend()
+    exact = result["table"]
+    for i, _ in enumerate(result["seeds"]):
+        right.plot([0, 1], [exact[design.treated_a]["exact_match"][i] - exact[design.base_a]["exact_match"][i],
+                            exact[design.treated_b]["exact_match"][i] - exact[design.base_b]["exact_match"][i]],
+                   color="0.75", marker=".", zorder=1)
+    for x, key in ((0, "effect_a"), (1, "effect_b")):
+        t = result[key]
+        right.errorbar([x], [t["mean"]], yerr=[[t["mean"] - t["ci_low"]], [t["ci_high"] - t["mean"]]], marker="D",
+                       color="C3", capsize=5, zorder=2)
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks([0, 1], names)
+    right.set_xlim(-0.3, 1.3)
+    right.set_ylabel(f"{design.objectives[1]} − {design.objectives[0]}, exact match (pp)")
+    right.set_title(f"per seed (grey), mean; interaction {result['interaction']['mean']:+.1f} pp", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
