@@ -167,3 +167,10 @@ def test_compare_against_a_baseline_checks_predictions_over_the_seeds_each_share
     claims.write_text("predictions:\n  - {text: 'x', cell: llm-jepa-offical, low: 0}\n")
     assert main(["compare", str(store), "--baseline", "ntp", "--predictions", str(claims)]) == 2
     assert "no runs of cell(s) ['llm-jepa-offical'] (prediction 0, 'x')" in capsys.readouterr().err
+
+
+def test_predictions_with_mcnemar_is_refused(capsys):
+    from lmjepa.cli.main import main
+
+    assert main(["compare", "--mcnemar", "a", "b", "--predictions", "p.yaml"]) == 2
+    assert "--predictions checks a store (with --baseline or --interaction), not --mcnemar" in capsys.readouterr().err

@@ -56,6 +56,8 @@ def cmd_compare(args) -> int:
     from ..pipeline.compare import compare_stores, mcnemar
 
     if args.mcnemar:
+        if args.predictions:
+            raise ConfigError("--predictions checks a store (with --baseline or --interaction), not --mcnemar")
         result = mcnemar(*args.mcnemar)
         print(f"McNemar exact test on exact-match correctness: {result['b']} examples right only in {args.mcnemar[0]}, "
               f"{result['c']} right only in {args.mcnemar[1]}; p = {result['p']:.4g}")
