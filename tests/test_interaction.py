@@ -13,7 +13,7 @@ from scipy import stats
 
 from conftest import factorial_store
 
-from lmjepa.stats.interaction import complete_seeds, interaction, row_level_model, t_interval
+from lmjepa.stats.interaction import complete_seeds, interaction, row_level_model, split_effect, t_interval
 
 
 def test_t_interval_is_scipy_t_interval_and_test():
@@ -55,6 +55,25 @@ def test_interaction_is_the_difference_of_differences_per_seed():
     assert got["effect_b"]["termination"]["mean"] > got["effect_b"]["content"]["mean"]  # built so: exact moved
     with pytest.raises(ValueError, match="≥ 2 seeds"):
         interaction({c: {1: v[1]} for c, v in by_cell.items()}, "n", "j", "no", "jo")
+
+
+def test_split_effect_is_the_shapley_split_of_exact_as_contains_times_clean():
+    by_cell = _cells()
+    seeds = [1, 2, 3, 4]
+    got = split_effect(by_cell, "no", "jo", seeds)
+    # independently: exact = contains × clean / 100, so the symmetric (Shapley) split of the product per seed
+    c0, c1 = (np.array([by_cell[c][s]["contains_target"] for s in seeds]) for c in ("no", "jo"))
+    e0, e1 = (np.array([by_cell[c][s]["exact_match"] for s in seeds]) for c in ("no", "jo"))
+    k0, k1 = 100 * e0 / c0, 100 * e1 / c1
+    content, termination = (c1 - c0) * (k0 + k1) / 200, (k1 - k0) * (c0 + c1) / 200
+    assert content + termination == pytest.approx(e1 - e0)
+    assert got["content"]["mean"] == pytest.approx(content.mean())
+    assert got["termination"]["p"] == pytest.approx(stats.ttest_1samp(termination, 0).pvalue)
+    assert got["termination"]["n"] == 4
+    with pytest.raises(ValueError, match="at least one seed"):
+        split_effect(by_cell, "no", "jo", [])
+    with pytest.raises(KeyError):
+        split_effect(by_cell, "no", "jo", [5])  # jo has no seed 5
 
 
 def _frame(p: dict, rows: int = 300, seeds: int = 4, seed: int = 0) -> pd.DataFrame:

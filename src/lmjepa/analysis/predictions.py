@@ -27,8 +27,7 @@ import numpy as np
 
 from ..config import ConfigBase, from_dict, read_yaml
 from ..errors import ConfigError
-from ..stats.interaction import complete_seeds, format_interval, t_interval
-from ..stats.termination import split_delta
+from ..stats.interaction import complete_seeds, format_interval, split_effect, t_interval
 
 PARTS = (None, "termination")
 RULE = ("Each prediction is computed over the seeds at which all of its cells have runs (in a 2 × 2, within the "
@@ -151,8 +150,8 @@ def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: 
     if prediction.part:
         if values.mean() <= 0:
             return {"seeds": have, "value": None, "interval": None, "status": "not held (no positive Δ to split)"}
-        parts = np.array([split_delta(by_cell[prediction.base][s], by_cell[prediction.cell][s]) for s in have])
-        value, interval = float(parts[:, 1].mean() / values.mean()), None
+        termination = split_effect(by_cell, prediction.base, prediction.cell, have)["termination"]
+        value, interval = termination["mean"] / float(values.mean()), None
     else:
         interval = t_interval(values) if len(values) > 1 else None
         value = float(values.mean())
@@ -203,7 +202,7 @@ def paired_effects(by_cell: dict[str, dict[int, dict]], pairs: list[tuple[str, s
                    metrics: tuple[str, ...] = ("exact_match", "contains_target", "stopped")) -> list[dict]:
     """Seed-paired cell − base for each ``(cell, base)`` of ``pairs``, over those of ``seeds`` where both
     have every metric: ``{"cell", "base", "seeds", metric: t_interval of the differences, ...}``, and for
-    exact match with ``contains_target`` its ``content`` and ``termination`` parts (``split_delta``). A pair
+    exact match with ``contains_target`` its ``content`` and ``termination`` parts (``stats.interaction.split_effect``). A pair
     with no such seed has ``seeds`` [] and no metrics."""
     out = []
     for cell, base in pairs:
@@ -216,8 +215,7 @@ def paired_effects(by_cell: dict[str, dict[int, dict]], pairs: list[tuple[str, s
             for metric in metrics:
                 row[metric] = t_interval([by_cell[cell][s][metric] - by_cell[base][s][metric] for s in have])
             if "exact_match" in metrics and "contains_target" in metrics:
-                parts = np.array([split_delta(by_cell[base][s], by_cell[cell][s]) for s in have])
-                row["content"], row["termination"] = t_interval(parts[:, 0]), t_interval(parts[:, 1])
+                row.update(split_effect(by_cell, base, cell, have))
         out.append(row)
     return out
 

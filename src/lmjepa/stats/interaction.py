@@ -7,7 +7,7 @@ Four cells — objective {base, treated} × conditions {A, B} — run with the s
 is the interaction (percentage points for a metric in percent). Reported: mean I, its 95 % **t-interval**
 (df = n − 1; at n ≤ 10 seeds a percentile bootstrap is too narrow) and the two-sided one-sample t-test
 (scipy). Each simple effect (treated − base within A, within B) gets the same, and is split into a content
-and a termination part per seed (``termination.split_delta``), each part with its own t-interval.
+and a termination part per seed (``split_effect``), each part with its own t-interval.
 
 The row-level model (``row_level_model``) fits ``y ~ treated * B`` over rows × seeds by GEE (statsmodels,
 binomial, exchangeable correlation, clusters = test rows) and reports the interaction's odds ratio; where a
@@ -59,6 +59,17 @@ def complete_seeds(by_cell: dict[str, dict[int, dict]], cells: list[str], metric
     return sorted(s for s in common if all(by_cell[c][s].get(metric) is not None for c in cells))
 
 
+def split_effect(by_cell: dict[str, dict[int, dict]], base: str, cell: str, seeds: list[int]) -> dict:
+    """Exact match's seed-paired ``cell`` − ``base`` split into ``{"content", "termination"}``: a
+    ``t_interval`` of each part of ``termination.split_delta`` over ``seeds`` (the parts sum to the Δ per seed,
+    in pp). Every run of both cells at those seeds needs ``exact_match``, ``stopped`` and ``contains_target``;
+    raises ValueError for no seeds, KeyError for a missing run or metric."""
+    parts = np.array([split_delta(by_cell[base][s], by_cell[cell][s]) for s in seeds], dtype=float)
+    if parts.size == 0:
+        raise ValueError(f"split_effect of {cell!r} − {base!r} needs at least one seed")
+    return {"content": t_interval(parts[:, 0]), "termination": t_interval(parts[:, 1])}
+
+
 def interaction(by_cell: dict[str, dict[int, dict]], base_a: str, treated_a: str, base_b: str, treated_b: str,
                 metric: str = "exact_match") -> dict:
     """The seed-paired 2 × 2 on ``metric`` (``by_cell``: cell → seed → metrics).
@@ -76,8 +87,7 @@ def interaction(by_cell: dict[str, dict[int, dict]], base_a: str, treated_a: str
     for key, (base, treated) in (("effect_a", (base_a, treated_a)), ("effect_b", (base_b, treated_b))):
         effect = t_interval(value[treated] - value[base])
         if metric == "exact_match" and all("contains_target" in by_cell[c][s] for c in (base, treated) for s in seeds):
-            parts = np.array([split_delta(by_cell[base][s], by_cell[treated][s]) for s in seeds])
-            effect["content"], effect["termination"] = t_interval(parts[:, 0]), t_interval(parts[:, 1])
+            effect.update(split_effect(by_cell, base, treated, seeds))
         out[key] = effect
     out["interaction"] = t_interval((value[treated_b] - value[base_b]) - (value[treated_a] - value[base_a]))
     return out
