@@ -161,7 +161,8 @@ def test_compare_against_a_baseline_checks_predictions_over_the_seeds_each_share
     report = (tmp_path / "compare" / "report.md").read_text()
     by_cell = load(store)[0]
     delta = np.mean([by_cell["llm-jepa"][s]["exact_match"] - by_cell["ntp"][s]["exact_match"] for s in (1, 2, 3)])
-    assert "## Pre-registered predictions" in report and f"From `{claims}`." in report
+    assert report.count("## Pre-registered predictions") == 1 and f"From `{claims}`." in report
+    assert report.index("(deltas.png)") < report.index("## Pre-registered predictions")  # appended after the figures
     assert f"| no gain | `llm-jepa` − `ntp`, exact_match (pp) | -3 to 3 | {delta:+.2f} [" in report and "| 3 |" in report
     assert "| ntp stops | `ntp`, stopped | ≥ 99 | 100.00 [100.00, 100.00] | 4 | held |" in report
     claims.write_text("predictions:\n  - {text: 'x', cell: llm-jepa-offical, low: 0}\n")

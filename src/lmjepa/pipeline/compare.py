@@ -31,13 +31,12 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
     result = compare(rows, baseline, metrics, correction, alpha)
     if task:
         result["generalisation"] = gap_table(rows, baseline, result["metrics"], task, correction, alpha)
-    report = write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows)
+    extra = []
     if claims:
         seeds = sorted(set().union(*(set(by_seed) for by_seed in runs.values())))
         note = provenance(predictions, rows, split_store(results[0])[1])
-        atomic_write_text(report, report.read_text() + "\n".join(section(claims, runs, seeds, str(predictions), note))
-                          + "\n")
-    return report
+        extra = section(claims, runs, seeds, str(predictions), note)
+    return write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows, extra)
 
 
 def _checked_runs(rows: list[dict], claims: list, where: str) -> dict[str, dict[int, dict]]:

@@ -328,9 +328,11 @@ def plot_k_lambda(grid, metric: str, path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_report(result: dict, out_dir: str | Path, rows: list[dict] | None = None) -> Path:
+def write_report(result: dict, out_dir: str | Path, rows: list[dict] | None = None,
+                 extra: list[str] | tuple[str, ...] = ()) -> Path:
     """Write ``report.md``, ``stats.json``, ``deltas.png`` and, when ``rows`` span a (k, λ) grid,
-    ``k_lambda.png`` into ``out_dir`` (text written atomically). Returns the report path."""
+    ``k_lambda.png`` into ``out_dir`` (text written atomically, once). ``extra``: Markdown lines appended to
+    the report (e.g. ``analysis.predictions.section``). Returns the report path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "stats.json", result)
@@ -340,7 +342,7 @@ def write_report(result: dict, out_dir: str | Path, rows: list[dict] | None = No
     if grid is not None:
         plot_k_lambda(grid, result["metrics"][0], out / "k_lambda.png")
         figures += "\n![mean over seeds per (k, λ)](k_lambda.png)\n"
-    atomic_write_text(out / "report.md", render_markdown(result) + figures)
+    atomic_write_text(out / "report.md", render_markdown(result) + figures + "".join(f"{line}\n" for line in extra))
     return out / "report.md"
 
 
