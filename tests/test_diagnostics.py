@@ -209,7 +209,7 @@ def test_ending_shares_and_their_table(tmp_path):
     from conftest import factorial_store
     from scipy import stats
 
-    from lmjepa.analysis.endings import ending_shares, render_endings
+    from lmjepa.analysis.endings import ending_shares, plot_endings, render_endings
     from lmjepa.analysis.factorial import Design, load, run_predictions
 
     factorial_store(tmp_path, seeds=(1, 2, 3))
@@ -229,3 +229,7 @@ def test_ending_shares_and_their_table(tmp_path):
                              f" {sum(delta) / 3 + stats.t.ppf(0.975, 2) * stats.tstd(delta) / 3 ** 0.5:+.1f}], "
                              f"p = {stats.ttest_1samp(delta, 0).pvalue:.4f} |")
     assert len(lines) == 2 + 5
+    widths = plot_endings(design, shares, [1, 2, 3], tmp_path / "endings.png")
+    assert (tmp_path / "endings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert widths.sum(axis=1) == pytest.approx([100.0] * 4)
+    assert widths[:, 0] == pytest.approx([sum(exact[c]) / 3 for c in design.cells])  # the first segment is exact

@@ -1,4 +1,4 @@
-"""Write the dispute's report from its records: ``report.md``, ``interaction.png``, the generated answer in
+"""Write the dispute's report from its records: ``report.md``, ``interaction.png``, ``endings.png``, the generated answer in
 this folder's README and in the project README (between ``<!-- dispute-answer -->`` markers), and the progress
 line in this folder's README (between ``<!-- dispute-progress -->`` markers). ``queue.sh`` runs it before each
 commit of new rows, so a committed store and its report always agree.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from lmjepa.analysis.endings import ending_shares, render_endings
+from lmjepa.analysis.endings import ending_shares, plot_endings, render_endings
 from lmjepa.analysis.factorial import (Design, Reference, analyse, answer, discussion, load, plot, progress, render,
                                         run_predictions)
 from lmjepa.analysis.predictions import RULE, Prediction, check, paired_effects, render_checks, render_paired_effects
@@ -90,6 +90,7 @@ def generated(folder: Path = HERE / "runs") -> tuple:
     if runs:
         sections += ["", "## Exploratory, not pre-registered: how the generations end", "", EXPLORATORY, ""]
         sections += render_endings(DESIGN, ending_shares(runs), result["seeds"])
+        sections += ["", "![How the generations end, per cell](endings.png)"]
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return report, answer(DESIGN, result) + fifth_line(fifth), result
@@ -124,6 +125,9 @@ def main(check: bool = False) -> int:
         else:
             (HERE / "report.md").write_text(report)
             plot(DESIGN, made[2], HERE / "interaction.png")
+            runs = run_predictions(DESIGN, HERE / "runs", load(HERE / "runs" / "results.jsonl")[1], made[2]["seeds"])
+            if runs:
+                plot_endings(DESIGN, ending_shares(runs), made[2]["seeds"], HERE / "endings.png")
     for readme, link in LINK.items():
         text = readme.read_text()
         block = "\n".join(lines) + (f" [Report]({link})." if report is not None else "") + "\n"

@@ -7,9 +7,12 @@ is seed-paired with a t-interval (``stats.interaction.t_interval``).
 
     shares = ending_shares(run_predictions(design, folder, rows, seeds))
     lines = render_endings(design, shares, seeds)
+    plot_endings(design, shares, seeds, "endings.png")
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -40,3 +43,34 @@ def render_endings(design, shares: dict[str, dict[int, dict[str, float]]], seeds
         deltas = [format_interval(t_interval(values[t] - values[b])) for b, t in pairs]
         out.append(f"| {kind} | " + " | ".join(means + deltas) + " |")
     return out
+
+
+def plot_endings(design, shares: dict[str, dict[int, dict[str, float]]], seeds: list[int],
+                 path: str | Path) -> np.ndarray:
+    """Stacked bars (PNG at ``path``): one bar per cell of ``design``, split into the mean share over ``seeds``
+    (percent) of each of ``ENDINGS``, in that order. Returns the drawn widths, ``(cells, len(ENDINGS))`` float,
+    each row summing to 100. Raises KeyError if a cell lacks one of ``seeds``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = list(design.cells)
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(cells) + 1.6))
+    widths = np.array([[np.mean([shares[c][s][kind] for s in seeds]) for kind in ENDINGS] for c in cells])
+    left = np.zeros(len(cells))
+    for i, kind in enumerate(ENDINGS):
+        width = widths[:, i]
+        ax.barh(range(len(cells)), width, left=left, color=f"C{i}", label=kind)
+        for y, (x, w) in enumerate(zip(left, width)):
+            if w >= 6:  # label the segments wide enough to hold a number
+                ax.text(x + w / 2, y, f"{w:.0f}", ha="center", va="center", fontsize=8, color="white")
+        left += width
+    ax.set_yticks(range(len(cells)), cells)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"share of test rows, % (mean over {len(seeds)} seeds)")
+    ax.legend(ncol=3, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return widths
