@@ -45,6 +45,23 @@ def test_before_after_and_unknown(repo):
     assert changed_since_first_commit(claims) and provenance(claims, later, store).endswith("It has changed since that commit.")
 
 
+def test_rows_without_finished_at_bound_the_first_result_by_the_stores_first_commit(repo):
+    """A store begun before rows recorded ``finished_at``: its untimed rows are older than the timed ones."""
+    claims, store = repo / "predictions.yaml", repo / "results.jsonl"
+    mixed = [{}, {"finished_at": "2026-03-09T00:00:00+00:00"}]
+    assert provenance(claims, mixed, store).endswith(
+        "; when 1 of the 2 results were made is not recorded (no `finished_at` in the rows, store not committed).")
+    store.write_text("{}\n")
+    _git(repo, "add", "results.jsonl")
+    _git(repo, "commit", "-qm", "results", when="2026-02-20T00:00:00+00:00")  # before the predictions' commit
+    stored = _git(repo, "log", "-1", "--format=%h").stdout.strip()
+    said = provenance(claims, mixed, store)  # the timed row alone would say "before"
+    assert (f"**after** the first result (2026-02-20T00:00:00+00:00, the store's first commit, {stored}; 1 of 2 rows "
+            "record no `finished_at`)") in said
+    assert "before the first result (2026-03-09T00:00:00+00:00, the earliest `finished_at`" in provenance(
+        claims, mixed[1:], store)  # every row timed: the store's commit is not consulted
+
+
 def test_a_file_outside_git_says_so(tmp_path):
     (tmp_path / "p.yaml").write_text("x")
     assert first_commit(tmp_path / "p.yaml") is None

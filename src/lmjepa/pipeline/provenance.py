@@ -2,9 +2,9 @@
 
 A pre-registration is only as good as the evidence that it came first. ``provenance`` compares the first
 commit that added a predictions file with the first result: the earliest ``finished_at`` of the store's rows
-(``lmjepa sweep`` records it), else the first commit that added the store. It says which came first, or
-that nothing shows it (the file is not committed, the results' time is not recorded), and whether the file
-changed after its first commit.
+(``lmjepa sweep`` records it) or, where rows lack it, the first commit that added the store if that is
+earlier. It says which came first, or that nothing shows it (the file is not committed, the results' time
+is not recorded), and whether the file changed after its first commit.
 """
 
 from __future__ import annotations
@@ -46,22 +46,30 @@ def _aware(when: datetime) -> datetime:
 
 
 def provenance(predictions: str | Path, rows: list[dict], store: str | Path) -> str:
-    """One sentence: whether ``predictions`` was committed before the first result of ``rows`` (the earliest
-    ``finished_at``, ISO 8601 with a time zone) or, when no row records it, before ``store`` was first committed."""
+    """One sentence: whether ``predictions`` was committed before the first result of ``rows``.
+
+    The first result is the earliest ``finished_at`` (ISO 8601; no zone reads as UTC) when every row records
+    it. Rows that do not (a store begun before ``finished_at`` existed) are known only to precede ``store``'s
+    first commit, so then the first result is the earlier of that commit and the earliest ``finished_at``; if
+    the store is not committed either, the sentence says that the time is not recorded."""
     name = f"`{Path(predictions).name}`"
     written = first_commit(predictions)
     if written is None:
         return f"{name} is not committed to git, so nothing shows that it was written before the results."
-    times = [_aware(datetime.fromisoformat(r["finished_at"])) for r in rows if r.get("finished_at")]
-    stored = first_commit(store)
-    first, source = ((min(times), "the earliest `finished_at` of the rows") if times else
-                     (stored[1], f"the store's first commit, {stored[0]}") if stored else (None, ""))
     said = f"{name} was first committed on {written[1].isoformat()} ({written[0]})"
-    if first is None:
-        said += "; when the results were made is not recorded (no `finished_at` in the rows, store not committed)."
-    elif written[1] < first:
-        said += f", before the first result ({first.isoformat()}, {source})."
-    else:
-        said += (f", **after** the first result ({first.isoformat()}, {source}): these predictions were not "
-                 "written before the results.")
-    return said + (" It has changed since that commit." if changed_since_first_commit(predictions) else "")
+    changed = " It has changed since that commit." if changed_since_first_commit(predictions) else ""
+    times = [_aware(datetime.fromisoformat(r["finished_at"])) for r in rows if r.get("finished_at")]
+    untimed = len(rows) - len(times)
+    stored = first_commit(store) if untimed or not times else None
+    if stored is None and (untimed or not times):
+        which = f"{untimed} of the {len(rows)} results were" if times else "the results were"
+        return f"{said}; when {which} made is not recorded (no `finished_at` in the rows, store not committed).{changed}"
+    bounds = [(min(times), "the earliest `finished_at` of the rows")] if times else []
+    if stored is not None:
+        note = f"; {untimed} of {len(rows)} rows record no `finished_at`" if times else ""
+        bounds.append((stored[1], f"the store's first commit, {stored[0]}{note}"))
+    first, source = min(bounds)
+    if written[1] < first:
+        return f"{said}, before the first result ({first.isoformat()}, {source}).{changed}"
+    return (f"{said}, **after** the first result ({first.isoformat()}, {source}): these predictions were not "
+            f"written before the results.{changed}")
