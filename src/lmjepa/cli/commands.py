@@ -103,6 +103,13 @@ def _restore(args) -> None:
 def cmd_sweep(args) -> int:
     from ..pipeline.sweep import run_sweep
 
+    if args.status:  # read-only: nothing restored, locked or run
+        from ..pipeline.sweep_status import render_status, sweep_status
+
+        if args.restore:
+            raise ConfigError("--status only reads the store; run --restore without it")
+        print(render_status(sweep_status(args.spec, args.output_dir, args.concurrency)))
+        return 0
     _restore(args)
     store = run_sweep(args.spec, **_sweep_options(args))
     print(f"results: {store}\nnext: lmjepa compare {store} --baseline CELL")

@@ -11,6 +11,7 @@
     lmjepa compare RESULTS.jsonl --interaction BASE_A TREATED_A BASE_B TREATED_B [--conditions A,B]  # seed-paired 2 × 2
     lmjepa compare ... --predictions PREDICTIONS.yaml        # ... with pre-registered predictions checked
     lmjepa sweep SPEC.yaml [--concurrency N] [--launcher local|ray|slurm] [--restore COPY]  # cells × seeds, resumable
+    lmjepa sweep SPEC.yaml --status                          # what is done, in flight and left, and how long
     lmjepa audit SPEC.yaml [--restore COPY] [--report-only]  # factors × auxiliaries, corrected, geometry coupling
     lmjepa geometry RUN_DIR [--rows 200]                     # the audit's geometry of one trained model
     lmjepa pretrain CONFIG.yaml [--variant NAME ...]         # Predict-and-Reconstruct encoder (hybrid / MLM-only)
@@ -108,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="train and evaluate every (cell, seed) of a sweep spec once")
     _add_sweep_arguments(sweep)
+    sweep.add_argument("--status", action="store_true", help="run nothing: print each cell's finished, in-flight "
+                       "and remaining runs and the time left, estimated from the finished runs' wall times")
     sweep.set_defaults(func=cmd_sweep)
 
     audit = sub.add_parser("audit", help="the JEPA audit: a sweep of factors and auxiliaries, corrected, with "

@@ -1,0 +1,131 @@
+"""Where a sweep stands, and how long the rest will take, without running or changing anything.
+
+``lmjepa sweep SPEC --status`` prints, per cell: the runs finished (rows in the store), in flight (a run
+folder with a checkpoint but no row: the step it resumes from) and still to run, the median wall time of
+the cell's finished runs, and the time left. Estimates come from the store's own rows, so they are measured
+on the machine that made them:
+
+* a run still to run takes the median ``wall_seconds`` of its cell's finished runs, or of all finished runs
+  when its cell has none yet (marked "all cells");
+* a run in flight at step s of N takes that, less the training already done: median ``train_seconds`` × s / N
+  (``metrics.train_seconds``; where rows lack it, median ``wall_seconds`` × s / N);
+* the total is divided by the sweep's concurrency.
+
+Nothing is locked, renamed or written: a checkpoint is read only for its ``trainer_state.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .sweep import config_hash, finished, plan_phases
+
+TRAINER_STATE = "trainer_state.json"
+
+
+def checkpoint_progress(folder: str | Path) -> tuple[int, int] | None:
+    """``(global_step, max_steps)`` of the newest ``checkpoint-N`` in ``folder`` whose ``trainer_state.json``
+    reads, or None (no folder, no checkpoint, none readable). Read-only: unlike
+    ``training.run_folder.last_checkpoint`` it neither logs nor renames a torn checkpoint."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in found:
+        try:
+            state = json.loads((checkpoint / TRAINER_STATE).read_text())
+            return int(state["global_step"]), int(state["max_steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurrency: int | None = None) -> dict:
+    """The sweep's state: ``{"store", "concurrency", "cells": {cell: {"done", "in_flight", "to_run",
+    "median_wall", "estimated_from", "seconds_left"}}, "seconds_left", "runs_left"}``.
+
+    ``done`` and ``to_run`` are seed lists; ``in_flight`` is ``[(seed, step, max_steps)]``; times are in
+    seconds, None where no finished run gives an estimate; ``concurrency`` (default: the spec's) divides the
+    total. Raises ConfigError as ``sweep.plan``; DataError
+    naming ``store:line`` for a malformed store row."""
+    out, phases, spec_concurrency = plan_phases(spec_path, output_dir)
+    concurrency = max(1, concurrency or spec_concurrency)
+    store = out / "results.jsonl"
+    done = finished(store)
+    cells: dict[str, dict] = {}
+    walls: dict[str, list[float]] = {}
+    trains: dict[str, list[float]] = {}
+    for runs in phases:
+        for cell, seed, config, _ in runs:
+            entry = cells.setdefault(cell, {"done": [], "in_flight": [], "to_run": []})
+            row = done.get((cell, seed, config_hash(config)))
+            if row is not None:
+                entry["done"].append(seed)
+                if isinstance(row.get("wall_seconds"), (int, float)):
+                    walls.setdefault(cell, []).append(float(row["wall_seconds"]))
+                    train = (row.get("metrics") or {}).get("train_seconds")
+                    if isinstance(train, (int, float)):
+                        trains.setdefault(cell, []).append(float(train))
+            elif (progress := checkpoint_progress(config.output_dir)) is not None:
+                entry["in_flight"].append((seed, *progress))
+            else:
+                entry["to_run"].append(seed)
+    every_wall = [w for values in walls.values() for w in values]
+    every_train = [t for values in trains.values() for t in values]
+    total, complete = 0.0, True
+    for cell, entry in cells.items():
+        own = cell in walls
+        wall = _median(walls[cell]) if own else _median(every_wall)
+        train = _median(trains.get(cell, [])) if own else _median(every_train)
+        entry["median_wall"] = wall
+        entry["estimated_from"] = (f"{_runs(len(walls[cell]))} of the cell" if own else
+                                   f"{_runs(len(every_wall))}, all cells" if every_wall else "no finished run")
+        if wall is None:
+            entry["seconds_left"] = None
+            complete = complete and not (entry["to_run"] or entry["in_flight"])
+            continue
+        per_step = (train if train is not None else wall)
+        left = wall * len(entry["to_run"]) + sum(max(wall - per_step * step / max(steps, 1), 0.0)
+                                                 for _, step, steps in entry["in_flight"])
+        entry["seconds_left"] = left
+        total += left
+    runs_left = sum(len(e["to_run"]) + len(e["in_flight"]) for e in cells.values())
+    return {"store": store, "concurrency": concurrency, "cells": cells, "runs_left": runs_left,
+            "seconds_left": total / concurrency if complete else None}
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def render_status(status: dict) -> str:
+    """``sweep_status`` as a Markdown table and a closing line (times in minutes below 1.5 h, else hours)."""
+    lines = [f"Sweep store: {status['store']}", "",
+             "| cell | finished | in flight (step of N) | to run | median wall per run | time left | estimated from |",
+             "|---|---|---|---|---|---|---|"]
+    for cell, e in status["cells"].items():
+        flight = ", ".join(f"seed {s}: {step}/{steps}" for s, step, steps in e["in_flight"]) or "–"
+        wall = _hours(e["median_wall"]) if e["median_wall"] is not None else "–"
+        lines.append(f"| {cell} | {len(e['done'])} | {flight} | {len(e['to_run'])} | {wall} | "
+                     f"{_hours(e['seconds_left'])} | {e['estimated_from']} |")
+    left = status["runs_left"]
+    if not left:
+        lines += ["", "Every run is finished."]
+    else:
+        lines += ["", f"{_runs(left)} left: about {_hours(status['seconds_left'])} at concurrency "
+                      f"{status['concurrency']} (medians of the finished runs' `wall_seconds` on the machine that "
+                      "made them)."]
+    return "\n".join(lines)

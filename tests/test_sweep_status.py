@@ -1,0 +1,69 @@
+"""lmjepa sweep --status: what is finished, in flight and left, with the time left estimated from the store's
+own rows; nothing is run, locked or renamed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from lmjepa.cli.main import main
+from lmjepa.pipeline.sweep import config_hash, plan
+from lmjepa.pipeline.sweep_status import checkpoint_progress, render_status, sweep_status
+from test_sweep import _spec
+
+
+def _row(cell, seed, config, wall, train=None):
+    metrics = {"exact_match": 50.0, **({"train_seconds": train} if train is not None else {})}
+    return {"cell": cell, "seed": seed, "config_hash": config_hash(config), "metrics": metrics, "wall_seconds": wall}
+
+
+def test_status_counts_runs_and_estimates_the_time_left_from_the_rows(tmp_path, tiny_model_dir, data_dir, capsys):
+    spec = _spec(tmp_path, tiny_model_dir, data_dir)  # cells ntp, llm-jepa × seeds 1, 2; concurrency 2
+    out, runs, _ = plan(spec)
+    by = {(c, s): cfg for c, s, cfg in runs}
+    out.mkdir(parents=True)
+    rows = [_row("ntp", 1, by["ntp", 1], 100.0, 60.0), _row("ntp", 2, by["ntp", 2], 140.0, 80.0),
+            _row("llm-jepa", 1, by["llm-jepa", 1], 300.0)]  # llm-jepa's row has no train_seconds
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # llm-jepa seed 2 is in flight: a readable checkpoint at step 25 of 100, and a torn newer one
+    folder = Path(by["llm-jepa", 2].output_dir)
+    (folder / "checkpoint-25").mkdir(parents=True)
+    (folder / "checkpoint-25" / "trainer_state.json").write_text(json.dumps({"global_step": 25, "max_steps": 100}))
+    (folder / "checkpoint-50").mkdir()  # killed while saving: no trainer_state.json
+    assert checkpoint_progress(folder) == (25, 100)
+    status = sweep_status(spec)
+    ntp, jepa = status["cells"]["ntp"], status["cells"]["llm-jepa"]
+    assert (ntp["done"], ntp["to_run"], ntp["in_flight"]) == ([1, 2], [], [])
+    assert (jepa["done"], jepa["to_run"], jepa["in_flight"]) == ([1], [], [(2, 25, 100)])
+    assert ntp["median_wall"] == statistics.median([100.0, 140.0]) and ntp["seconds_left"] == 0.0
+    assert jepa["seconds_left"] == pytest.approx(300.0 - 300.0 * 25 / 100)  # no train_seconds: the wall time
+    assert status["seconds_left"] == pytest.approx(225.0 / 2) and status["runs_left"] == 1  # concurrency 2
+    assert sweep_status(spec, concurrency=1)["seconds_left"] == pytest.approx(225.0)
+    assert (folder / "checkpoint-50").is_dir()  # read-only: the torn checkpoint is not renamed
+    text = render_status(status)
+    assert "| llm-jepa | 1 | seed 2: 25/100 | 0 | 5 min | 4 min | 1 run of the cell |" in text
+    assert text.endswith("1 run left: about 2 min at concurrency 2 (medians of the finished runs' `wall_seconds` "
+                         "on the machine that made them).")
+
+    # A cell with no finished run borrows every cell's median, and says so; nothing is written by --status.
+    (out / "results.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    before = sorted(p.name for p in out.rglob("*"))
+    assert main(["sweep", spec, "--status"]) == 0
+    printed = capsys.readouterr().out
+    assert "| llm-jepa | 0 | seed 2: 25/100 | 1 | 2 min | 3 min | 1 run, all cells |" in printed
+    # ntp seed 2 to run: 100 s; llm-jepa: 100 s to run + (100 − 60 × 25/100) s in flight; 285 s over concurrency 2
+    assert "3 runs left: about 2 min at concurrency 2" in printed
+    assert sweep_status(spec)["seconds_left"] == pytest.approx((100 + 100 + 100 - 60 * 25 / 100) / 2)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert main(["sweep", spec, "--status", "--restore", str(out / "results.jsonl")]) == 2
+    assert "--status only reads the store" in capsys.readouterr().err
+
+
+def test_no_finished_run_means_no_estimate(tmp_path, tiny_model_dir, data_dir):
+    status = sweep_status(_spec(tmp_path, tiny_model_dir, data_dir))
+    assert status["runs_left"] == 4 and status["seconds_left"] is None
+    assert render_status(status).endswith("4 runs left: about unknown at concurrency 2 (medians of the finished "
+                                           "runs' `wall_seconds` on the machine that made them).")
