@@ -103,6 +103,34 @@ def test_a_run_sigkilled_at_random_points_resumes_to_the_uninterrupted_row(tmp_p
     assert (out / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
 
 
+def test_a_resumed_runs_wall_seconds_include_the_training_before_its_checkpoint(tmp_path, tiny_model_dir, data_dir):
+    """``launchers.execute`` on a run folder left by a killed process: the row's ``wall_seconds`` is this call's
+    time plus the training seconds the checkpoint it resumes from records (``TrainingClock``), not this call's
+    time alone."""
+    from lmjepa.pipeline.launchers import execute
+    from lmjepa.training.run_folder import TrainingClock, checkpoint_state
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    config_yaml = yaml.safe_dump(_config(folder, tiny_model_dir, data_dir, save_steps=1))
+    _write(folder / "sweep-config.yaml", yaml.safe_load(config_yaml))
+    process = subprocess.Popen([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder / "sweep-config.yaml")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _newest_checkpoint(folder) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before its kill"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = TrainingClock.recorded(checkpoint_state(folder))
+    assert before > 0 and checkpoint_state(folder)["global_step"] >= 2
+    started = time.perf_counter()
+    row = execute("llm-jepa", 1, config_yaml, str(folder), threads=1, row={"cell": "llm-jepa", "seed": 1})
+    elapsed = time.perf_counter() - started
+    assert row["wall_seconds"] == pytest.approx(before + elapsed, abs=0.5)
+    assert row["metrics"]["train_seconds"] >= before  # the run's own clock counts the earlier part too
+
+
 def _sweep_spec(tmp_path: Path, tiny_model_dir, data_dir, name: str) -> Path:
     base = _config(tmp_path / "unused", tiny_model_dir, data_dir, save_steps=1)
     base["data"]["max_train_examples"] = 16

@@ -32,15 +32,21 @@ Report = Callable[[str, int, dict | None, str | None], None]  # (cell, seed, row
 def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, row: dict, env: dict | None = None,
             evaluate_on: list[str] | tuple = (), geometry_rows: int = 0) -> dict:
     """Train and evaluate one run (``lmjepa train`` on ``folder/sweep-config.yaml`` in a subprocess, output
-    in ``folder/stdout.log``); return ``row`` with its metrics and wall time. A finished run is not
+    in ``folder/stdout.log``); return ``row`` with its metrics and wall time (``wall_seconds``: this call's
+    seconds plus, for a resumed run, the training seconds its checkpoint records, ``TrainingClock``; work
+    after that checkpoint was redone and is not counted). A finished run is not
     trained again (``lmjepa train`` returns its stored metrics). Each task of ``evaluate_on`` not yet in
     ``folder/eval/<task>/metrics.json`` is evaluated there (``lmjepa evaluate RUN --task T --out DIR``), and
     the row gets ``metrics_by_task``. With ``geometry_rows``, the audit's geometry of the trained model on
     that many test rows (``lmjepa geometry RUN --rows N``, cached in ``folder/audit_geometry.json``) joins
     the row's metrics, computed where the model is, so the row outlives the model. Raises RuntimeError
     naming the log on failure. Picklable, so Ray and submitit can ship it to another machine."""
+    from ..training import run_folder
+
     folder_path = Path(folder)
     folder_path.mkdir(parents=True, exist_ok=True)
+    # a resumed run's wall time includes the earlier processes' training up to the checkpoint it resumes from
+    earlier = run_folder.TrainingClock.recorded(run_folder.checkpoint_state(folder_path))
     (folder_path / "sweep-config.yaml").write_text(config_yaml)
     environment = {**os.environ, **(env or {}), "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
@@ -73,7 +79,7 @@ def execute(cell: str, seed: int, config_yaml: str, folder: str, threads: int, r
     extra = {"metrics_by_task": by_task} if by_task else {}
     # a row already stored (only new evaluations ran) keeps its training run's wall time and finishing time
     return {**row, "metrics": metrics, **extra,
-            "wall_seconds": row.get("wall_seconds", round(time.perf_counter() - start, 1)),
+            "wall_seconds": row.get("wall_seconds", round(earlier + time.perf_counter() - start, 1)),
             "finished_at": row.get("finished_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))}
 
 

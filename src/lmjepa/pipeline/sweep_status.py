@@ -16,31 +16,18 @@ Nothing is locked, renamed or written: a checkpoint is read only for its ``train
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
+from ..training import run_folder
 from .sweep import config_hash, finished, plan_phases
-
-TRAINER_STATE = "trainer_state.json"
 
 
 def checkpoint_progress(folder: str | Path) -> tuple[int, int] | None:
-    """``(global_step, max_steps)`` of the newest ``checkpoint-N`` in ``folder`` whose ``trainer_state.json``
-    reads, or None (no folder, no checkpoint, none readable). Read-only: unlike
-    ``training.run_folder.last_checkpoint`` it neither logs nor renames a torn checkpoint."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    found = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    for checkpoint in found:
-        try:
-            state = json.loads((checkpoint / TRAINER_STATE).read_text())
-            return int(state["global_step"]), int(state["max_steps"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
+    """``(global_step, max_steps)`` of the newest readable checkpoint in ``folder``
+    (``run_folder.checkpoint_state``, read-only), or None."""
+    state = run_folder.checkpoint_state(folder)
+    return None if state is None else (int(state["global_step"]), int(state.get("max_steps") or 0))
 
 
 def _median(values: list[float]) -> float | None:

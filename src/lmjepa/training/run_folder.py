@@ -176,6 +176,25 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     return None
 
 
+def checkpoint_state(out: str | Path) -> dict | None:
+    """The parsed ``trainer_state.json`` of the newest ``checkpoint-N`` in ``out`` whose state reads, or None
+    (no folder, no checkpoint, none readable). Read-only: unlike ``last_checkpoint`` it neither logs nor renames
+    a torn checkpoint, and it does not check the weights (``checkpoint_problem``)."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    found = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for folder in found:
+        try:
+            state = json.loads((folder / TRAINER_STATE_NAME).read_text())
+            int(state["global_step"])
+            return state
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def last_checkpoint(out: str | Path) -> str | None:
     """The newest complete ``checkpoint-N`` folder to resume from (logged), or None.
 
@@ -252,6 +271,16 @@ class TrainingClock(TrainerCallback, ExportableState):
             log.warning("%s records no training seconds: train_seconds counts this process only", checkpoint)
             return cls()
         return cls(**state["args"])
+
+    @classmethod
+    def recorded(cls, state: dict | None) -> float:
+        """The training seconds a checkpoint's parsed ``trainer_state.json`` records (0.0 for None or a state
+        written before the clock existed)."""
+        saved = ((state or {}).get("stateful_callbacks") or {}).get(cls.__name__)
+        try:
+            return float(saved["args"]["seconds_before"])
+        except (KeyError, TypeError, ValueError):
+            return 0.0
 
     def start(self) -> None:
         """Start this process's part: call it right before ``Trainer.train``."""
