@@ -19,8 +19,10 @@ import pytest
 import yaml
 from transformers import Trainer
 
+from lmjepa.pipeline.launchers import execute
 from lmjepa.pipeline.run import train_and_evaluate
 from lmjepa.training.config import load_run_config
+from lmjepa.training.run_folder import TrainingClock, checkpoint_state
 
 from conftest import KillAfterStep, Killed
 
@@ -78,7 +80,9 @@ def _newest_checkpoint(out: Path) -> int:
 
 def test_a_run_sigkilled_at_random_points_resumes_to_the_uninterrupted_row(tmp_path, tiny_model_dir, data_dir):
     """``lmjepa train`` in a subprocess, SIGKILLed three times at seeded random moments (a random delay after a
-    random checkpoint appears; with a save every step, some land inside a save), then run to the end."""
+    random checkpoint appears; with a save every step, some land inside a save), then run to the end by
+    ``launchers.execute``, whose ``wall_seconds`` must count the training before the checkpoint it resumed
+    from (this call's time alone would be too little)."""
     command = [sys.executable, "-m", "lmjepa.cli.main", "train"]
     whole_cfg = _write(tmp_path / "whole.yaml", _config(tmp_path / "whole", tiny_model_dir, data_dir, save_steps=1))
     subprocess.run([*command, str(whole_cfg)], check=True, capture_output=True, timeout=300)
@@ -95,40 +99,16 @@ def test_a_run_sigkilled_at_random_points_resumes_to_the_uninterrupted_row(tmp_p
         process.send_signal(signal.SIGKILL)
         process.wait()
         killed_after.append(_newest_checkpoint(out))
-    subprocess.run([*command, str(cfg)], check=True, capture_output=True, timeout=300)
+    # the last piece as a sweep runs it: its row's wall_seconds adds the training its checkpoint records
+    before = TrainingClock.recorded(checkpoint_state(out))
+    started = time.perf_counter()
+    row = execute("llm-jepa", 1, cfg.read_text(), str(out), threads=1, row={"cell": "llm-jepa", "seed": 1})
+    assert before > 0 and row["wall_seconds"] == pytest.approx(before + time.perf_counter() - started, abs=0.5)
     assert len(killed_after) == 3 and killed_after[-1] < 6
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     resumed = json.loads((out / "metrics.json").read_text())
     assert {k: resumed[k] for k in RECORDED} == pytest.approx({k: whole[k] for k in RECORDED}, rel=1e-6)
     assert (out / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
-
-
-def test_a_resumed_runs_wall_seconds_include_the_training_before_its_checkpoint(tmp_path, tiny_model_dir, data_dir):
-    """``launchers.execute`` on a run folder left by a killed process: the row's ``wall_seconds`` is this call's
-    time plus the training seconds the checkpoint it resumes from records (``TrainingClock``), not this call's
-    time alone."""
-    from lmjepa.pipeline.launchers import execute
-    from lmjepa.training.run_folder import TrainingClock, checkpoint_state
-
-    folder = tmp_path / "run"
-    folder.mkdir()
-    config_yaml = yaml.safe_dump(_config(folder, tiny_model_dir, data_dir, save_steps=1))
-    _write(folder / "sweep-config.yaml", yaml.safe_load(config_yaml))
-    process = subprocess.Popen([sys.executable, "-m", "lmjepa.cli.main", "train", str(folder / "sweep-config.yaml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while _newest_checkpoint(folder) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert process.poll() is None, "the run ended before its kill"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = TrainingClock.recorded(checkpoint_state(folder))
-    assert before > 0 and checkpoint_state(folder)["global_step"] >= 2
-    started = time.perf_counter()
-    row = execute("llm-jepa", 1, config_yaml, str(folder), threads=1, row={"cell": "llm-jepa", "seed": 1})
-    elapsed = time.perf_counter() - started
-    assert row["wall_seconds"] == pytest.approx(before + elapsed, abs=0.5)
-    assert row["metrics"]["train_seconds"] >= before  # the run's own clock counts the earlier part too
 
 
 def _sweep_spec(tmp_path: Path, tiny_model_dir, data_dir, name: str) -> Path:
