@@ -65,5 +65,14 @@ def test_status_counts_runs_and_estimates_the_time_left_from_the_rows(tmp_path, 
 def test_no_finished_run_means_no_estimate(tmp_path, tiny_model_dir, data_dir):
     status = sweep_status(_spec(tmp_path, tiny_model_dir, data_dir))
     assert status["runs_left"] == 4 and status["seconds_left"] is None
-    assert render_status(status).endswith("4 runs left: about unknown at concurrency 2 (medians of the finished "
-                                           "runs' `wall_seconds` on the machine that made them).")
+    assert render_status(status).endswith("4 runs left; no estimate of the time yet: a cell with runs left has no "
+                                           "finished run to measure it by (finish one run first).")
+
+
+def test_a_two_stage_spec_is_listed_per_stage(tmp_path, tiny_model_dir, data_dir):
+    from test_two_stage import _configs
+
+    status = sweep_status(_configs(tmp_path, tiny_model_dir, data_dir))  # 2 cells × 2 pretraining × 2 fine-tuning seeds
+    assert {cell: len(e["to_run"]) for cell, e in status["cells"].items()} == {
+        "ntp (pretrain)": 2, "llm-jepa (pretrain)": 2, "ntp (finetune)": 4, "llm-jepa (finetune)": 4}
+    assert status["runs_left"] == 12 and status["seconds_left"] is None

@@ -85,6 +85,12 @@ def test_nested_sweep_pretrains_once_and_reuses_each_model(tmp_path, tiny_model_
     capsys.readouterr()
     assert main(["sweep", str(spec)]) == 0  # nothing is trained again
     assert "0 to run" in capsys.readouterr().out
+    from lmjepa.pipeline.sweep_status import sweep_status
+
+    status = sweep_status(spec)  # each stage's rows count for that stage only
+    assert {c: len(e["done"]) for c, e in status["cells"].items()} == {
+        "ntp (pretrain)": 2, "llm-jepa (pretrain)": 2, "ntp (finetune)": 4, "llm-jepa (finetune)": 4}
+    assert status["runs_left"] == 0 and status["seconds_left"] == 0.0
     assert main(["compare", str(tmp_path / "nested" / "results.jsonl"), "--baseline", "ntp",
                  "--out", str(tmp_path / "cmp")]) == 0
     assert "Nested design: 2 pretraining seeds × 2 fine-tuning seeds" in (tmp_path / "cmp" / "report.md").read_text()

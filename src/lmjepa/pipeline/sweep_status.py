@@ -38,6 +38,7 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
     """The sweep's state: ``{"store", "concurrency", "cells": {cell: {"done", "in_flight", "to_run",
     "median_wall", "estimated_from", "seconds_left"}}, "seconds_left", "runs_left"}``.
 
+    A two-stage spec's cells are listed per stage, ``"<cell> (pretrain)"`` and ``"<cell> (finetune)"``.
     ``done`` and ``to_run`` are seed lists; ``in_flight`` is ``[(seed, step, max_steps)]``; times are in
     seconds, None where no finished run gives an estimate; ``concurrency`` (default: the spec's) divides the
     total. Raises ConfigError as ``sweep.plan``; DataError
@@ -50,16 +51,17 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
     walls: dict[str, list[float]] = {}
     trains: dict[str, list[float]] = {}
     for runs in phases:
-        for cell, seed, config, _ in runs:
-            entry = cells.setdefault(cell, {"done": [], "in_flight": [], "to_run": []})
+        for cell, seed, config, extra in runs:
+            label = f"{cell} ({extra['stage']})" if extra.get("stage") else cell  # two-stage: per stage
+            entry = cells.setdefault(label, {"done": [], "in_flight": [], "to_run": []})
             row = done.get((cell, seed, config_hash(config)))
             if row is not None:
                 entry["done"].append(seed)
                 if isinstance(row.get("wall_seconds"), (int, float)):
-                    walls.setdefault(cell, []).append(float(row["wall_seconds"]))
+                    walls.setdefault(label, []).append(float(row["wall_seconds"]))
                     train = (row.get("metrics") or {}).get("train_seconds")
                     if isinstance(train, (int, float)):
-                        trains.setdefault(cell, []).append(float(train))
+                        trains.setdefault(label, []).append(float(train))
             elif (progress := checkpoint_progress(config.output_dir)) is not None:
                 entry["in_flight"].append((seed, *progress))
             else:
@@ -114,5 +116,7 @@ def render_status(status: dict) -> str:
     else:
         lines += ["", f"{_runs(left)} left: about {_hours(status['seconds_left'])} at concurrency "
                       f"{status['concurrency']} (medians of the finished runs' `wall_seconds` on the machine that "
-                      "made them)."]
+                      "made them)." if status["seconds_left"] is not None else
+                  f"{_runs(left)} left; no estimate of the time yet: a cell with runs left has no finished run to "
+                  "measure it by (finish one run first)."]
     return "\n".join(lines)
