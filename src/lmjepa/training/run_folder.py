@@ -176,16 +176,20 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     return None
 
 
+def _checkpoints(out: str | Path) -> list[Path]:
+    """The ``checkpoint-N`` folders in ``out``, newest (largest N) first; [] if ``out`` is not a folder."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    return sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                  key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+
+
 def checkpoint_state(out: str | Path) -> dict | None:
     """The parsed ``trainer_state.json`` of the newest ``checkpoint-N`` in ``out`` whose state reads, or None
     (no folder, no checkpoint, none readable). Read-only: unlike ``last_checkpoint`` it neither logs nor renames
     a torn checkpoint, and it does not check the weights (``checkpoint_problem``)."""
-    out = Path(out)
-    if not out.is_dir():
-        return None
-    found = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    for folder in found:
+    for folder in _checkpoints(out):
         try:
             state = json.loads((folder / TRAINER_STATE_NAME).read_text())
             int(state["global_step"])
@@ -203,12 +207,8 @@ def last_checkpoint(out: str | Path) -> str | None:
     usable, the run starts afresh and says so.
     """
     out = Path(out)
-    if not out.is_dir():
-        return None
-    found = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     skipped = 0
-    for folder in found:
+    for folder in _checkpoints(out):
         problem = checkpoint_problem(folder)
         if problem is None:
             log.info("resuming from %s", folder)
