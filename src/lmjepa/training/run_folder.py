@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from transformers import TrainerCallback, TrainerState
+from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer import TRAINER_STATE_NAME
 
@@ -265,22 +265,27 @@ class TrainingClock(TrainerCallback, ExportableState):
         before lmjepa recorded them: its earlier seconds are unknown, and logged as such)."""
         if checkpoint is None:
             return cls()
-        saved = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_NAME)).stateful_callbacks
-        state = (saved or {}).get(cls.__name__)
-        if not isinstance(state, dict):
+        seconds = cls._entry(json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text()))
+        if seconds is None:
             log.warning("%s records no training seconds: train_seconds counts this process only", checkpoint)
             return cls()
-        return cls(**state["args"])
+        return cls(seconds)
 
     @classmethod
     def recorded(cls, state: dict | None) -> float:
         """The training seconds a checkpoint's parsed ``trainer_state.json`` records (0.0 for None or a state
         written before the clock existed)."""
+        seconds = cls._entry(state)
+        return 0.0 if seconds is None else seconds
+
+    @classmethod
+    def _entry(cls, state: dict | None) -> float | None:
+        """``seconds_before`` from this clock's ``stateful_callbacks`` entry of a parsed trainer state, or None."""
         saved = ((state or {}).get("stateful_callbacks") or {}).get(cls.__name__)
         try:
             return float(saved["args"]["seconds_before"])
         except (KeyError, TypeError, ValueError):
-            return 0.0
+            return None
 
     def start(self) -> None:
         """Start this process's part: call it right before ``Trainer.train``."""
