@@ -28,14 +28,14 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
     factorial_store(tmp_path, seeds=(1, 2, 3))
-    text, lines, _ = report.generated(tmp_path)
+    text, lines = report.generated(tmp_path)[:2]
     assert "Not run yet: `ntp-official-eot`" in text and not any("ntp-official-eot" in line for line in lines)
     assert "| `ntp-official-eot` (if run): stops in > 90 % of rows | `ntp-official-eot`, stopped | > 90 | – | 0 | not run |" in text
 
     rows = tmp_path / "with-fifth"
     rows.mkdir()
     factorial_store(rows, seeds=(1, 2, 3), extra={"ntp-official-eot": 0.5})
-    text, lines, result = report.generated(rows)
+    text, lines = report.generated(rows)[:2]
     by_seed = {}
     for row in map(json.loads, (rows / "results.jsonl").read_text().splitlines()):
         by_seed.setdefault(row["cell"], {})[row["seed"]] = row["metrics"]["exact_match"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -62,17 +63,26 @@ EXPLORATORY = ("Added on 2026-12-07, at n = 3 of 8, after the interim results ha
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
-def generated(folder: Path = HERE / "runs") -> tuple:
-    """(report text or None, the answer's lines, the analysis or None) from the records in ``folder`` as they
-    are now (``folder/results.jsonl`` and each run's ``predictions.jsonl``)."""
+class Made(NamedTuple):
+    """What ``generated`` makes: the report text, the answer's lines, the analysis and the ending shares
+    (``analysis.endings.ending_shares``); all but ``lines`` are None before 2 complete seed blocks."""
+    report: str | None
+    lines: list[str]
+    result: dict | None
+    shares: dict | None
+
+
+def generated(folder: Path = HERE / "runs") -> Made:
+    """The report and the answer from the records in ``folder`` as they are now (``folder/results.jsonl`` and
+    each run's ``predictions.jsonl``), read once."""
     store = folder / "results.jsonl"
     try:
         result = analyse(DESIGN, folder) if store.is_file() else None
     except ValueError:  # fewer than 2 complete seed blocks
         result = None
     if result is None:
-        return None, ["No result yet: fewer than 2 complete seed blocks of the pre-registered 2 × 2 are in "
-                      "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None
+        return Made(None, ["No result yet: fewer than 2 complete seed blocks of the pre-registered 2 × 2 are in "
+                      "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None, None)
     by_cell, rows = load(store)
     runs = run_predictions(DESIGN, folder, rows, result["seeds"])
     interim = len(result["seeds"]) < DESIGN.planned_seeds
@@ -87,13 +97,14 @@ def generated(folder: Path = HERE / "runs") -> tuple:
     else:
         sections.append(f"Not run yet: `{FIFTH}` runs only after all {DESIGN.planned_seeds} seed blocks of the four "
                         "cells are in, as pre-registered.")
-    if runs:
+    shares = ending_shares(runs) if runs else None
+    if shares:
         sections += ["", "## Exploratory, not pre-registered: how the generations end", "", EXPLORATORY, ""]
-        sections += render_endings(DESIGN, ending_shares(runs), result["seeds"])
+        sections += render_endings(DESIGN, shares, result["seeds"])
         sections += ["", "![How the generations end, per cell](endings.png)"]
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
-    return report, answer(DESIGN, result) + fifth_line(fifth), result
+    return Made(report, answer(DESIGN, result) + fifth_line(fifth), result, shares)
 
 
 def fifth_line(fifth: list[dict]) -> list[str]:
@@ -116,7 +127,7 @@ def progress_line() -> str:
 
 def main(check: bool = False) -> int:
     made = generated()
-    report, lines = made[0], made[1]
+    report, lines = made.report, made.lines
     differs = []
     if report is not None:
         if check:
@@ -124,10 +135,9 @@ def main(check: bool = False) -> int:
             differs += [] if old == report else ["report.md"]
         else:
             (HERE / "report.md").write_text(report)
-            plot(DESIGN, made[2], HERE / "interaction.png")
-            runs = run_predictions(DESIGN, HERE / "runs", load(HERE / "runs" / "results.jsonl")[1], made[2]["seeds"])
-            if runs:
-                plot_endings(DESIGN, ending_shares(runs), made[2]["seeds"], HERE / "endings.png")
+            plot(DESIGN, made.result, HERE / "interaction.png")
+            if made.shares:
+                plot_endings(DESIGN, made.shares, made.result["seeds"], HERE / "endings.png")
     for readme, link in LINK.items():
         text = readme.read_text()
         block = "\n".join(lines) + (f" [Report]({link})." if report is not None else "") + "\n"
