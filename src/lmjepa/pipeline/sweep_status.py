@@ -5,8 +5,9 @@ folder with a checkpoint but no row: the step it resumes from) and still to run,
 the cell's finished runs, and the time left. Estimates come from the store's own rows, so they are measured
 on the machine that made them:
 
-* a run still to run takes the median ``wall_seconds`` of its cell's finished runs, or of all finished runs
-  when its cell has none yet (marked "all cells");
+* a run still to run takes the median ``wall_seconds`` of its cell's finished runs; a cell with none yet
+  borrows those of the nearest finished cells: the ones whose resolved config differs from its own in the
+  fewest settings (seed, name and folders aside), pooled when several tie, and named in the table;
 * a run in flight at step s of N takes that, less the training already done: median ``train_seconds`` × s / N
   (``metrics.train_seconds``; where rows lack it, median ``wall_seconds`` × s / N);
 * the total is divided by the sweep's concurrency.
@@ -34,6 +35,35 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+PER_RUN = ("name", "output_dir", "variants", "train.seed", "data.data_dir", "model.init_from")  # not a setting
+
+
+def settings(config) -> dict:
+    """The config's settings as dotted key → value (``train.learning_rate``), without what differs between the
+    runs of one cell (``PER_RUN``: seed, name, folders)."""
+    flat: dict = {}
+
+    def walk(values: dict, prefix: str) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(config.to_dict(), "")
+    return {k: v for k, v in flat.items() if not any(k == p or k.startswith(p + ".") for p in PER_RUN)}
+
+
+def nearest(own: dict, others: dict[str, dict]) -> tuple[list[str], int]:
+    """The names in ``others`` (name → ``settings``) whose settings differ from ``own`` in the fewest keys (a key
+    one side lacks counts as differing), and that number. Raises ValueError if ``others`` is empty."""
+    missing = object()
+    distance = {name: sum(own.get(k, missing) != theirs.get(k, missing) for k in own.keys() | theirs.keys())
+                for name, theirs in others.items()}
+    best = min(distance.values())
+    return [name for name in others if distance[name] == best], best
+
+
 def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurrency: int | None = None) -> dict:
     """The sweep's state: ``{"store", "concurrency", "cells": {cell: {"done", "in_flight", "to_run",
     "median_wall", "estimated_from", "seconds_left"}}, "seconds_left", "runs_left"}``.
@@ -50,10 +80,12 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
     cells: dict[str, dict] = {}
     walls: dict[str, list[float]] = {}
     trains: dict[str, list[float]] = {}
+    configs: dict[str, dict] = {}
     for runs in phases:
         for cell, seed, config, extra in runs:
             label = f"{cell} ({extra['stage']})" if extra.get("stage") else cell  # two-stage: per stage
             entry = cells.setdefault(label, {"done": [], "in_flight": [], "to_run": []})
+            configs.setdefault(label, settings(config))
             row = done.get((cell, seed, config_hash(config)))
             if row is not None:
                 entry["done"].append(seed)
@@ -66,16 +98,21 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
                 entry["in_flight"].append((seed, *progress))
             else:
                 entry["to_run"].append(seed)
-    every_wall = [w for values in walls.values() for w in values]
-    every_train = [t for values in trains.values() for t in values]
     total, complete = 0.0, True
     for cell, entry in cells.items():
-        own = cell in walls
-        wall = _median(walls[cell]) if own else _median(every_wall)
-        train = _median(trains.get(cell, [])) if own else _median(every_train)
+        if cell in walls:
+            donors, note = [cell], f"{_runs(len(walls[cell]))} of the cell"
+        elif walls:
+            donors, differ = nearest(configs[cell], {c: configs[c] for c in walls})
+            pooled = sum(len(walls[c]) for c in donors)
+            note = (f"{_runs(pooled)} of {', '.join(f'`{c}`' for c in donors)} (nearest config: "
+                    f"{differ} setting{'' if differ == 1 else 's'} differ{'s' if differ == 1 else ''})")
+        else:
+            donors, note = [], "no finished run"
+        wall = _median([w for c in donors for w in walls[c]])
+        train = _median([t for c in donors for t in trains.get(c, [])])
         entry["median_wall"] = wall
-        entry["estimated_from"] = (f"{_runs(len(walls[cell]))} of the cell" if own else
-                                   f"{_runs(len(every_wall))}, all cells" if every_wall else "no finished run")
+        entry["estimated_from"] = note
         if wall is None:
             entry["seconds_left"] = None
             complete = complete and not (entry["to_run"] or entry["in_flight"])
