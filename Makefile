@@ -30,7 +30,7 @@ quickstart: setup
 # Two pytest workers (pytest-xdist) keep both cores busy; the accelerate tests share one worker (one port).
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10 tests
 
 # The edit loop: the tests not marked slow (< 2 minutes on 2 cores).
 test-fast: setup
