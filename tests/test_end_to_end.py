@@ -112,13 +112,14 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
     assert (out / "checkpoint-2").is_dir() and not (out / "metrics.json").exists()
     assert "non-finite loss" in (out / "run.log").read_text()
     saved = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["stateful_callbacks"]
-    before = saved["TrainingClock"]["args"]["seconds_before"]
-    assert before >= 2.0  # the two 1-s sleeps, recorded with the checkpoint
+    before, cpu_before = (saved["TrainingClock"]["args"][k] for k in ("seconds_before", "cpu_seconds_before"))
+    assert before >= 2.0 and cpu_before > 0  # the two 1-s sleeps, recorded with the checkpoint
 
     monkeypatch.setattr(run_module, "JEPATrainer", JEPATrainer)
     metrics = train_and_evaluate(config)
     assert "resuming from" in (out / "run.log").read_text() and metrics["train_steps"] == 4
     assert metrics["train_seconds"] >= round(before, 1)  # the steps before the checkpoint are counted too
+    assert metrics["train_cpu_seconds"] >= round(cpu_before, 1)
     assert all(torch.isfinite(torch.tensor(row["loss"])) for row in metrics["log_history"] if "loss" in row)
 
     class MustNotRun(JEPATrainer):
@@ -145,6 +146,30 @@ def test_training_clock_from_a_checkpoint_without_its_entry(tmp_path):
     time.sleep(0.05)
     assert 0.05 <= clock.seconds() < 5  # seconds since on_train_begin
     assert run_folder.TrainingClock(**{"seconds_before": 7.5}).state()["args"]["seconds_before"] >= 7.5
+
+
+def test_training_clock_counts_cpu_seconds_not_pauses(tmp_path, caplog):
+    import resource
+
+    def rusage() -> float:  # an independent clock: getrusage, not clock_gettime
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    clock = run_folder.TrainingClock(seconds_before=10.0, cpu_seconds_before=4.0)
+    wall, cpu, used = clock.seconds(), clock.cpu_seconds(), rusage()
+    time.sleep(0.3)  # a paused process: wall time passes, CPU time does not
+    assert clock.seconds() - wall >= 0.3 and clock.cpu_seconds() - cpu < 0.1
+    cpu, used = clock.cpu_seconds(), rusage()
+    total = sum(i * i for i in range(3_000_000))  # busy: CPU time passes
+    assert total > 0 and clock.cpu_seconds() - cpu == pytest.approx(rusage() - used, abs=0.05)
+    assert clock.cpu_seconds() > 4.0 and clock.state()["args"]["cpu_seconds_before"] > 4.0
+    # a checkpoint written before CPU seconds were recorded: its wall seconds carry on, CPU starts at 0, logged
+    TrainerState(stateful_callbacks={"TrainingClock": {"args": {"seconds_before": 3.0}, "attributes": {}}}).save_to_json(
+        str(tmp_path / "trainer_state.json"))
+    with caplog.at_level("WARNING", logger="lmjepa"):
+        old = run_folder.TrainingClock.resumed(tmp_path)
+    assert (old.seconds_before, old.cpu_seconds_before) == (3.0, 0.0)
+    assert "records no training CPU seconds: train_cpu_seconds counts this process only" in caplog.text
 
 
 def test_lora_trains_predictor_rows_and_merges(tmp_path, tiny_model_dir, data_dir):

@@ -15,7 +15,7 @@ from lmjepa.errors import ConfigError, RunFolderError
 from lmjepa.pipeline.launchers import check_address
 from lmjepa.pipeline.sweep import run_sweep
 
-TIMES = ("train_seconds", "eval_seconds", "generate_seconds")
+TIMES = ("train_seconds", "train_cpu_seconds", "eval_seconds", "generate_seconds")
 
 
 def _spec(tmp_path, tiny_model_dir, data_dir, **extra) -> str:

@@ -124,7 +124,7 @@ def _pretrain(config: PretrainConfig, force: bool) -> dict:
         last = {k: v for row in history for k, v in row.items() if k in ("lambda", "embedding_std", "effective_rank")}
         metrics = {"name": config.name, "lambda_mode": config.objective.lambda_mode, "seed": config.train.seed,
                    "texts": len(features), "train_steps": result.global_step, "train_loss": trainer.training_loss(),
-                   "train_seconds": round(clock.seconds(), 1),
+                   "train_seconds": round(clock.seconds(), 1), "train_cpu_seconds": round(clock.cpu_seconds(), 1),
                    **{f"final_{k}": v for k, v in last.items()},
                    "log_history": history}
         log.info("pretraining done: %d steps, mean loss %.4f", result.global_step, trainer.training_loss())

@@ -370,7 +370,7 @@ def train(config: RunConfig) -> Trained | None:
     except NonFiniteLossError as err:
         log.error("%s", err)
         raise
-    train_s = clock.seconds()
+    train_s, train_cpu_s = clock.seconds(), clock.cpu_seconds()
 
     # Under `accelerate launch`, only the main process saves, evaluates and writes results.
     trainer.accelerator.wait_for_everyone()
@@ -388,6 +388,7 @@ def train(config: RunConfig) -> Trained | None:
                    name=config.name, lbd=config.llm_jepa_weight(), gamma=config.jepa.gamma, predictors=config.jepa.predictors,
                    objective=config.objective_terms(),
                    distance=config.jepa.distance, seed=config.train.seed, train_seconds=round(train_s, 1),
+                   train_cpu_seconds=round(train_cpu_s, 1),
                    train_steps=result.global_step, train_loss=trainer.training_loss(), train_data=dict(counts),
                    log_history=trainer.state.log_history)
     for key in sorted({k for row in trainer.state.log_history for k in row if k.startswith("grad_cosine")}):

@@ -249,15 +249,18 @@ def run_log(out: str | Path) -> Iterator[logging.Handler]:
 class TrainingClock(TrainerCallback, ExportableState):
     """Training seconds over every process that trained a run, so a resumed run reports its whole cost.
 
-    Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, the seconds trained
-    up to it (``seconds_before`` of the earlier processes plus this one's since ``start()``);
-    ``resumed(checkpoint)`` reads them back. Work a killed process did after its last checkpoint is not
-    counted: it was redone. ``seconds_before`` is in seconds (float); 0.0 for a run that starts afresh.
+    Two clocks: wall seconds (``time.perf_counter``) and CPU seconds (``time.process_time``: user + system time
+    of every thread of the process, which a paused process does not accrue and cores shared with another job
+    barely move). Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, both up to
+    it (``seconds_before`` / ``cpu_seconds_before`` of the earlier processes plus this one's since
+    ``start()``); ``resumed(checkpoint)`` reads them back. Work a killed process did after its last
+    checkpoint is not counted: it was redone. Both are in seconds (float); 0.0 for a run that starts afresh.
     """
 
-    def __init__(self, seconds_before: float = 0.0):
+    def __init__(self, seconds_before: float = 0.0, cpu_seconds_before: float = 0.0):
         self.seconds_before = float(seconds_before)
-        self.started = time.perf_counter()
+        self.cpu_seconds_before = float(cpu_seconds_before)
+        self.start()
 
     @classmethod
     def resumed(cls, checkpoint: str | Path | None) -> "TrainingClock":
@@ -265,38 +268,44 @@ class TrainingClock(TrainerCallback, ExportableState):
         before lmjepa recorded them: its earlier seconds are unknown, and logged as such)."""
         if checkpoint is None:
             return cls()
-        seconds = cls._entry(json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text()))
-        if seconds is None:
-            log.warning("%s records no training seconds: train_seconds counts this process only", checkpoint)
-            return cls()
-        return cls(seconds)
+        state = json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text())
+        seconds, cpu = cls._entry(state), cls._entry(state, "cpu_seconds_before")
+        if seconds is None or cpu is None:
+            log.warning("%s records no training %sseconds: train_%sseconds counts this process only", checkpoint,
+                        *(("", "") if seconds is None else ("CPU ", "cpu_")))
+        return cls(seconds or 0.0, cpu or 0.0)
 
     @classmethod
     def recorded(cls, state: dict | None) -> float:
-        """The training seconds a checkpoint's parsed ``trainer_state.json`` records (0.0 for None or a state
-        written before the clock existed)."""
+        """The training (wall) seconds a checkpoint's parsed ``trainer_state.json`` records (0.0 for None or a
+        state written before the clock existed)."""
         seconds = cls._entry(state)
         return 0.0 if seconds is None else seconds
 
     @classmethod
-    def _entry(cls, state: dict | None) -> float | None:
-        """``seconds_before`` from this clock's ``stateful_callbacks`` entry of a parsed trainer state, or None."""
+    def _entry(cls, state: dict | None, key: str = "seconds_before") -> float | None:
+        """``key`` from this clock's ``stateful_callbacks`` entry of a parsed trainer state, or None."""
         saved = ((state or {}).get("stateful_callbacks") or {}).get(cls.__name__)
         try:
-            return float(saved["args"]["seconds_before"])
+            return float(saved["args"][key])
         except (KeyError, TypeError, ValueError):
             return None
 
     def start(self) -> None:
         """Start this process's part: call it right before ``Trainer.train``."""
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def seconds(self) -> float:
-        """Seconds trained so far: the earlier processes' and this one's since ``start()``."""
+        """Wall seconds trained so far: the earlier processes' and this one's since ``start()``."""
         return self.seconds_before + time.perf_counter() - self.started
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (all threads, user + system) trained so far: the earlier processes' and this one's."""
+        return self.cpu_seconds_before + time.process_time() - self.cpu_started
+
     def state(self) -> dict:
-        return {"args": {"seconds_before": round(self.seconds(), 3)}, "attributes": {}}
+        seconds = {"seconds_before": round(self.seconds(), 3), "cpu_seconds_before": round(self.cpu_seconds(), 3)}
+        return {"args": seconds, "attributes": {}}
 
     def on_train_begin(self, args, state, control, **kwargs):
         # A checkpoint written before the clock existed has no entry, and the Trainer's save expects one.
