@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..analysis.cost import render_cost
 from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
 from ..analysis.factorial import Design, analyse, load, plot, render
 from ..analysis.predictions import check_names, load_predictions, section
@@ -23,7 +24,8 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
     ``baseline`` on ``metrics``; with ``task``, also the generalisation gap on those extra tasks. Writes
     report.md, stats.json and deltas.png into ``out`` (default: ``compare/`` beside the first store) and returns
     the report's path. With ``predictions`` (a YAML file, ``analysis.predictions.load_predictions``) the report
-    also checks each pre-registered prediction against the records, over the seeds its cells share.
+    also checks each pre-registered prediction against the records, over the seeds its cells share. The report
+    ends with what each cell cost to run (``analysis.cost``).
     Raises ConfigError / DataError on bad input (``stats.compare``, ``load_predictions``, ``check_names``)."""
     claims = load_predictions(predictions) if predictions else []
     rows = load_stores(results, cells)
@@ -36,6 +38,7 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
         seeds = sorted(set().union(*(set(by_seed) for by_seed in runs.values())))
         note = provenance(predictions, rows, split_store(results[0])[1])
         extra = section(claims, runs, seeds, str(predictions), note)
+    extra += render_cost(rows, baseline)
     return write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows, extra)
 
 
