@@ -47,6 +47,8 @@ def test_a_measure_no_row_records_has_no_column_and_no_record_means_no_section()
     lines = render_cost(old, "ntp")
     assert lines[-4] == "| cell | runs | training, wall | whole run, wall |"
     assert render_cost([{"cell": "ntp", "seed": 1, "metrics": {"exact_match": 1.0}}], "ntp") == []
+    titled = render_cost(ROWS, "ntp", "What it cost", "Two runs were paused.")
+    assert titled[1] == "## What it cost" and titled[3].endswith("made the runs. Two runs were paused.")
 
 
 def test_a_two_stage_store_is_costed_per_stage_against_the_same_stage():

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import yaml
 
+from lmjepa.analysis.cost import render_cost
 from lmjepa.analysis.endings import ending_shares, plot_endings, render_endings
 from lmjepa.analysis.factorial import (Design, Reference, analyse, answer, discussion, load, plot, progress, render,
                                         run_predictions)
@@ -60,6 +61,9 @@ EXPLORATORY = ("Added on 2026-12-07, at n = 3 of 8, after the interim results ha
                "it. Each generation is put in one class by how it ends relative to its target "
                "(`evaluation.diagnostics.ending`: stripped strings, substring rule), in percent of a run's rows; "
                "the last two columns are seed-paired differences with 95 % t-intervals, uncorrected.")
+COST = ("Added on 2026-12-07, at n = 5 of 8; every run of the store counts, complete seed block or not. Some "
+        "runs were paused or shared the cores for minutes (listed in the README), which moves those runs' wall "
+        "times; CPU seconds, which a pause does not move, are recorded from `llm-jepa` seed 11 on.")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
@@ -102,6 +106,7 @@ def generated(folder: Path = HERE / "runs") -> Made:
         sections += ["", "## Exploratory, not pre-registered: how the generations end", "", EXPLORATORY, ""]
         sections += render_endings(DESIGN, shares, result["seeds"])
         sections += ["", "![How the generations end, per cell](endings.png)"]
+    sections += render_cost(rows, DESIGN.base_a, "Exploratory, not pre-registered: what each cell cost", COST)
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return Made(report, answer(DESIGN, result) + fifth_line(fifth), result, shares)

@@ -54,19 +54,19 @@ def _duration(seconds: float) -> str:
         f"{seconds:.1f} s"
 
 
-def render_cost(rows: list[dict], baseline: str) -> list[str]:
-    """The report's "Cost" section as Markdown lines: per cell and measure, the median (s, min or h) and its
-    ratio to ``baseline``'s median (of the same stage in a two-stage store; "–" where a cell has no record of
-    it). A measure no row records has no column; no section (``[]``) when no row records any."""
+def render_cost(rows: list[dict], baseline: str, title: str = "Cost", note: str = "") -> list[str]:
+    """The report's ``title`` section as Markdown lines (``note`` ends its opening paragraph): per cell and
+    measure, the median (s, min or h) and its ratio to ``baseline``'s median (of the same stage in a two-stage
+    store; "–" where a cell has no record of it). A measure no row records has no column; no section (``[]``) when no row records any."""
     cells = cost_by_cell(rows)
     measures = [(key, name) for key, name in MEASURES if any(entry[key] for entry in cells.values())]
     if not measures:
         return []
-    lines = ["", "## Cost", "",
+    lines = ["", f"## {title}", "",
              f"Median seconds per run, each with its ratio to `{baseline}` (`analysis.cost`): training on the wall "
              "clock and in CPU seconds (summed over every process that trained the run; CPU seconds are not "
              "moved by a pause), and the whole run as the sweep timed it. They are as recorded on the machines "
-             "that made the runs.", "",
+             "that made the runs." + (f" {note}" if note else ""), "",
              "| cell | runs | " + " | ".join(name for _, name in measures) + " |",
              "|---|---|" + "---|" * len(measures)]
     for label, entry in cells.items():
