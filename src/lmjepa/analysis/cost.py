@@ -12,8 +12,8 @@ row's own record (seconds):
 
 Each is shown with its ratio to the baseline cell's median. A row lacking a measure is left out of that
 column, and the table says how many runs each median has when that differs from the cell's runs; a measure
-no row records has no column. A
-two-stage store's rows are listed per stage, ``"<cell> (pretrain)"``.
+no row records has no column. A two-stage store's rows are listed per stage, ``"<cell> (pretrain)"``, each
+against the baseline's run of the same stage.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def _seconds(row: dict, key: str) -> float | None:
 
 
 def cost_by_cell(rows: list[dict]) -> dict[str, dict]:
-    """label → ``{"runs": n, "stage": str | None, measure: [seconds, ...]}`` for each of ``MEASURES`` (the rows that record it), in
-    the rows' order of first appearance. ``rows``: store rows (``cell``, ``metrics``; optional ``stage``,
-    ``wall_seconds``)."""
+    """label → ``{"runs": n, "stage": str | None, measure: [seconds, ...]}`` for each of ``MEASURES`` (the
+    rows that record it), in the rows' order of first appearance. ``rows``: store rows (``cell``, ``metrics``;
+    optional ``stage``, ``wall_seconds``)."""
     cells: dict[str, dict] = {}
     for row in rows:
         entry = cells.setdefault(_label(row), {"runs": 0, "stage": row.get("stage"),
@@ -50,8 +50,9 @@ def cost_by_cell(rows: list[dict]) -> dict[str, dict]:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.2f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min" if seconds >= 90 else \
-        f"{seconds:.1f} s"
+    if seconds >= 5400:
+        return f"{seconds / 3600:.2f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.1f} s"
 
 
 def render_cost(rows: list[dict], baseline: str, title: str = "Cost", note: str = "") -> list[str]:
