@@ -133,12 +133,14 @@ def test_nan_stops_keeps_checkpoint_and_rerun_resumes(tmp_path, tiny_model_dir, 
         train_and_evaluate(config.with_overrides({"jepa.lbd": 0.5}))
 
 
-def test_training_clock_from_a_checkpoint_without_its_entry(tmp_path):
+def test_training_clock_from_a_checkpoint_without_its_entry(tmp_path, caplog):
     # a checkpoint written before lmjepa recorded its seconds: the clock starts at 0 and adds its entry,
     # which the Trainer's next save updates (it would raise KeyError without one)
     TrainerState(stateful_callbacks={"TrainerControl": {"args": {}, "attributes": {}}}).save_to_json(
         str(tmp_path / "trainer_state.json"))
-    clock = run_folder.TrainingClock.resumed(tmp_path)
+    with caplog.at_level("WARNING", logger="lmjepa"):
+        clock = run_folder.TrainingClock.resumed(tmp_path)
+    assert "records no training seconds: train_seconds and train_cpu_seconds count this process only" in caplog.text
     assert clock.seconds_before == 0.0 and run_folder.TrainingClock.resumed(None).seconds_before == 0.0
     state = TrainerState.load_from_json(str(tmp_path / "trainer_state.json"))
     clock.on_train_begin(None, state, None)

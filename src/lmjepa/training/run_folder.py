@@ -270,9 +270,11 @@ class TrainingClock(TrainerCallback, ExportableState):
             return cls()
         state = json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text())
         seconds, cpu = cls._entry(state), cls._entry(state, "cpu_seconds_before")
-        if seconds is None or cpu is None:
-            log.warning("%s records no training %sseconds: train_%sseconds counts this process only", checkpoint,
-                        *(("", "") if seconds is None else ("CPU ", "cpu_")))
+        if seconds is None:
+            log.warning("%s records no training seconds: train_seconds and train_cpu_seconds count this process "
+                        "only", checkpoint)
+        elif cpu is None:
+            log.warning("%s records no training CPU seconds: train_cpu_seconds counts this process only", checkpoint)
         return cls(seconds or 0.0, cpu or 0.0)
 
     @classmethod
