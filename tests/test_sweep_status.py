@@ -82,7 +82,7 @@ def test_a_cell_without_finished_runs_borrows_from_the_cells_nearest_in_config(t
     assert cells["llm-jepa-lr"]["median_wall"] == 300.0 and cells["llm-jepa-lr"]["seconds_left"] == 600.0
     assert cells["llm-jepa-lr"]["estimated_from"] == "1 run of `llm-jepa` (nearest config: 1 setting differs)"
     assert cells["ntp-lr"]["median_wall"] == statistics.median([100.0, 120.0])
-    # a tie pools the tied cells' runs: one setting each from ntp (λ) and llm-jepa (the learning rate)
+    # llm-jepa, with no run now, ties: one setting from ntp (λ) and one from llm-jepa-lr (the learning rate)
     rows.append(_row("llm-jepa-lr", 1, by["llm-jepa-lr", 1], 500.0))
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [rows[0], rows[1], rows[3]]))
     jepa = sweep_status(spec)["cells"]["llm-jepa"]

@@ -69,7 +69,8 @@ LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispu
 
 class Made(NamedTuple):
     """What ``generated`` makes: the report text, the answer's lines, the analysis and the ending shares
-    (``analysis.endings.ending_shares``); all but ``lines`` are None before 2 complete seed blocks."""
+    (``analysis.endings.ending_shares``, None when no run has its predictions); all but ``lines`` are None
+    before 2 complete seed blocks."""
     report: str | None
     lines: list[str]
     result: dict | None
@@ -86,7 +87,7 @@ def generated(folder: Path = HERE / "runs") -> Made:
         result = None
     if result is None:
         return Made(None, ["No result yet: fewer than 2 complete seed blocks of the pre-registered 2 × 2 are in "
-                      "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None, None)
+                           "(`docs/results/dispute-nlrx/runs/results.jsonl`)."], None, None)
     by_cell, rows = load(store)
     runs = run_predictions(DESIGN, folder, rows, result["seeds"])
     interim = len(result["seeds"]) < DESIGN.planned_seeds
