@@ -62,7 +62,8 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     ``predictions.jsonl`` (``<store folder>/<cell>/seed-<seed>-<hash>/``). Writes report.md and interaction.png
     into ``out`` (default: ``interaction/`` beside the store) and returns the report's path. With
     ``predictions`` (a YAML file, ``analysis.predictions.load_predictions``), the report also checks each
-    pre-registered prediction against the records, over the complete seed blocks.
+    pre-registered prediction against the records, over the complete seed blocks. It ends with what each cell
+    of the store cost to run, against base A (``analysis.cost``).
 
     Raises ConfigError if a cell (of the four, or named by a prediction) is not in the store, if the predictions
     file is malformed, or if fewer than 2 seeds have all four cells."""
@@ -89,6 +90,7 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     if claims:  # over the complete blocks of the four cells, as every statistic of the 2 × 2
         note = provenance(predictions, rows, store)
         text += "\n".join(section(claims, runs, result["seeds"], str(predictions), note)) + "\n"
+    text += "".join(f"{line}\n" for line in render_cost(rows, cells[0]))
     atomic_write_text(report, text)
     plot(design, result, folder / "interaction.png")
     return report
