@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("runs", nargs="+")
     table.add_argument("--out")
     table.set_defaults(func=cmd_table)
-    comp = sub.add_parser("compare", help="seed-paired statistics vs a baseline cell, family-wise corrected")
+    comp = sub.add_parser("compare", help="seed-paired statistics vs a baseline cell, family-wise corrected, and "
+                          "what each cell cost to run")
     comp.add_argument("results", nargs="*", help="results JSONL (one run per line: cell, seed, metrics); several "
                       "as LABEL=PATH: cells become LABEL/cell, paired by seed across the stores")
     comp.add_argument("--cells", help="compare only these cells (comma-separated; the baseline among them)")
