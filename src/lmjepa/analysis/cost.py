@@ -7,7 +7,7 @@ row's own record (seconds):
 
 * ``train_seconds``: training, wall clock, summed over every process that trained the run (``TrainingClock``);
 * ``train_cpu_seconds``: training, CPU (user + system, every thread), which a paused process does not accrue
-  and another job on the same cores barely moves (rows from lmjepa 141d395 on);
+  (sharing the cores with another job can still raise it); rows from lmjepa 141d395 on;
 * ``wall_seconds``: the whole run as the sweep timed it (loading, training, evaluation).
 
 Each is shown with its ratio to the baseline cell's median. A row lacking a measure is left out of that

@@ -250,8 +250,8 @@ class TrainingClock(TrainerCallback, ExportableState):
     """Training seconds over every process that trained a run, so a resumed run reports its whole cost.
 
     Two clocks: wall seconds (``time.perf_counter``) and CPU seconds (``time.process_time``: user + system time
-    of every thread of the process, which a paused process does not accrue and cores shared with another job
-    barely move). Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, both up to
+    of every thread of the process, which a paused process does not accrue; cores shared with another job can
+    still raise it, e.g. through threads that spin while they wait). Each checkpoint's ``trainer_state.json`` records, under ``stateful_callbacks``, both up to
     it (``seconds_before`` / ``cpu_seconds_before`` of the earlier processes plus this one's since
     ``start()``); ``resumed(checkpoint)`` reads them back. Work a killed process did after its last
     checkpoint is not counted: it was redone. Both are in seconds (float); 0.0 for a run that starts afresh.
