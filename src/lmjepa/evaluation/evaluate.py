@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..data.jsonl import Example
 from ..io import atomic_write_jsonl
+from ..training.run_folder import PARTIAL_GENERATIONS
 from . import regex
 from .metrics import normalize_label
 from .tasks import METRICS, Task
@@ -158,8 +159,13 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
 
             predictions, stopped = generate_vllm(str(model_dir), tokenizer, examples, budget)
         else:
-            predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size, with_stops=True)
-    generate_s = time.perf_counter() - start
+            from .generate import GenerationLog
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, budget)
+            predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size,
+                                            with_stops=True, log=log)
+    generate_s = time.perf_counter() - start + (log.reused_seconds if log else 0.0)
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
                           sql_timeout_s=eval_config.sql_timeout_s, stopped=None if task.choices else stopped,
                           count_tokens=token_counter(tokenizer))
@@ -169,8 +175,12 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
         if model is not None and all(example.code for example in examples):
             metrics.update(_end_of_turn(model, tokenizer, examples, rows, eval_config.batch_size))
     metrics["generate_seconds"] = round(generate_s, 1)
-    metrics["eval_seconds"] = round(time.perf_counter() - start, 1)
+    if log is not None and log.reused_batches:
+        metrics["generation_batches_reused"] = log.reused_batches
+    metrics["eval_seconds"] = round(time.perf_counter() - start + (log.reused_seconds if log else 0.0), 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+    if log is not None:
+        log.path.unlink(missing_ok=True)
     return metrics
 
 

@@ -6,10 +6,13 @@ A run folder holds::
     run.log         data counts, the training log (one line per logging step), timings, errors
     checkpoint-N/   Trainer checkpoints while training: a killed run resumes from the last
     model/          the final model
+    generations.partial.jsonl   the batches an unfinished evaluation has generated (removed once
+                    predictions.jsonl is written): a killed evaluation resumes at its batch
     metrics.json    written atomically, last: its presence means the run is complete
 
 Rules: a folder holding another config is refused (``RunFolderError``) unless ``force``; ``force``
-removes the stale results — ``metrics.json``, ``predictions.jsonl``, ``model/``, every checkpoint —
+removes the stale results — ``metrics.json``, ``predictions.jsonl``, the partial generations, ``model/``,
+every checkpoint —
 so a forced run never resumes a checkpoint of another config; a finished run is returned as is.
 """
 
@@ -38,7 +41,8 @@ log = logging.getLogger("lmjepa")
 training_log = logging.getLogger("lmjepa.training_log")  # run.log only: the console has the Trainer's own lines
 training_log.propagate = False
 training_log.setLevel(logging.INFO)
-STALE = ("metrics.json", "predictions.jsonl", "model")
+PARTIAL_GENERATIONS = "generations.partial.jsonl"  # evaluation.generate.GenerationLog's file in a run folder
+STALE = ("metrics.json", "predictions.jsonl", PARTIAL_GENERATIONS, "model")
 
 
 def is_main_process() -> bool:
