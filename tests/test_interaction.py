@@ -198,8 +198,19 @@ def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned
                                                                             "ci_low": -1.0}}}
         assert design.verdict(weak) == "positive side reproduced, not shown to be carried by termination"
         assert discussion(design, weak, (), "tiny")[2].endswith("it is not shown to be carried by termination.")
+    if opening.startswith("Inconclusive"):
+        assert ("cannot tell a null from" in lines[2]) == (effect["ci_low"] <= 0) != ("cannot tell a small gain" in lines[2])
     if opening.startswith("The positive side is absent"):
         assert f"ends at {effect['ci_high']:+.1f} pp" in lines[2]
+        assert ("This agrees with a null." in lines[2]) == (effect["ci_low"] <= 0) != ("A smaller gain" in lines[2])
+        # a small gain above zero without a significant interaction is still "absent" (the pre-registered rule),
+        # and the paragraph must not call it a null
+        small = {"mean": 1.3, "ci_low": 0.3, "ci_high": 2.3, "p": 0.02, "sd": 1.2}
+        above = {**result, "effect_b": {**result["effect_b"], **small}, "interaction": {**result["interaction"],
+                                                                                         "p": 0.4}}
+        assert design.verdict(above) == "absent"
+        text = discussion(design, above, (), "tiny")[2]
+        assert "A smaller gain remains" in text and "null" not in text and "does not show that" in text
 
 
 def test_compare_interaction_writes_the_2x2_report_of_anyfactorial_store(tmp_path, capsys):

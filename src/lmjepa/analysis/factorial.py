@@ -230,15 +230,19 @@ def discussion(design: Design, result: dict, references: tuple[Reference, ...], 
                      f"({cond_a}: {format_interval(a)}). Split: {parts}; "
                      + ("termination carries it." if verdict.endswith(", carried by termination") else
                         "it is not shown to be carried by termination."))
-    elif verdict == "absent":
+    elif verdict == "absent":  # the size reported is absent; a small gain may still lie above zero
+        smaller = (f"A smaller gain remains: the interval lies above zero, so {treated} helps a little under {cond_b} "
+                   f"conditions, but the interaction ({format_interval(result['interaction'])}) does not show that "
+                   "this depends on them. " if b["ci_low"] > 0 else "This agrees with a null. ")
         lines.append(f"The positive side is absent at this scale: under {cond_b} conditions the interval ends at "
-                     f"{b['ci_high']:+.1f} pp, below the pre-registered +{design.absent_below:g} pp. This agrees with "
-                     f"a null and does not reproduce gains of the size reported above in this setting; it does not "
-                     f"test a larger model, whose stopping may survive the {cond_b} conditions ({parts}).")
+                     f"{b['ci_high']:+.1f} pp, below the pre-registered +{design.absent_below:g} pp, so gains of the "
+                     f"size reported above do not appear in this setting. {smaller}This does not test a larger "
+                     f"model, whose stopping may survive the {cond_b} conditions ({parts}).")
     else:
         lines.append(f"Inconclusive at n = {n}: under {cond_b} conditions the interval "
                      f"[{b['ci_low']:+.1f}, {b['ci_high']:+.1f}] neither excludes zero with the interaction nor ends "
-                     f"below +{design.absent_below:g} pp, so it cannot tell a null from a gain of the size reported "
+                     f"below +{design.absent_below:g} pp, so it cannot tell "
+                     f"{'a null' if b['ci_low'] <= 0 else 'a small gain'} from a gain of the size reported "
                      f"above ({parts}).")
     return lines
 
