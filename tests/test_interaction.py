@@ -180,7 +180,7 @@ def test_progress_line_counts_blocks_partial_seeds_and_extra_cells():
     (8, (0.3, 0.35), 40, "Inconclusive at n = 8"),
 ])
 def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned, official, n_rows, opening):
-    from lmjepa.analysis.factorial import Design, Reference, analyse, discussion
+    from lmjepa.analysis.factorial import Design, Reference, analyse, answer, discussion
 
     factorial_store(tmp_path, seeds=range(1, 9), official=official, n_rows=n_rows)
     design = Design("ntp", "llm-jepa", "ntp-official", "llm-jepa-official", planned_seeds=planned)
@@ -209,6 +209,8 @@ def test_discussion_follows_the_verdict_and_states_the_records(tmp_path, planned
         above = {**result, "effect_b": {**result["effect_b"], **small}, "interaction": {**result["interaction"],
                                                                                          "p": 0.4}}
         assert design.verdict(above) == "absent"
+        assert answer(design, above)[0].startswith("**absent (a gain of +5 pp or more is excluded under official "
+                                                   "conditions).** LLM-JEPA − NTP on exact match, 8 seeds")
         text = discussion(design, above, (), "tiny")[2]
         assert "A smaller gain remains" in text and "null" not in text and "does not show that" in text
 

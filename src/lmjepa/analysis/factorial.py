@@ -163,7 +163,11 @@ def answer(design: Design, result: dict) -> list[str]:
     a, b, inter = result["effect_a"], result["effect_b"], result["interaction"]
     n = len(result["seeds"])
     effect = f"{design.objectives[1]} − {design.objectives[0]} on exact match, {n} seeds"
-    lines = [(f"**{design.verdict(result)}.** {effect}" if design.verdicts else f"**{effect}**")
+    verdict = design.verdict(result)
+    if verdict == "absent":  # what the pre-registered word means, beside an interval that may lie above zero
+        verdict += (f" (a gain of +{design.absent_below:g} pp or more is excluded under {design.conditions[1]} "
+                    "conditions)")
+    lines = [(f"**{verdict}.** {effect}" if design.verdicts else f"**{effect}**")
              + " (mean, 95 % t-interval, two-sided p):",
              f"under {design.conditions[1]} conditions {format_interval(b)}; under {design.conditions[0]} conditions "
              f"{format_interval(a)}; interaction {format_interval(inter)}."]
