@@ -96,3 +96,42 @@ def test_evaluate_examples_resumes_its_generation_and_removes_the_log_when_done(
     timings = ("generate_seconds", "eval_seconds", "generation_batches_reused")
     assert {k: v for k, v in metrics.items() if k not in timings} == {k: v for k, v in whole.items() if k not in timings}
     assert metrics["generate_seconds"] >= round(first, 1)  # the reused batch's seconds are counted
+
+
+def test_a_run_killed_in_its_evaluation_resumes_it_from_the_generated_batches(tmp_path, tiny_model_dir, data_dir,
+                                                                              monkeypatch):
+    """Through the whole pipeline: the resumed process reloads the weights from the last checkpoint, and the
+    batches generated before the kill are still reused (the weights' hash agrees), with the same predictions."""
+    import yaml
+    from transformers import LlamaForCausalLM
+
+    from lmjepa.pipeline.run import train_and_evaluate
+    from lmjepa.training.config import load_run_config
+
+    def config(out):
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "tiny", "output_dir": str(tmp_path / out), "model": {"name": str(tiny_model_dir)},
+            "task": "nlrx-synth", "data": {"data_dir": str(data_dir), "max_train_examples": 16, "max_eval_examples": 6},
+            "train": {"batch_size": 4, "learning_rate": 1e-3, "save_steps": 2, "extra": {"disable_tqdm": True}},
+            "eval": {"max_new_tokens": 6, "batch_size": 2}}))
+        return load_run_config(path)
+
+    whole = train_and_evaluate(config("whole"))
+    calls, original = [], LlamaForCausalLM.generate
+
+    def dies_in_the_third_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "generate", dies_in_the_third_batch)
+    with pytest.raises(Killed):
+        train_and_evaluate(config("killed"))
+    out = tmp_path / "killed"
+    assert len((out / PARTIAL_GENERATIONS).read_text().splitlines()) == 2
+    resumed = train_and_evaluate(config("killed"))
+    assert len(calls) == 3 + 1 and resumed["generation_batches_reused"] == 2  # only the third batch again
+    assert (out / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
+    assert resumed["exact_match"] == whole["exact_match"] and not (out / PARTIAL_GENERATIONS).exists()
