@@ -62,6 +62,12 @@ def test_status_counts_runs_and_estimates_the_time_left_from_the_rows(tmp_path, 
     assert main(["sweep", spec, "--status", "--restore", str(out / "results.jsonl")]) == 2
     assert "--status only reads the store" in capsys.readouterr().err
 
+    # training done (model/ saved), evaluation under way: two generation batches finished
+    (folder / "model").mkdir()
+    assert sweep_status(spec)["cells"]["llm-jepa"]["evaluating"] == {2: 0}
+    (folder / "generations.partial.jsonl").write_text('{"key": 1}\n{"key": 2}\n')
+    assert "| llm-jepa | 0 | seed 2: 25/100, evaluating (2 batches generated) | 1 |" in render_status(sweep_status(spec))
+
 
 def test_a_cell_without_finished_runs_borrows_from_the_cells_nearest_in_config(tmp_path, tiny_model_dir, data_dir):
     import yaml

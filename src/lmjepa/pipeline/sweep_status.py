@@ -12,6 +12,9 @@ on the machine that made them:
   (``metrics.train_seconds``; where rows lack it, median ``wall_seconds`` × s / N);
 * the total is divided by the sweep's concurrency.
 
+A run in flight whose training is done (its ``model/`` saved) is shown as evaluating, with the number of
+generation batches its ``generations.partial.jsonl`` holds (``evaluation.generate.GenerationLog``).
+
 Nothing is locked, renamed or written: a checkpoint is read only for its ``trainer_state.json``.
 """
 
@@ -29,6 +32,16 @@ def checkpoint_progress(folder: str | Path) -> tuple[int, int] | None:
     (``run_folder.checkpoint_state``, read-only), or None."""
     state = run_folder.checkpoint_state(folder)
     return None if state is None else (int(state["global_step"]), int(state.get("max_steps") or 0))
+
+
+def generated_batches(folder: str | Path) -> int | None:
+    """The generation batches an evaluation in ``folder`` has finished (lines of its partial generations file),
+    or None when its training is not done (no ``model/``). Read-only."""
+    folder = Path(folder)
+    if not (folder / "model").is_dir():
+        return None
+    partial = folder / run_folder.PARTIAL_GENERATIONS
+    return len(partial.read_text().splitlines()) if partial.is_file() else 0
 
 
 def _median(values: list[float]) -> float | None:
@@ -69,7 +82,8 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
     "median_wall", "estimated_from", "seconds_left"}}, "seconds_left", "runs_left"}``.
 
     A two-stage spec's cells are listed per stage, ``"<cell> (pretrain)"`` and ``"<cell> (finetune)"``.
-    ``done`` and ``to_run`` are seed lists; ``in_flight`` is ``[(seed, step, max_steps)]``; times are in
+    ``done`` and ``to_run`` are seed lists; ``in_flight`` is ``[(seed, step, max_steps)]``; ``evaluating`` maps
+    the seeds in flight whose training is done to their generated batches so far; times are in
     seconds, None where no finished run gives an estimate; ``concurrency`` (default: the spec's) divides the
     total. Raises ConfigError as ``sweep.plan``; DataError
     naming ``store:line`` for a malformed store row."""
@@ -84,7 +98,7 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
     for runs in phases:
         for cell, seed, config, extra in runs:
             label = f"{cell} ({extra['stage']})" if extra.get("stage") else cell  # two-stage: per stage
-            entry = cells.setdefault(label, {"done": [], "in_flight": [], "to_run": []})
+            entry = cells.setdefault(label, {"done": [], "in_flight": [], "to_run": [], "evaluating": {}})
             configs.setdefault(label, settings(config))
             row = done.get((cell, seed, config_hash(config)))
             if row is not None:
@@ -96,6 +110,8 @@ def sweep_status(spec_path: str | Path, output_dir: str | None = None, concurren
                         trains.setdefault(label, []).append(float(train))
             elif (progress := checkpoint_progress(config.output_dir)) is not None:
                 entry["in_flight"].append((seed, *progress))
+                if (batches := generated_batches(config.output_dir)) is not None:
+                    entry["evaluating"][seed] = batches
             else:
                 entry["to_run"].append(seed)
     total, complete = 0.0, True
@@ -143,7 +159,9 @@ def render_status(status: dict) -> str:
              "| cell | finished | in flight (step of N) | to run | median wall per run | time left | estimated from |",
              "|---|---|---|---|---|---|---|"]
     for cell, e in status["cells"].items():
-        flight = ", ".join(f"seed {s}: {step}/{steps}" for s, step, steps in e["in_flight"]) or "–"
+        flight = ", ".join(f"seed {s}: {step}/{steps}" + (f", evaluating ({e['evaluating'][s]} batches generated)"
+                                                          if s in e["evaluating"] else "")
+                           for s, step, steps in e["in_flight"]) or "–"
         wall = _hours(e["median_wall"]) if e["median_wall"] is not None else "–"
         lines.append(f"| {cell} | {len(e['done'])} | {flight} | {len(e['to_run'])} | {wall} | "
                      f"{_hours(e['seconds_left'])} | {e['estimated_from']} |")
