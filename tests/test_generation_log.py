@@ -54,6 +54,11 @@ def test_a_killed_generation_resumes_at_its_batch_with_the_outputs_of_an_uninter
     assert resumed == whole
     assert (log.reused_batches, len(calls), sum(calls)) == (2, 2, 3)  # batches of 2 + 1 rows generated again
     assert log.reused_seconds > 0
+    # the torn tail was cut, so the batches appended after it are whole: a second resume reuses all four
+    assert [json.loads(line) for line in path.read_text().splitlines()] and len(path.read_text().splitlines()) == 4
+    again = GenerationLog(path, model, tokenizer, STEPS)
+    assert generate(model, tokenizer, EXAMPLES, STEPS, batch_size=2, progress=False, with_stops=True, log=again) == whole
+    assert again.reused_batches == 4
 
 
 def test_other_weights_another_budget_or_other_rows_reuse_nothing(tokenizer, tmp_path):

@@ -56,12 +56,15 @@ class GenerationLog:
                                  tokenizer.pad_token_id])
         self._done: dict[str, dict] = {}
         if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            text = self.path.read_text()
+            for line in text.splitlines():
                 try:
                     entry = json.loads(line)
                     self._done[entry["key"]] = entry
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a torn line
+            if text and not text.endswith("\n"):  # cut a torn tail, or the next line appended would join it
+                os.truncate(self.path, len(text[: text.rfind("\n") + 1].encode()))
         self.reused_batches = 0
         self.reused_seconds = 0.0
 
