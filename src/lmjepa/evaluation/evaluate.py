@@ -172,7 +172,8 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
             log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, budget)
             predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size,
                                             with_stops=True, log=log)
-    generate_s = time.perf_counter() - start + (log.reused_seconds if log else 0.0)
+    reused_s = log.reused_seconds if log else 0.0  # what the batches reused from a killed evaluation took
+    generate_s = time.perf_counter() - start + reused_s
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,
                           sql_timeout_s=eval_config.sql_timeout_s, stopped=None if task.choices else stopped,
                           count_tokens=token_counter(tokenizer))
@@ -184,7 +185,7 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     metrics["generate_seconds"] = round(generate_s, 1)
     if log is not None and log.reused_batches:
         metrics["generation_batches_reused"] = log.reused_batches
-    metrics["eval_seconds"] = round(time.perf_counter() - start + (log.reused_seconds if log else 0.0), 1)
+    metrics["eval_seconds"] = round(time.perf_counter() - start + reused_s, 1)
     atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
     if log is not None:
         log.path.unlink(missing_ok=True)
