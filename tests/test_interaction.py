@@ -234,8 +234,10 @@ def test_compare_interaction_writes_the_2x2_report_of_anyfactorial_store(tmp_pat
     assert "under theirs conditions" in report and "interim" not in report
     assert (tmp_path / "out" / "interaction.png").stat().st_size > 1000
     assert "written:" in capsys.readouterr().out
-    # rows that record their wall time: the report ends with what each cell cost, against base A
+    # rows that record their wall time: the report ends with what each cell cost, against base A, then what made
+    # the records
     from lmjepa.analysis.cost import render_cost
+    from lmjepa.analysis.origin import render_origin
 
     assert "## Cost" not in report
     timed = [{**row, "wall_seconds": 60.0 * (1 + index % 4)} for index, row in enumerate(rows)]
@@ -243,7 +245,7 @@ def test_compare_interaction_writes_the_2x2_report_of_anyfactorial_store(tmp_pat
     assert main(["compare", str(tmp_path / "results.jsonl"), "--interaction", *cells, "--out", str(tmp_path / "t")]) == 0
     cost = render_cost(timed, "ntp")
     assert "| `llm-jepa` | 3 | 2.0 min (×2.00) |" in cost  # seed-major rows: ntp 1 min, llm-jepa 2 min
-    assert (tmp_path / "t" / "report.md").read_text().endswith("\n".join(cost) + "\n")
+    assert (tmp_path / "t" / "report.md").read_text().endswith("\n".join(cost + render_origin(timed)) + "\n")
 
 
 @pytest.mark.parametrize("store_rows, cells, message", [

@@ -56,3 +56,19 @@ def test_the_dispute_was_pre_registered_before_its_first_result():
     registered = first_commit(RESULTS / "dispute-nlrx" / "PREREGISTRATION.md")
     first_rows = first_commit(RESULTS / "dispute-nlrx" / "runs" / "results.jsonl")
     assert registered is not None and first_rows is not None and registered[1] < first_rows[1]
+
+
+def test_the_dispute_report_says_whether_each_simple_effect_compares_runs_of_one_machine():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    intel, amd = {"cpu": "Intel"}, {"cpu": "AMD"}
+    made = {("ntp", 1): intel, ("llm-jepa", 1): intel, ("ntp-official", 1): amd, ("llm-jepa-official", 1): intel,
+            ("ntp", 2): None, ("llm-jepa", 2): amd, ("ntp-official", 2): amd, ("llm-jepa-official", 2): amd,
+            ("ntp", 3): amd}  # seed 3's LLM-JEPA run is not in yet: no pair
+    rows = [{"cell": c, "seed": s, "metrics": {"environment": e} if e else {}} for (c, s), e in made.items()]
+    assert report.same_machine(rows) == ("Of the 4 seed-paired LLM-JEPA − NTP comparisons (each under one set of "
+                                         "conditions), 2 compare runs made in the same environment, 1 in different "
+                                         "ones, and in 1 at least one run records none.")

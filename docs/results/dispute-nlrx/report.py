@@ -20,6 +20,7 @@ from lmjepa.analysis.cost import render_cost
 from lmjepa.analysis.endings import ending_shares, plot_endings, render_endings
 from lmjepa.analysis.factorial import (Design, Reference, analyse, answer, discussion, load, plot, progress, render,
                                         run_predictions)
+from lmjepa.analysis.origin import render_origin
 from lmjepa.analysis.predictions import RULE, Prediction, check, paired_effects, render_checks, render_paired_effects
 from lmjepa.stats.interaction import format_interval
 
@@ -64,6 +65,8 @@ EXPLORATORY = ("Added on 2026-12-07, at n = 3 of 8, after the interim results ha
 COST = ("Added on 2026-12-07, at n = 5 of 8; every run of the store counts, complete seed block or not. Some "
         "runs were paused or shared the cores for minutes (listed in the README), which moves those runs' wall "
         "times; CPU seconds, which a pause does not move, are recorded from `llm-jepa` seed 11 on.")
+ORIGIN = ("Added on 2026-12-07, at n = 7 of 8. What was checked across the commits (from bbe265e the refactored "
+          "code trains bit for bit as before on a reduced quickstart) is in the README.")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
@@ -108,9 +111,26 @@ def generated(folder: Path = HERE / "runs") -> Made:
         sections += render_endings(DESIGN, shares, result["seeds"])
         sections += ["", "![How the generations end, per cell](endings.png)"]
     sections += render_cost(rows, DESIGN.base_a, "Exploratory, not pre-registered: what each cell cost", COST)
+    sections += render_origin(rows, "What made the records", ORIGIN) + ["", same_machine(rows)]
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return Made(report, answer(DESIGN, result) + fifth_line(fifth), result, shares)
+
+
+def same_machine(rows: list[dict]) -> str:
+    """Whether each simple effect compares runs made on one machine: per seed, the LLM-JEPA run and its NTP run
+    under the same conditions, by the environment each row records (``analysis.origin``)."""
+    environment = {(r["cell"], r["seed"]): (r.get("metrics") or {}).get("environment") for r in rows}
+    counts = {"same": 0, "different": 0, "unknown": 0}
+    for base, treated in ((DESIGN.base_a, DESIGN.treated_a), (DESIGN.base_b, DESIGN.treated_b)):
+        for cell, seed in environment:
+            if cell != treated or (base, seed) not in environment:
+                continue
+            pair = environment[(base, seed)], environment[(treated, seed)]
+            counts["unknown" if None in pair else "same" if pair[0] == pair[1] else "different"] += 1
+    return (f"Of the {sum(counts.values())} seed-paired LLM-JEPA − NTP comparisons (each under one set of conditions), "
+            f"{counts['same']} compare runs made in the same environment, {counts['different']} in different ones, "
+            f"and in {counts['unknown']} at least one run records none.")
 
 
 def fifth_line(fifth: list[dict]) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..analysis.cost import render_cost
 from ..analysis.encoder_probes import majority_baselines, probe_runs, write_probe_report
 from ..analysis.factorial import Design, analyse, load, plot, render
+from ..analysis.origin import render_origin
 from ..analysis.predictions import check_names, load_predictions, section
 from ..errors import ConfigError
 from ..io import atomic_write_text
@@ -38,7 +39,7 @@ def compare_stores(results: list[str], baseline: str, metrics: list[str], cells:
         seeds = sorted(set().union(*(set(by_seed) for by_seed in runs.values())))
         note = provenance(predictions, rows, split_store(results[0])[1])
         extra = section(claims, runs, seeds, str(predictions), note)
-    extra += render_cost(rows, baseline)
+    extra += render_cost(rows, baseline) + render_origin(rows)
     return write_report(result, out or Path(split_store(results[0])[1]).parent / "compare", rows, extra)
 
 
@@ -90,7 +91,7 @@ def interaction_report(store: str | Path, cells: list[str], conditions: tuple[st
     if claims:  # over the complete blocks of the four cells, as every statistic of the 2 × 2
         note = provenance(predictions, rows, store)
         text += "\n".join(section(claims, runs, result["seeds"], str(predictions), note)) + "\n"
-    text += "".join(f"{line}\n" for line in render_cost(rows, cells[0]))
+    text += "".join(f"{line}\n" for line in render_cost(rows, cells[0]) + render_origin(rows))
     atomic_write_text(report, text)
     plot(design, result, folder / "interaction.png")
     return report
