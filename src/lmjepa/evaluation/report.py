@@ -11,8 +11,11 @@ from .tasks import METRICS
 
 
 def comparison_table(results: dict[str, dict]) -> str:
-    """Markdown table, one row per run: task, λ, k, the task's metric and exact match (in %), n, wall times."""
-    lines = ["| run | task | λ | k | metric | % | exact match % | details | n | train s | eval s |", "|" + "---|" * 11]
+    """Markdown table, one row per run: task, λ, k, the task's metric and exact match (in %), n, wall times (s),
+    and training CPU seconds (``train_cpu_seconds``: every thread, not moved by a pause) when any run records them."""
+    cpu = any("train_cpu_seconds" in m for m in results.values())
+    lines = ["| run | task | λ | k | metric | % | exact match % | details | n | train s | "
+             + ("train CPU s | " if cpu else "") + "eval s |", "|" + "---|" * (12 if cpu else 11)]
     for name, m in results.items():
         metric = m.get("metric", "regex")
         key = METRICS.get(metric, (f"{metric}_match",))[0]
@@ -40,7 +43,8 @@ def comparison_table(results: dict[str, dict]) -> str:
             f"{'' if value is None else f'{value:.2f}'} | "
             f"{'' if m.get('exact_match') is None else format(m['exact_match'], '.2f')} | {'; '.join(details)} | "
             f"{m.get('n', '')} | "
-            f"{m.get('train_seconds', '')} | {m.get('eval_seconds', '')} |"
+            f"{m.get('train_seconds', '')} | " + (f"{m.get('train_cpu_seconds', '')} | " if cpu else "")
+            + f"{m.get('eval_seconds', '')} |"
         )
     return "\n".join(lines) + "\n"
 
