@@ -31,6 +31,10 @@ def test_a_cell_mean_is_judged_on_its_mean_and_t_interval_over_the_given_seeds()
         "held by the mean")
     assert observe(Prediction("a ≥ 63", "a", low=63), by_cell, [1, 2, 3])["status"] == "not held"
     assert observe(Prediction("a ≥ 63", "a", low=63), by_cell, [1, 2, 3, 4])["value"] == pytest.approx(69.0)
+    # one seed has no interval: in range is "held by the mean", never "held"
+    one = observe(Prediction("a in 50–70", "a", low=50, high=70), by_cell, [1])
+    assert one["interval"] is None and one["status"] == "held by the mean (no interval: 1 seed)"
+    assert observe(Prediction("a ≥ 63", "a", low=63), by_cell, [1])["status"] == "not held"
 
 
 def test_a_paired_difference_and_open_bounds():

@@ -45,6 +45,18 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
                                 f"3 seeds), exact match moves {delta:+.1f} pp [")
     assert "so far: " in text and "| 3 | so far: not run" not in text
 
+    one = tmp_path / "one-fifth"  # the fifth cell's first seed: no interval yet, said so, never "[nan, nan]"
+    one.mkdir()
+    factorial_store(one, seeds=(1, 2, 3), extra={"ntp-official-eot": 0.5})
+    store = one / "results.jsonl"
+    store.write_text("".join(line + "\n" for line in store.read_text().splitlines()
+                             if '"ntp-official-eot"' not in line or '"seed": 1,' in line))
+    text, lines = report.generated(one)[:2]
+    assert "nan" not in text and "nan" not in lines[-1]
+    assert "(`ntp-official-eot`, 1 seed), exact match moves " in lines[-1] and "(no interval: 1 seed)" in lines[-1]
+    reaches = next(line for line in text.splitlines() if line.startswith("| `ntp-official-eot` (if run): reaches"))
+    assert reaches.endswith("| 1 | so far: held by the mean (no interval: 1 seed) |")  # its rate 0.5 > 0.3
+
 
 def test_the_dispute_was_pre_registered_before_its_first_result():
     from lmjepa.pipeline.provenance import first_commit

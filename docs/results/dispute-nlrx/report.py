@@ -138,8 +138,9 @@ def fifth_line(fifth: list[dict]) -> list[str]:
     if not fifth[0]["seeds"]:
         return []
     versus = " and ".join(f"{format_interval(e['exact_match'])} vs `{e['base']}`" for e in fifth if e["seeds"])
-    return [f"With the end-of-turn token trained under official conditions (`{FIFTH}`, {len(fifth[0]['seeds'])} "
-            f"seeds), exact match moves {versus}."]
+    n = len(fifth[0]["seeds"])
+    return [f"With the end-of-turn token trained under official conditions (`{FIFTH}`, {n} "
+            f"seed{'s' if n != 1 else ''}), exact match moves {versus}."]
 
 
 def progress_line() -> str:

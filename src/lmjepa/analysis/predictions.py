@@ -157,6 +157,8 @@ def observe(prediction: Prediction, by_cell: dict[str, dict[int, dict]], seeds: 
         value = float(values.mean())
     if not prediction.contains(value):
         status = "not held"
+    elif not prediction.part and interval is None:  # one seed: no interval to hold
+        status = "held by the mean (no interval: 1 seed)"
     elif interval is None or (prediction.contains(interval["ci_low"]) and prediction.contains(interval["ci_high"])):
         status = "held"
     else:
