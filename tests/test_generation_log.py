@@ -1,6 +1,7 @@
 """A killed evaluation resumes at the batch it had reached (issue 34, nothing lost): ``GenerationLog`` keeps each
-finished generation batch, a resumed ``generate`` reuses exactly those and produces what an uninterrupted one
-does, and anything that would change the computation (the weights, the budget, the rows) reuses nothing."""
+finished generation (or multiple-choice) batch, a resumed ``generate`` / ``choice_logprobs`` reuses exactly those
+and produces what an uninterrupted one does, and anything that would change the computation (the weights, the
+budget, the choices, the rows) reuses nothing."""
 
 from __future__ import annotations
 
@@ -140,3 +141,48 @@ def test_a_run_killed_in_its_evaluation_resumes_it_from_the_generated_batches(tm
     assert len(calls) == 3 + 1 and resumed["generation_batches_reused"] == 2  # only the third batch again
     assert (out / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
     assert resumed["exact_match"] == whole["exact_match"] and not (out / PARTIAL_GENERATIONS).exists()
+
+
+def test_a_killed_multiple_choice_evaluation_resumes_with_bit_identical_log_probabilities(tokenizer, tmp_path):
+    from lmjepa.evaluation.choice import choice_logprobs
+
+    model = tiny_llama(len(tokenizer), seed=3).eval()
+    questions = [Example(text=f"{t}? A, B, C or D", code="ABCD"[i % 4]) for i, t in enumerate(TEXTS)]
+    whole = choice_logprobs(model, tokenizer, questions, ("A", "B", "C", "D"), batch_size=2, progress=False)
+    calls, forward = [], model.forward
+
+    def dies_in_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed
+        return forward(*args, **kwargs)
+
+    model.forward = dies_in_the_third_batch
+    path = tmp_path / PARTIAL_GENERATIONS
+    with pytest.raises(Killed):
+        choice_logprobs(model, tokenizer, questions, ("A", "B", "C", "D"), batch_size=2, progress=False,
+                        log=GenerationLog(path, model, tokenizer, None, choices=("A", "B", "C", "D")))
+    assert len(path.read_text().splitlines()) == 2
+    log = GenerationLog(path, model, tokenizer, None, choices=("A", "B", "C", "D"))
+    resumed = choice_logprobs(model, tokenizer, questions, ("A", "B", "C", "D"), batch_size=2, progress=False, log=log)
+    assert torch.equal(resumed, whole)  # bit for bit: float32 survives the JSON
+    assert (log.reused_batches, len(calls)) == (2, 3 + 2)  # the two batches left, computed once each
+    other = GenerationLog(path, model, tokenizer, None, choices=("D", "C", "B", "A"))
+    choice_logprobs(model, tokenizer, questions, ("D", "C", "B", "A"), batch_size=2, progress=False, log=other)
+    assert other.reused_batches == 0  # other choices: another computation
+
+    # through evaluate_examples: a killed HellaSwag-style evaluation resumes, writes the same predictions and
+    # removes the log
+    model.forward = forward
+    task, config = get_task("hellaswag"), EvalConfig(batch_size=2)
+    expected = evaluate_examples(model, tokenizer, questions, task, config, tmp_path / "whole")
+    calls.clear()
+    model.forward = dies_in_the_third_batch
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        evaluate_examples(model, tokenizer, questions, task, config, out)
+    assert (out / PARTIAL_GENERATIONS).is_file()
+    metrics = evaluate_examples(model, tokenizer, questions, task, config, out)
+    assert metrics["generation_batches_reused"] == 2 and not (out / PARTIAL_GENERATIONS).exists()
+    assert (out / "predictions.jsonl").read_text() == (tmp_path / "whole" / "predictions.jsonl").read_text()
+    assert metrics["exact_match"] == expected["exact_match"]

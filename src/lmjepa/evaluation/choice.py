@@ -4,6 +4,8 @@ answer is the choice whose token has the highest next-token probability."""
 
 from __future__ import annotations
 
+import time
+
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -11,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from ..data.jsonl import Example
 from ..errors import ConfigError
 from .batching import left_pad, length_sorted_batches
-from .generate import prompt_ids
+from .generate import GenerationLog, prompt_ids
 
 
 def choice_token_ids(tokenizer: PreTrainedTokenizerBase, choices: tuple[str, ...]) -> list[int]:
@@ -27,11 +29,13 @@ def choice_token_ids(tokenizer: PreTrainedTokenizerBase, choices: tuple[str, ...
 
 @torch.no_grad()
 def choice_logprobs(model, tokenizer: PreTrainedTokenizerBase, examples: list[Example], choices: tuple[str, ...],
-                    batch_size: int = 16, progress: bool = True) -> torch.Tensor:
-    """``(N, C)`` float: log-probability of each choice's token as the next token after each prompt.
+                    batch_size: int = 16, progress: bool = True, log: GenerationLog | None = None) -> torch.Tensor:
+    """``(N, C)`` float32: log-probability of each choice's token as the next token after each prompt.
 
     Prompts are left-padded per batch with position ids counted over real tokens only, so each
-    row equals the unpadded forward of its prompt.
+    row equals the unpadded forward of its prompt. With ``log`` (a ``GenerationLog`` made with these
+    ``choices``), a batch it holds is taken from it (float32 values survive its JSON exactly), and each batch
+    computed is appended to it as soon as it is done; the result is the same either way.
     """
     model.eval()
     ids_per_choice = choice_token_ids(tokenizer, choices)
@@ -39,15 +43,24 @@ def choice_logprobs(model, tokenizer: PreTrainedTokenizerBase, examples: list[Ex
     out = torch.empty(len(prompts), len(choices))
     device = next(model.parameters()).device
     for batch in tqdm(length_sorted_batches(prompts, batch_size), desc="choose", unit="batch", disable=not progress):
-        ids, mask = left_pad([prompts[i] for i in batch], tokenizer.pad_token_id, device)
+        batch_prompts = [prompts[i] for i in batch]
+        recorded = log.lookup(batch_prompts) if log is not None else None
+        if recorded is not None:
+            out[batch] = torch.tensor(recorded[0], dtype=out.dtype)
+            continue
+        start = time.perf_counter()
+        ids, mask = left_pad(batch_prompts, tokenizer.pad_token_id, device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
         out[batch] = logits.float().log_softmax(dim=-1)[:, ids_per_choice].cpu()
+        if log is not None:
+            log.record(batch_prompts, out[batch].tolist(), None, time.perf_counter() - start)
     return out
 
 
 def choose(model, tokenizer: PreTrainedTokenizerBase, examples: list[Example], choices: tuple[str, ...],
-           batch_size: int = 16, progress: bool = True) -> list[str]:
-    """The most probable choice for each example (ties go to the earlier choice)."""
-    logprobs = choice_logprobs(model, tokenizer, examples, choices, batch_size, progress)
+           batch_size: int = 16, progress: bool = True, log: GenerationLog | None = None) -> list[str]:
+    """The most probable choice for each example (ties go to the earlier choice); ``log`` as in
+    ``choice_logprobs``."""
+    logprobs = choice_logprobs(model, tokenizer, examples, choices, batch_size, progress, log)
     return [choices[i] for i in logprobs.argmax(dim=1).tolist()]

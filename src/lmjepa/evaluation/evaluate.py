@@ -144,20 +144,23 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     writes ``metrics.json``. ``eval_config`` is an ``EvalConfig``; with ``backend: vllm`` generation
     goes through vLLM on ``model_dir`` (the model's folder), greedy, with the same prompts.
 
-    Generation with the default backend is resumable: each finished batch goes to
+    Generation with the default backend, and multiple choice, are resumable: each finished batch goes to
     ``out_dir/generations.partial.jsonl`` (``GenerationLog``), which an evaluation killed and started again
     reuses, and which is removed once ``predictions.jsonl`` is written. ``generate_seconds`` and
     ``eval_seconds`` then count the reused batches' recorded seconds too, and ``generation_batches_reused``
-    says how many there were. Multiple choice (one forward pass per batch) and vLLM start afresh.
+    says how many there were. vLLM starts afresh.
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    log = None  # the GenerationLog, for the default generation backend only
+    log = None  # the GenerationLog, for the default generation backend and multiple choice
     budget = eval_config.max_new_tokens or task.max_new_tokens
     if task.choices:
         from .choice import choose
+        from .generate import GenerationLog
 
-        predictions = choose(model, tokenizer, examples, task.choices, eval_config.batch_size)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, None, choices=task.choices)
+        predictions = choose(model, tokenizer, examples, task.choices, eval_config.batch_size, log=log)
     else:
         from .generate import generate
 

@@ -39,21 +39,23 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 
 class GenerationLog:
-    """An append-only JSONL file of finished generation batches, so that a killed evaluation resumes at the
+    """An append-only JSONL file of finished evaluation batches, so that a killed evaluation resumes at the
     batch it had reached instead of generating everything again (issue 34: nothing lost).
 
-    Each line holds one batch: its key, its decoded outputs, whether each row stopped, and the seconds it took.
-    The key hashes the model's weights (``model_fingerprint``), the generation settings (``max_new_tokens``,
-    eos, pad) and the batch's prompt token ids, so a batch is reused only when generating it again would
-    repeat the same computation; a retrained model, another budget or other rows simply miss. A torn last
-    line (a kill inside a write) is ignored. ``reused_batches`` and ``reused_seconds`` (the generation seconds
-    the reused batches took when they were made) say what a resume saved."""
+    Each line holds one batch: its key, its outputs (decoded generations, or for multiple choice each row's
+    choice log-probabilities, ``choice.choice_logprobs``), whether each row stopped (generation only), and the
+    seconds it took. The key hashes the model's weights (``model_fingerprint``), the settings
+    (``max_new_tokens``, eos, pad; and ``choices`` for multiple choice) and the batch's prompt token ids, so a
+    batch is reused only when computing it again would repeat the same computation; a retrained model, another
+    budget, other choices or other rows simply miss. A torn last line (a kill inside a write) is ignored.
+    ``reused_batches`` and ``reused_seconds`` (the seconds the reused batches took when they were made) say
+    what a resume saved."""
 
     def __init__(self, path: str | Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
-                 max_new_tokens: int):
+                 max_new_tokens: int | None, choices: tuple[str, ...] | None = None):
         self.path = Path(path)
-        self._base = json.dumps([model_fingerprint(model), max_new_tokens, tokenizer.eos_token_id,
-                                 tokenizer.pad_token_id])
+        settings = [model_fingerprint(model), max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id]
+        self._base = json.dumps(settings + ([list(choices)] if choices else []))
         self._done: dict[str, dict] = {}
         if self.path.is_file():
             text = self.path.read_text()
@@ -72,19 +74,21 @@ class GenerationLog:
         """The key of one batch: its prompts (token ids, in batch order) under this log's model and settings."""
         return hashlib.sha256((self._base + json.dumps(prompts)).encode()).hexdigest()
 
-    def lookup(self, prompts: list[list[int]]) -> tuple[list[str], list[bool]] | None:
-        """The batch's recorded ``(outputs, stopped)``, or None when it was never finished."""
+    def lookup(self, prompts: list[list[int]]) -> tuple[list, list[bool] | None] | None:
+        """The batch's recorded ``(outputs, stopped)`` (``stopped`` None for multiple choice), or None when it
+        was never finished."""
         entry = self._done.get(self.key(prompts))
         if entry is None or len(entry["outputs"]) != len(prompts):
             return None
         self.reused_batches += 1
         self.reused_seconds += float(entry["seconds"])
-        return entry["outputs"], entry["stopped"]
+        return entry["outputs"], entry.get("stopped")
 
-    def record(self, prompts: list[list[int]], outputs: list[str], stopped: list[bool], seconds: float) -> None:
-        """Append one finished batch and flush it to disk before the next batch starts."""
-        line = json.dumps({"key": self.key(prompts), "outputs": outputs, "stopped": stopped,
-                           "seconds": round(seconds, 3)})
+    def record(self, prompts: list[list[int]], outputs: list, stopped: list[bool] | None, seconds: float) -> None:
+        """Append one finished batch (``outputs`` one JSON value per row; ``stopped`` None for multiple choice)
+        and flush it to disk before the next batch starts."""
+        entry = {"key": self.key(prompts), "outputs": outputs, "seconds": round(seconds, 3)}
+        line = json.dumps(entry | ({"stopped": stopped} if stopped is not None else {}))
         with open(self.path, "a") as handle:
             handle.write(line + "\n")
             handle.flush()
