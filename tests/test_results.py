@@ -44,6 +44,9 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
     assert lines[-1].startswith("With the end-of-turn token trained under official conditions (`ntp-official-eot`, "
                                 f"3 seeds), exact match moves {delta:+.1f} pp [")
     assert "so far: " in text and "| 3 | so far: not run" not in text
+    reading = next(line for line in text.splitlines() if line.startswith("The fifth cell (`ntp-official-eot`, 3 of 8"))
+    assert f"against `ntp-official` exact match moves {delta:+.1f} pp [" in reading.replace("Against", "against")
+    assert "so far: " in reading and reading.endswith("Interim: read it once all 8 seeds are in.")
 
     one = tmp_path / "one-fifth"  # the fifth cell's first seed: no interval yet, said so, never "[nan, nan]"
     one.mkdir()
@@ -84,3 +87,25 @@ def test_the_dispute_report_says_whether_each_simple_effect_compares_runs_of_one
     assert report.same_machine(rows) == ("Of the 4 seed-paired LLM-JEPA − NTP comparisons (each under one set of "
                                          "conditions), 2 compare runs made in the same environment, 1 in different "
                                          "ones, and in 1 at least one run records none.")
+
+
+def test_the_dispute_report_reads_the_complete_fifth_cell_against_both_official_cells(tmp_path):
+    import importlib.util
+
+    from conftest import factorial_store
+
+    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    factorial_store(tmp_path, seeds=tuple(range(1, 9)), official=(0.05, 0.2), extra={"ntp-official-eot": 0.6})
+    text = report.generated(tmp_path).report
+    reading = next(line for line in text.splitlines() if line.startswith("The fifth cell (`ntp-official-eot`, 8 of 8"))
+    assert "so far" not in reading and "Interim" not in reading
+    assert reading.endswith("here LLM-JEPA's gain under official conditions is smaller than what the official "
+                            "collator's masking of the end-of-turn token costs.")
+    flipped = tmp_path / "flipped"  # the fifth cell below llm-jepa-official
+    flipped.mkdir()
+    factorial_store(flipped, seeds=tuple(range(1, 9)), official=(0.05, 0.6), extra={"ntp-official-eot": 0.2})
+    reading = next(line for line in report.generated(flipped).report.splitlines()
+                   if line.startswith("The fifth cell (`ntp-official-eot`, 8 of 8"))
+    assert reading.endswith("its gain there is not only the termination that token restores.")

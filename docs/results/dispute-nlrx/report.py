@@ -113,8 +113,44 @@ def generated(folder: Path = HERE / "runs") -> Made:
     sections += render_cost(rows, DESIGN.base_a, "Exploratory, not pre-registered: what each cell cost", COST)
     sections += render_origin(rows, "What made the records", ORIGIN) + ["", same_machine(rows)]
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
+    sections += fifth_reading(fifth, by_cell, check(PREDICTIONS[-2:], by_cell, result["seeds"]))
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return Made(report, answer(DESIGN, result) + fifth_line(fifth), result, shares)
+
+
+def fifth_reading(fifth: list[dict], by_cell: dict, checked: list) -> list[str]:
+    """The discussion's paragraph on the fifth cell (secondary analysis 5, no part of the verdict), once it has
+    complete seed blocks: its own means, its two seed-paired effects, the two pre-registered predictions' status
+    (``checked``: ``check`` of them), and what the effects say about where the official conditions' loss lies."""
+    versus_base, versus_jepa = fifth
+    seeds = versus_base["seeds"]
+    if not seeds:
+        return []
+    n, planned = len(seeds), DESIGN.planned_seeds
+    mean = {m: sum(by_cell[FIFTH][s][m] for s in seeds) / n for m in ("exact_match", "stopped")}
+    so_far = "so far: " if n < planned else ""
+    status = "; ".join(f"{prediction.text.split(': ', 1)[1]}: {so_far}{seen['status']}" for prediction, seen in checked)
+    text = (f"The fifth cell (`{FIFTH}`, {n} of {planned} seed{'s' if n != 1 else ''}; secondary analysis 5, no "
+            f"part of the verdict): with the end-of-turn token trained and every other official condition kept, "
+            f"NTP stops in {mean['stopped']:.1f} % of rows and is {mean['exact_match']:.1f} % exact. Against "
+            f"`ntp-official` exact match moves {format_interval(versus_base['exact_match'])}, against "
+            f"`llm-jepa-official` {format_interval(versus_jepa['exact_match'])}; against `ntp-official` its "
+            f"termination part is {format_interval(versus_base['termination'])} and its content part "
+            f"{format_interval(versus_base['content'])}. The pre-registered predictions on it: {status}.")
+    effect = versus_jepa["exact_match"]
+    if n < planned:
+        text += f" Interim: read it once all {planned} seeds are in."
+    elif effect["ci_low"] > 0:
+        text += (" Training that one token gains more exact match than adding LLM-JEPA under the same conditions: "
+                 "here LLM-JEPA's gain under official conditions is smaller than what the official collator's "
+                 "masking of the end-of-turn token costs.")
+    elif effect["ci_high"] < 0:
+        text += (" LLM-JEPA under official conditions is more exact than training the end-of-turn token: its gain "
+                 "there is not only the termination that token restores.")
+    else:
+        text += (" The interval against `llm-jepa-official` includes zero: this design cannot tell training the "
+                 "end-of-turn token from adding LLM-JEPA under official conditions.")
+    return ["", text]
 
 
 def same_machine(rows: list[dict]) -> str:
