@@ -109,3 +109,37 @@ def test_the_dispute_report_reads_the_complete_fifth_cell_against_both_official_
     reading = next(line for line in report.generated(flipped).report.splitlines()
                    if line.startswith("The fifth cell (`ntp-official-eot`, 8 of 8"))
     assert reading.endswith("its gain there is not only the termination that token restores.")
+
+
+def test_the_dispute_reads_the_other_scales_only_once_the_verdict_is_drawn_and_only_what_the_intervals_show():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+
+    def t(mean, low, high, p=0.01):
+        return {"n": 8, "mean": mean, "sd": 1.0, "ci_low": low, "ci_high": high, "p": p}
+
+    def result(n_seeds, odds_low, eot_low):
+        cells = {"ntp": t(66.8, 65, 68), "llm-jepa": t(67.7, 66, 69), "ntp-official": t(0.2, 0, 0.5),
+                 "llm-jepa-official": t(1.2, 0.4, 2.0)}
+        return {"seeds": list(range(n_seeds)), "cells": cells, "effect_a": t(0.9, -0.4, 2.2, 0.15),
+                "effect_b": t(1.0, -0.02, 2.0, 0.053), "interaction": t(0.1, -1.8, 2.0, 0.88),
+                "row_level": {"unit": "odds ratio", "estimate": 5.8, "ci_low": odds_low, "ci_high": 12.0, "p": 1e-6},
+                "secondary": {"p_end_of_turn": {"effect_b": t(0.017, eot_low, 0.031), "interaction": t(0.016, eot_low, 0.028)},
+                              "end_of_turn_greedy": {"effect_b": t(1.9, 0.5, 3.3)},
+                              "contains_target": {"effect_b": t(0.1, -1.5, 1.8, 0.86)}}}
+
+    assert report.scale_reading(result(7, 2.8, 0.004)) == [] and report.scale_line(result(7, 2.8, 0.004)) == []
+    shown = report.scale_reading(result(8, 2.8, 0.004))[1]
+    assert "interaction odds ratio of 5.8 [2.8, 12.0], p = 1.0e-06" in shown and "Both can hold" in shown
+    assert shown.endswith("what it changes there is stopping, not content, and too little to lift exact match off "
+                          "the floor.")
+    unclear = report.scale_reading(result(8, 0.9, -0.001))[1]  # the odds ratio's interval includes 1, p(eot)'s 0
+    assert "Both can hold" not in unclear and "much more" not in unclear and "stopping, not content" not in unclear
+    assert report.scale_line(result(8, 2.8, 0.004))[0].startswith(
+        "Secondary (exploratory): the row-level interaction odds ratio is 5.8 [2.8, 12.0]")
+    linear = result(8, 2.8, 0.004) | {"row_level": {"unit": "pp", "estimate": 0.3, "ci_low": -0.9, "ci_high": 1.4,
+                                                     "p": 0.6}}
+    assert "odds" not in report.scale_reading(linear)[1] and report.scale_line(linear) == []

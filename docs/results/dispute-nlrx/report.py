@@ -23,6 +23,7 @@ from lmjepa.analysis.factorial import (Design, Reference, analyse, answer, discu
 from lmjepa.analysis.origin import render_origin
 from lmjepa.analysis.predictions import RULE, Prediction, check, paired_effects, render_checks, render_paired_effects
 from lmjepa.stats.interaction import format_interval
+from lmjepa.stats.paired import format_p
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -113,9 +114,65 @@ def generated(folder: Path = HERE / "runs") -> Made:
     sections += render_cost(rows, DESIGN.base_a, "Exploratory, not pre-registered: what each cell cost", COST)
     sections += render_origin(rows, "What made the records", ORIGIN) + ["", same_machine(rows)]
     sections += ["", "## What this says about the earlier reports", ""] + discussion(DESIGN, result, REFERENCES, SCOPE)
-    sections += fifth_reading(fifth, by_cell, check(PREDICTIONS[-2:], by_cell, result["seeds"]))
+    sections += scale_reading(result) + fifth_reading(fifth, by_cell, check(PREDICTIONS[-2:], by_cell,
+                                                                            result["seeds"]))
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
-    return Made(report, answer(DESIGN, result) + fifth_line(fifth), result, shares)
+    return Made(report, answer(DESIGN, result) + scale_line(result) + fifth_line(fifth), result, shares)
+
+
+def _p_eot(t: dict) -> str:
+    return f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}"
+
+
+def _odds(row: dict | None) -> str | None:
+    """The row-level model's interaction as an odds ratio, or None when the model is not the logistic one."""
+    if not row or row["unit"] != "odds ratio":
+        return None
+    return f"{row['estimate']:.1f} [{row['ci_low']:.1f}, {row['ci_high']:.1f}], p = {format_p(row['p'])}"
+
+
+def scale_reading(result: dict) -> list[str]:
+    """The discussion's paragraph on the secondary analyses that read the 2 × 2 on other scales (exploratory, no
+    part of the verdict; only once the verdict is drawn): the row-level model's interaction on the odds scale
+    beside the pre-registered additive one, and what LLM-JEPA does to stopping under official conditions."""
+    if DESIGN.verdict(result).startswith("interim"):
+        return []
+    mean = {c: result["cells"][c]["mean"] for c in DESIGN.cells}
+    a, b, row = result["effect_a"], result["effect_b"], result.get("row_level")
+    text = ("Exploratory, added on 2026-12-08 after the verdict had been seen (`PREREGISTRATION.md`, Deviations); "
+            "no verdict rests on it. ")
+    odds = _odds(row)
+    if odds:
+        larger = row["ci_low"] > 1
+        text += (f"On the odds scale the row-level model finds an interaction odds ratio of {odds}, where the "
+                 f"pre-registered additive test finds {format_interval(result['interaction'])}. "
+                 + ("Both can hold: LLM-JEPA's " if larger else "LLM-JEPA's ")
+                 + f"{b['mean']:+.1f} pp under official conditions lands on a floor of {mean[DESIGN.base_b]:.1f} % "
+                 f"exact, its {a['mean']:+.1f} pp under lmjepa conditions on {mean[DESIGN.base_a]:.1f} %"
+                 + (", so in relative terms it does much more under official conditions, and in absolute terms no "
+                    "more. " if larger else ". "))
+    secondary = result["secondary"]
+    if "p_end_of_turn" in secondary and "end_of_turn_greedy" in secondary:
+        eot, greedy = secondary["p_end_of_turn"], secondary["end_of_turn_greedy"]
+        shown = eot["effect_b"]["ci_low"] > 0 and eot["interaction"]["ci_low"] > 0
+        text += (f"Under official conditions LLM-JEPA moves the teacher-forced p(end-of-turn) right after the gold "
+                 f"answer by {_p_eot(eot['effect_b'])} (interaction {_p_eot(eot['interaction'])}) and the share of "
+                 f"rows where the end-of-turn token is the greedy next token by "
+                 f"{format_interval(greedy['effect_b'])}, while whether the answer contains the target moves "
+                 f"{format_interval(secondary['contains_target']['effect_b'])}"
+                 + (": what it changes there is stopping, not content, and too little to lift exact match off the "
+                    "floor." if shown else "."))
+    return ["", text]
+
+
+def scale_line(result: dict) -> list[str]:
+    """The answer's line on the other scales (``scale_reading``), once the verdict is drawn."""
+    odds, secondary = _odds(result.get("row_level")), result["secondary"]
+    if DESIGN.verdict(result).startswith("interim") or not odds or "p_end_of_turn" not in secondary:
+        return []
+    return [f"Secondary (exploratory): the row-level interaction odds ratio is {odds} (a floor of "
+            f"{result['cells'][DESIGN.base_b]['mean']:.1f} % exact), and under official conditions LLM-JEPA raises "
+            f"p(end-of-turn) after the gold answer by {_p_eot(secondary['p_end_of_turn']['effect_b'])}."]
 
 
 def fifth_reading(fifth: list[dict], by_cell: dict, checked: list) -> list[str]:
