@@ -120,10 +120,6 @@ def generated(folder: Path = HERE / "runs") -> Made:
     return Made(report, answer(DESIGN, result) + scale_line(result) + fifth_line(fifth), result, shares)
 
 
-def _p_eot(t: dict) -> str:
-    return f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}"
-
-
 def _odds(row: dict | None) -> str | None:
     """The row-level model's interaction as an odds ratio, or None when the model is not the logistic one."""
     if not row or row["unit"] != "odds ratio":
@@ -156,8 +152,9 @@ def scale_reading(result: dict) -> list[str]:
         eot, greedy = secondary["p_end_of_turn"], secondary["end_of_turn_greedy"]
         shown = eot["effect_b"]["ci_low"] > 0 and eot["interaction"]["ci_low"] > 0
         text += (f"Under official conditions LLM-JEPA moves the teacher-forced p(end-of-turn) right after the gold "
-                 f"answer by {_p_eot(eot['effect_b'])} (interaction {_p_eot(eot['interaction'])}) and the share of "
-                 f"rows where the end-of-turn token is the greedy next token by "
+                 f"answer by {format_interval(eot['effect_b'], '', 3)} (interaction "
+                 f"{format_interval(eot['interaction'], '', 3)}) and the share of rows where the end-of-turn token is "
+                 f"the greedy next token by "
                  f"{format_interval(greedy['effect_b'])}, while whether the answer contains the target moves "
                  f"{format_interval(secondary['contains_target']['effect_b'])}"
                  + (": what it changes there is stopping, not content, and too little to lift exact match off the "
@@ -172,7 +169,8 @@ def scale_line(result: dict) -> list[str]:
         return []
     return [f"Secondary (exploratory): the row-level interaction odds ratio is {odds} (a floor of "
             f"{result['cells'][DESIGN.base_b]['mean']:.1f} % exact), and under official conditions LLM-JEPA raises "
-            f"p(end-of-turn) after the gold answer by {_p_eot(secondary['p_end_of_turn']['effect_b'])}."]
+            f"p(end-of-turn) after the gold answer by "
+            f"{format_interval(secondary['p_end_of_turn']['effect_b'], '', 3)}."]
 
 
 def fifth_reading(fifth: list[dict], by_cell: dict, checked: list) -> list[str]:

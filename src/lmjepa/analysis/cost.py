@@ -24,7 +24,8 @@ MEASURES = (("train_seconds", "training, wall"), ("train_cpu_seconds", "training
             ("wall_seconds", "whole run, wall"))
 
 
-def _label(row: dict) -> str:
+def cell_label(row: dict) -> str:
+    """A row's cell, with its stage in a two-stage store: "llm-jepa (pretrain)"."""
     return f"{row['cell']} ({row['stage']})" if row.get("stage") else str(row["cell"])
 
 
@@ -39,7 +40,7 @@ def cost_by_cell(rows: list[dict]) -> dict[str, dict]:
     optional ``stage``, ``wall_seconds``)."""
     cells: dict[str, dict] = {}
     for row in rows:
-        entry = cells.setdefault(_label(row), {"runs": 0, "stage": row.get("stage"),
+        entry = cells.setdefault(cell_label(row), {"runs": 0, "stage": row.get("stage"),
                                                **{key: [] for key, _ in MEASURES}})
         entry["runs"] += 1
         for key, _ in MEASURES:
@@ -79,7 +80,7 @@ def render_cost(rows: list[dict], baseline: str, title: str = "Cost", note: str 
                 continue
             median = statistics.median(values)
             text = _duration(median)
-            base = cells.get(_label({"cell": baseline, "stage": entry["stage"]}), {})
+            base = cells.get(cell_label({"cell": baseline, "stage": entry["stage"]}), {})
             if base.get(key) and base is not entry:
                 text += f" (×{median / statistics.median(base[key]):.2f})"
             if len(values) != entry["runs"]:

@@ -279,8 +279,10 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
             "|---|---|---|---|"]
     for metric, sec in result["secondary"].items():
         unit = "" if metric in ("p_end_of_turn", "mean_extra_tokens") else " pp"
-        fmt = (lambda t: f"{t['mean']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}], p = {format_p(t['p'])}") \
-            if metric == "p_end_of_turn" else (lambda t, u=unit: format_interval(t, u))
+        digits = 3 if metric == "p_end_of_turn" else 1  # a probability, not a percentage
+
+        def fmt(t, unit=unit, digits=digits):
+            return format_interval(t, unit, digits)
         out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
     out += _per_seed_section(design, result) + _row_level_section(design, result) + _official_section(design, result)
     if references:

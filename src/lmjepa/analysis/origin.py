@@ -11,6 +11,8 @@ says so in its report instead of in a note beside it.
 
 from __future__ import annotations
 
+from .cost import cell_label
+
 ENVIRONMENT = ("torch", "transformers", "python", "device", "cpu", "threads")
 HEADERS = ("torch", "transformers", "python", "device", "processor", "threads")
 NOT_RECORDED = "not recorded"
@@ -20,15 +22,11 @@ def _n_runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
-def _label(row: dict) -> str:
-    return f"{row['cell']} ({row['stage']})" if row.get("stage") else str(row["cell"])
-
-
 def _runs(rows: list[dict]) -> str:
     """``rows`` named compactly: "`cell` seed, seed; `other` seed", cells in order of first appearance."""
     seeds: dict[str, list] = {}
     for row in rows:
-        seeds.setdefault(_label(row), []).append(row.get("seed"))
+        seeds.setdefault(cell_label(row), []).append(row.get("seed"))
     return "; ".join(f"`{cell}` {', '.join(str(s) for s in values)}" for cell, values in seeds.items())
 
 

@@ -152,29 +152,27 @@ def evaluate_examples(model, tokenizer, examples: list[Example], task: Task, eva
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    log = None  # the GenerationLog, for the default generation backend and multiple choice
     budget = eval_config.max_new_tokens or task.max_new_tokens
-    if task.choices:
-        from .choice import choose
+    log = None  # the GenerationLog, for every path but vLLM
+    if task.choices or getattr(eval_config, "backend", "hf") != "vllm":
         from .generate import GenerationLog
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, None, choices=task.choices)
+        log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, None if task.choices else budget,
+                            choices=task.choices or None)
+    if task.choices:
+        from .choice import choose
+
         predictions = choose(model, tokenizer, examples, task.choices, eval_config.batch_size, log=log)
+    elif log is None:
+        from .vllm_backend import generate_vllm
+
+        predictions, stopped = generate_vllm(str(model_dir), tokenizer, examples, budget)
     else:
         from .generate import generate
 
-        if getattr(eval_config, "backend", "hf") == "vllm":
-            from .vllm_backend import generate_vllm
-
-            predictions, stopped = generate_vllm(str(model_dir), tokenizer, examples, budget)
-        else:
-            from .generate import GenerationLog
-
-            out_dir.mkdir(parents=True, exist_ok=True)
-            log = GenerationLog(out_dir / PARTIAL_GENERATIONS, model, tokenizer, budget)
-            predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size,
-                                            with_stops=True, log=log)
+        predictions, stopped = generate(model, tokenizer, examples, budget, eval_config.batch_size,
+                                        with_stops=True, log=log)
     reused_s = log.reused_seconds if log else 0.0  # what the batches reused from a killed evaluation took
     generate_s = time.perf_counter() - start + reused_s
     metrics, rows = score(predictions, examples, task, data_dir=data_dir, regex_timeout_s=eval_config.regex_timeout_s,

@@ -47,13 +47,14 @@ def t_interval(values, level: float = 0.95) -> dict:
             "t": float(test.statistic), "p": float(test.pvalue)}
 
 
-def format_interval(t: dict, unit: str = " pp") -> str:
-    """A ``t_interval`` for a report: "+1.9 pp [-2.1, +5.9], p = 0.1721" (mean and bounds to one decimal,
-    ``unit`` after the mean, ``stats.paired.format_p``); "+1.9 pp (no interval: 1 seed)" when the interval is
-    undefined (``t_interval`` of a single value)."""
+def format_interval(t: dict, unit: str = " pp", digits: int = 1) -> str:
+    """A ``t_interval`` for a report: "+1.9 pp [-2.1, +5.9], p = 0.1721" (mean and bounds to ``digits``
+    decimals, ``unit`` after the mean, ``stats.paired.format_p``); "+1.9 pp (no interval: 1 seed)" when the
+    interval is undefined (``t_interval`` of a single value)."""
+    f = f"+.{digits}f"
     if math.isnan(t["ci_low"]) or math.isnan(t["ci_high"]):  # t_interval of one value
-        return f"{t['mean']:+.1f}{unit} (no interval: 1 seed)"
-    return f"{t['mean']:+.1f}{unit} [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}], p = {format_p(t['p'])}"
+        return f"{t['mean']:{f}}{unit} (no interval: 1 seed)"
+    return f"{t['mean']:{f}}{unit} [{t['ci_low']:{f}}, {t['ci_high']:{f}}], p = {format_p(t['p'])}"
 
 
 def complete_seeds(by_cell: dict[str, dict[int, dict]], cells: list[str], metric: str) -> list[int]:
