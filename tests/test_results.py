@@ -57,6 +57,7 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
     text, lines = report.generated(one)[:2]
     assert "nan" not in text and "nan" not in lines[-1]
     assert "(`ntp-official-eot`, 1 seed), exact match moves " in lines[-1] and "(no interval: 1 seed)" in lines[-1]
+    assert "The fifth cell (`ntp-official-eot`, 1 of 8 seeds; " in text  # of the seeds planned: plural
     reaches = next(line for line in text.splitlines() if line.startswith("| `ntp-official-eot` (if run): reaches"))
     assert reaches.endswith("| 1 | so far: held by the mean (no interval: 1 seed) |")  # its rate 0.5 > 0.3
 

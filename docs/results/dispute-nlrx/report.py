@@ -185,7 +185,7 @@ def fifth_reading(fifth: list[dict], by_cell: dict, checked: list) -> list[str]:
     mean = {m: sum(by_cell[FIFTH][s][m] for s in seeds) / n for m in ("exact_match", "stopped")}
     so_far = "so far: " if n < planned else ""
     status = "; ".join(f"{prediction.text.split(': ', 1)[1]}: {so_far}{seen['status']}" for prediction, seen in checked)
-    text = (f"The fifth cell (`{FIFTH}`, {n} of {planned} seed{'s' if n != 1 else ''}; secondary analysis 5, no "
+    text = (f"The fifth cell (`{FIFTH}`, {n} of {planned} seed{'s' if planned != 1 else ''}; secondary analysis 5, no "
             f"part of the verdict): with the end-of-turn token trained and every other official condition kept, "
             f"NTP stops in {mean['stopped']:.1f} % of rows and is {mean['exact_match']:.1f} % exact. Against "
             f"`ntp-official` exact match moves {format_interval(versus_base['exact_match'])}, against "
