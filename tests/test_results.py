@@ -47,6 +47,13 @@ def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
     reading = next(line for line in text.splitlines() if line.startswith("The fifth cell (`ntp-official-eot`, 3 of 8"))
     assert f"against `ntp-official` exact match moves {delta:+.1f} pp [" in reading.replace("Against", "against")
     assert "so far: " in reading and reading.endswith("Interim: read it once all 8 seeds are in.")
+    steps = {tuple(line.split("`")[1::2][:2]): line.split(" | ")[2] for line in text.splitlines()
+             if line.startswith("| `ntp") and " | 3 | " in line}  # the exploratory two-step table, by (cell, base)
+    mean = {(a, b): sum(by_seed[a][s] - by_seed[b][s] for s in (1, 2, 3)) / 3
+            for a, b in [("ntp-official-eot", "ntp"), ("ntp-official", "ntp-official-eot"), ("ntp-official", "ntp")]}
+    for pair, value in mean.items():  # each row's mean, computed from the store itself
+        assert steps[pair].startswith(f"{value:+.1f} pp [")
+    assert f"the official conditions move NTP's exact match {mean[('ntp-official', 'ntp')]:+.1f} pp [" in text
 
     one = tmp_path / "one-fifth"  # the fifth cell's first seed: no interval yet, said so, never "[nan, nan]"
     one.mkdir()

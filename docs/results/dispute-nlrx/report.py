@@ -68,6 +68,12 @@ COST = ("Added on 2026-12-07, at n = 5 of 8; every run of the store counts, comp
         "times; CPU seconds, which a pause does not move, are recorded from `llm-jepa` seed 11 on.")
 ORIGIN = ("Added on 2026-12-07, at n = 7 of 8. What was checked across the commits (from bbe265e the refactored "
           "code trains bit for bit as before on a reduced quickstart) is in the README.")
+STEPS = ("Added on 2026-12-08, after the fifth cell's first seed had been seen; no verdict rests on it. For NTP the "
+         "official conditions differ from lmjepa's in two settings only: `data.train_prompt` (the prompt tokens are "
+         "trained too) and `data.train_eos: false` (every end-of-turn token is ignored). The fifth cell sets the "
+         "first and not the second, so it splits `ntp-official` − `ntp` into two steps: training the prompt tokens "
+         "(`ntp-official-eot` − `ntp`), then ignoring the end-of-turn token (`ntp-official` − `ntp-official-eot`). "
+         "All three rows use the same seeds, so the first two rows' mean differences sum to the third's.")
 LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
 
 
@@ -102,7 +108,7 @@ def generated(folder: Path = HERE / "runs") -> Made:
     if any(e["seeds"] for e in fifth):
         sections += ["Secondary analysis 5: seed-paired differences over the complete seed blocks that have the "
                      "fifth cell (mean, 95 % t-interval, two-sided one-sample t-test).", ""]
-        sections += render_paired_effects(fifth)
+        sections += render_paired_effects(fifth) + official_steps(by_cell, fifth[0]["seeds"])
     else:
         sections.append(f"Not run yet: `{FIFTH}` runs only after all {DESIGN.planned_seeds} seed blocks of the four "
                         "cells are in, as pre-registered.")
@@ -118,6 +124,24 @@ def generated(folder: Path = HERE / "runs") -> Made:
                                                                             result["seeds"]))
     report = render(DESIGN, result, COMMAND) + "\n".join(sections) + "\n"
     return Made(report, answer(DESIGN, result) + scale_line(result) + fifth_line(fifth), result, shares)
+
+
+def official_steps(by_cell: dict, seeds: list[int]) -> list[str]:
+    """The exploratory table (``STEPS``) that splits what the official conditions cost NTP into training the
+    prompt tokens and ignoring the end-of-turn token, over ``seeds`` (those that have the fifth cell), with one
+    generated sentence; nothing when ``seeds`` is empty."""
+    if not seeds:
+        return []
+    prompt, eot, total = paired_effects(by_cell, [(FIFTH, DESIGN.base_a), (DESIGN.base_b, FIFTH),
+                                                  (DESIGN.base_b, DESIGN.base_a)], seeds)
+    n = len(total["seeds"])
+    return (["", "### Exploratory, not pre-registered: what the official conditions cost NTP, in two steps", "", STEPS,
+             ""] + render_paired_effects([prompt, eot, total]) +
+            ["", f"Over {n} seed{'s' if n != 1 else ''}, the official conditions move NTP's exact match "
+                 f"{format_interval(total['exact_match'])}: training the prompt tokens "
+                 f"{format_interval(prompt['exact_match'])}, then ignoring the end-of-turn token "
+                 f"{format_interval(eot['exact_match'])} (of which termination "
+                 f"{format_interval(eot['termination'])})."])
 
 
 def _odds(row: dict | None) -> str | None:
