@@ -1,5 +1,5 @@
 """Write the dispute's report from its records: ``report.md``, ``interaction.png``, ``endings.png``, the generated answer in
-this folder's README and in the project README (between ``<!-- dispute-answer -->`` markers), and the progress
+this folder's README, in the project README and in ``docs/measured.md`` (between ``<!-- dispute-answer -->`` markers), and the progress
 line in this folder's README (between ``<!-- dispute-progress -->`` markers). ``queue.sh`` runs it before each
 commit of new rows, so a committed store and its report always agree.
 
@@ -74,7 +74,8 @@ STEPS = ("Added on 2026-12-08, after the fifth cell's first seed had been seen; 
          "first and not the second, so it splits `ntp-official` − `ntp` into two steps: training the prompt tokens "
          "(`ntp-official-eot` − `ntp`), then ignoring the end-of-turn token (`ntp-official` − `ntp-official-eot`). "
          "All three rows use the same seeds, so the first two rows' mean differences sum to the third's.")
-LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md"}
+LINK = {HERE / "README.md": "report.md", ROOT / "README.md": "docs/results/dispute-nlrx/report.md",
+        ROOT / "docs" / "measured.md": "results/dispute-nlrx/report.md"}
 
 
 class Made(NamedTuple):
