@@ -12,7 +12,7 @@ keep=${KEEP:-docs/results/dispute-nlrx/runs}
 phases=${PHASES:-"ntp,llm-jepa,ntp-official,llm-jepa-official ntp-official-eot"}
 report=${REPORT-docs/results/dispute-nlrx/report.py}
 report_files=${REPORT_FILES:-"docs/results/dispute-nlrx/report.md docs/results/dispute-nlrx/interaction.png docs/results/dispute-nlrx/endings.png
-  docs/results/dispute-nlrx/README.md README.md"}
+  docs/results/dispute-nlrx/README.md README.md docs/measured.md"}
 out=$(.venv/bin/python -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['output_dir'])" "$spec")
 store=$out/results.jsonl
 mkdir -p "$keep"
