@@ -3,6 +3,7 @@ rebuilds its report (tables, sentences) from the committed records and fails if 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,20 +14,24 @@ import pytest
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
+@pytest.fixture(scope="module")
+def report():
+    """The dispute's ``report.py``, loaded as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("script", ["dispute-nlrx/report.py", "pretrain-llm-jepa/scratch-s41/table.py"])
 def test_committed_reports_are_regenerated_from_their_records(script):
     done = subprocess.run([sys.executable, str(RESULTS / script), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path):
-    import importlib.util
-
+def test_the_dispute_report_adds_the_fifth_cell_once_it_has_run(tmp_path, report):
     from conftest import factorial_store
 
-    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     factorial_store(tmp_path, seeds=(1, 2, 3))
     text, lines = report.generated(tmp_path)[:2]
     assert "Not run yet: `ntp-official-eot`" in text and not any("ntp-official-eot" in line for line in lines)
@@ -81,12 +86,7 @@ def test_the_dispute_was_pre_registered_before_its_first_result():
     assert registered is not None and first_rows is not None and registered[1] < first_rows[1]
 
 
-def test_the_dispute_report_says_whether_each_simple_effect_compares_runs_of_one_machine():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
+def test_the_dispute_report_says_whether_each_simple_effect_compares_runs_of_one_machine(report):
     intel, amd = {"cpu": "Intel"}, {"cpu": "AMD"}
     made = {("ntp", 1): intel, ("llm-jepa", 1): intel, ("ntp-official", 1): amd, ("llm-jepa-official", 1): intel,
             ("ntp", 2): None, ("llm-jepa", 2): amd, ("ntp-official", 2): amd, ("llm-jepa-official", 2): amd,
@@ -97,14 +97,9 @@ def test_the_dispute_report_says_whether_each_simple_effect_compares_runs_of_one
                                          "ones, and in 1 at least one run records none.")
 
 
-def test_the_dispute_report_reads_the_complete_fifth_cell_against_both_official_cells(tmp_path):
-    import importlib.util
-
+def test_the_dispute_report_reads_the_complete_fifth_cell_against_both_official_cells(tmp_path, report):
     from conftest import factorial_store
 
-    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
     factorial_store(tmp_path, seeds=tuple(range(1, 9)), official=(0.05, 0.2), extra={"ntp-official-eot": 0.6})
     text = report.generated(tmp_path).report
     reading = next(line for line in text.splitlines() if line.startswith("The fifth cell (`ntp-official-eot`, 8 of 8"))
@@ -119,13 +114,7 @@ def test_the_dispute_report_reads_the_complete_fifth_cell_against_both_official_
     assert reading.endswith("its gain there is not only the termination that token restores.")
 
 
-def test_the_dispute_reads_the_other_scales_only_once_the_verdict_is_drawn_and_only_what_the_intervals_show():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("dispute_report", RESULTS / "dispute-nlrx" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
-
+def test_the_dispute_reads_the_other_scales_only_once_the_verdict_is_drawn_and_only_what_the_intervals_show(report):
     def t(mean, low, high, p=0.01):
         return {"n": 8, "mean": mean, "sd": 1.0, "ci_low": low, "ci_high": high, "p": p}
 

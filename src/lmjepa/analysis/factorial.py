@@ -280,10 +280,8 @@ def render(design: Design, result: dict, command: str = "", references: tuple[Re
     for metric, sec in result["secondary"].items():
         unit = "" if metric in ("p_end_of_turn", "mean_extra_tokens") else " pp"
         digits = 3 if metric == "p_end_of_turn" else 1  # a probability, not a percentage
-
-        def fmt(t, unit=unit, digits=digits):
-            return format_interval(t, unit, digits)
-        out.append(f"| {LABELS[metric]} | {fmt(sec['effect_a'])} | {fmt(sec['effect_b'])} | {fmt(sec['interaction'])} |")
+        effects = (format_interval(sec[key], unit, digits) for key in ("effect_a", "effect_b", "interaction"))
+        out.append(f"| {LABELS[metric]} | " + " | ".join(effects) + " |")
     out += _per_seed_section(design, result) + _row_level_section(design, result) + _official_section(design, result)
     if references:
         out += ["", "## What this says about the earlier reports", ""] + discussion(design, result, references, scope)
